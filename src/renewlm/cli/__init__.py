@@ -1,0 +1,35 @@
+"""The `renewlm` command line. It parses, calls the library and prints; it never computes."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+import click
+
+from renewlm.cli.app import app
+from renewlm.errors import RenewError
+
+# Each module adds its commands to `app` when imported.
+from renewlm.cli import data, schedule  # noqa: E402,F401
+
+
+def _terminate(signum, frame):
+    # `kill` (SIGTERM) unwinds like Ctrl-C, so temporary store entries are removed on the way out.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except RenewError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except (KeyboardInterrupt, click.Abort):
+        print("interrupted; nothing half-written was kept", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

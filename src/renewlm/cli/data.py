@@ -1,0 +1,1 @@
+"""`renewlm tokenizer train`, `prepare`, `corpora`, `mixture show`."""

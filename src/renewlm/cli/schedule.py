@@ -1,0 +1,1 @@
+"""`renewlm schedule show|plot` (filled in by the schedules work)."""

@@ -1,0 +1,85 @@
+"""YAML files validated by pydantic models, with errors a person can act on.
+
+PyYAML follows YAML 1.1, where `3e-4` is a string; the loader here reads it as the float a person
+meant. Validation errors become one sentence per problem, naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from renewlm.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Config(BaseModel):
+    """Base of every renewlm config: unknown fields are errors, values are not coerced across types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+_FLOAT = re.compile(
+    r"""^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[0-9][0-9_]*[eE][-+]?[0-9]+|\.inf|\.Inf|\.INF|\.nan|\.NaN|\.NAN)$""",
+    re.X,
+)
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:float"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e)
+        raise ConfigError(f"{where} is not valid YAML{at}: {problem}; fix the syntax") from None
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; check the path")
+    return parse_yaml(path.read_text(), str(path))
+
+
+def validate(model: type[M], data: Any, where: str) -> M:
+    """`model.model_validate(data)`, with a ConfigError listing every problem in `where`."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(describe(e, where)) from None
+
+
+def load(model: type[M], path: str | Path) -> M:
+    return validate(model, read_yaml(path), str(path))
+
+
+def describe(error: ValidationError, where: str) -> str:
+    """One sentence per problem: `where: field.path: what is wrong (got VALUE)`."""
+    lines = []
+    for item in error.errors(include_url=False):
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = "unknown field; check its spelling against the documentation"
+        elif item["type"] == "missing":
+            msg = "required field is missing"
+        elif "input" in item and item["type"] not in ("model_type", "dict_type"):
+            msg = f"{msg} (got {item['input']!r})"
+        lines.append(f"{where}: {loc}: {msg}")
+    return "; ".join(lines) if len(lines) == 1 else "\n".join(lines)
