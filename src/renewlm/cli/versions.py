@@ -1,0 +1,1 @@
+"""`renewlm versions`, `show`, `import`, `export` (filled in by the versions work)."""
