@@ -11,7 +11,7 @@ from renewlm.cli.app import app
 from renewlm.errors import RenewError
 
 # Each module adds its commands to `app` when imported.
-from renewlm.cli import data, schedule, versions  # noqa: E402,F401
+from renewlm.cli import data, demo, mixture, schedule, train, versions  # noqa: E402,F401
 
 
 def _terminate(signum, frame):

@@ -1,0 +1,73 @@
+"""`renewlm train RUN.yaml` and `renewlm update NEW --from V --data C`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.train.config import load_run
+from renewlm.train.loop import train as run_training
+from renewlm.train.update import update_config
+
+Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
+
+
+def _report(info: dict) -> None:
+    if "path" not in info:  # not the main process
+        return
+    table = Table(title=f"version written: {info['path']}")
+    table.add_column("held-out corpus")
+    table.add_column("loss", justify="right")
+    for corpus, loss in info["losses"].items():
+        table.add_row(corpus, f"{loss:.4f}")
+    console.print(table)
+    console.print(f"{info['steps']} steps, {info['tokens']:,} tokens, {info['flops']:.3g} FLOPs")
+
+
+@app.command()
+def train(
+    run: Annotated[Path, typer.Argument(help="Run YAML file.")],
+    fresh: Fresh = False,
+    store: StoreOption = None,
+) -> None:
+    """Run a fully specified training run; rerunning the same command resumes it."""
+    _report(run_training(load_run(run), open_store(store), fresh=fresh))
+
+
+@app.command()
+def update(
+    name: Annotated[str, typer.Argument(help="Name of the new version.")],
+    parent: Annotated[str, typer.Option("--from", help="The version to update.")],
+    data: Annotated[list[str], typer.Option("--data", help="New corpus (repeat for several).")],
+    replay: Annotated[float, typer.Option(help="Share of every batch replayed from the parent's lineage corpora.")] = 0.0,
+    replay_from: Annotated[
+        list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")
+    ] = None,
+    recipe: Annotated[
+        Literal["cosine", "wsd", "reuse", "constant"], typer.Option(help="Learning-rate recipe.")
+    ] = "cosine",
+    lr: Annotated[float | None, typer.Option(help="Top LR of the recipe (default: from the parent's schedule).")] = None,
+    tokens: Annotated[int | None, typer.Option(help="Training tokens.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (instead of --tokens).")] = None,
+    seq_len: Annotated[int | None, typer.Option(help="Sequence length (default: the parent's).")] = None,
+    batch_tokens: Annotated[int | None, typer.Option(help="Global batch in tokens (default: the parent's).")] = None,
+    micro_batch: Annotated[int | None, typer.Option(help="Sequences per forward pass per process.")] = None,
+    eval_every: Annotated[int, typer.Option(help="Held-out evaluation every N steps.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 0,
+    trunk: Annotated[bool, typer.Option("--trunk", help="Keep the optimizer state: a main-path version.")] = False,
+    seed: Annotated[int, typer.Option(help="Data-order seed.")] = 0,
+    fresh: Fresh = False,
+    store: StoreOption = None,
+) -> None:
+    """A new version from new data, with the papers' defaults filled in."""
+    st = open_store(store)
+    cfg = update_config(
+        st, name, parent=parent, data=data, replay=replay, replay_from=replay_from, recipe=recipe, lr=lr,
+        tokens=tokens, steps=steps, seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch,
+        eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, kind="trunk" if trunk else "release",
+    )
+    _report(run_training(cfg, st, fresh=fresh))

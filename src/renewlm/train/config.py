@@ -1,0 +1,109 @@
+"""The run config: everything a training run needs, composed from each component's own config.
+
+A run YAML names its model (a parent version or folder, or a preset), the mixture, the schedule and
+the loop settings. It is written back, resolved, to `runs/NAME/run.yaml`, so any run can be repeated
+with `renewlm train`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from renewlm.config import Config, load, validate
+from renewlm.data.mixture import MixtureSpec
+from renewlm.optim.schedule import ScheduleSpec
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class OptimizerConfig(Config):
+    """AdamW. The learning rate comes from the schedule, set on every param group each step."""
+
+    betas: tuple[float, float] = Field((0.9, 0.95), strict=False, description="Adam β1, β2 (Ibrahim et al.: 0.9, 0.95).")
+    eps: float = Field(1e-8, gt=0, description="Adam ε.")
+    weight_decay: float = Field(0.1, ge=0, description="Decoupled weight decay; norms and biases get none.")
+    grad_clip: float = Field(1.0, ge=0, description="Clip the global gradient norm to this (0: no clipping).")
+
+
+class RunConfig(Config):
+    """One training run; at its end it writes version `name`."""
+
+    name: str = Field(description="The version this run writes; its run folder is runs/NAME.")
+    parent: str | None = Field(
+        None, description="Start from this version in the store or local Hugging Face folder (weights only)."
+    )
+    preset: Literal["tiny", "small", "125m", "350m", "1b"] | None = Field(
+        None, description="Pre-train from scratch with this Llama-architecture preset."
+    )
+    tokenizer: str | None = Field(
+        None, description="Tokenizer (store name or folder); defaults to the parent's. Required with a preset."
+    )
+    trust_remote_code: bool = Field(False, description="Allow a parent folder's own model code to run.")
+    kind: Literal["release", "trunk"] = Field(
+        "release",
+        description="release: a decayed model for use. trunk: a main-path point kept with its optimizer state.",
+    )
+    load_optimizer: bool = Field(
+        False,
+        description="Carry the parent trunk version's optimizer state (path switching) instead of a fresh AdamW.",
+    )
+    mixture: MixtureSpec = Field(description="Which corpora, with what weight, in which phase.")
+    schedule: ScheduleSpec = Field(description="Learning rate as a function of the step.")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    seq_len: PositiveInt = Field(description="Tokens per training sequence.")
+    batch_tokens: PositiveInt = Field(description="Global batch in tokens (a multiple of seq_len).")
+    micro_batch: PositiveInt = Field(description="Sequences per forward pass on each process.")
+    steps: PositiveInt | None = Field(None, description="Optimizer steps (or give tokens).")
+    tokens: PositiveInt | None = Field(None, description="Training tokens, rounded down to whole steps.")
+    eval_every: int = Field(0, ge=0, description="Held-out evaluation every N steps (0: at the start and end only).")
+    eval_tokens: PositiveInt = Field(65536, description="Held-out tokens evaluated per corpus.")
+    checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    keep_checkpoints: PositiveInt = Field(2, description="Newest checkpoints kept.")
+    seed: int = Field(0, description="Seeds the model initialisation and the data order.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU."
+    )
+    compile: bool | None = Field(None, description="torch.compile the model (default: on CUDA only).")
+    activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    log_every: PositiveInt = Field(10, description="Print a progress line every N steps when not on a terminal.")
+    tensorboard: bool = Field(False, description="Also write TensorBoard events to runs/NAME/tensorboard.")
+    max_bad_steps: PositiveInt = Field(
+        5, description="Stop after this many non-finite losses in a row (each one skips its step)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunConfig:
+        problems = []
+        if (self.parent is None) == (self.preset is None):
+            problems.append("give exactly one of parent (a version or folder) and preset (from scratch)")
+        if self.preset is not None and self.tokenizer is None:
+            problems.append("a preset run needs a tokenizer (a store tokenizer name or a folder)")
+        if (self.steps is None) == (self.tokens is None):
+            problems.append("give exactly one of steps and tokens")
+        if self.batch_tokens % self.seq_len:
+            problems.append(f"batch_tokens {self.batch_tokens} is not a multiple of seq_len {self.seq_len}")
+        if self.load_optimizer and self.parent is None:
+            problems.append("load_optimizer needs a parent trunk version")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def batch_samples(self) -> int:
+        return self.batch_tokens // self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        if self.steps is not None:
+            return self.steps
+        return max(1, self.tokens // self.batch_tokens)
+
+
+def load_run(path) -> RunConfig:
+    return load(RunConfig, path)
+
+
+def validate_run(data: object, where: str = "run") -> RunConfig:
+    return validate(RunConfig, data, where)

@@ -1,0 +1,99 @@
+"""Processes and devices: one plain process, or many under `torchrun` (one node or many).
+
+Under torchrun, RANK/WORLD_SIZE/LOCAL_RANK are set and the process group starts with NCCL on CUDA and
+gloo on CPU. Models are sharded with FSDP2 (`fully_shard` per decoder layer, then the root). All
+communication is torch.distributed's; renewlm adds none of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+    def barrier(self) -> None:
+        if self.distributed:
+            dist.barrier()
+
+    def sum(self, values: list[float]) -> list[float]:
+        """Element-wise sum over processes of a few floats (one collective)."""
+        if not self.distributed:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return t.tolist()
+
+    def any(self, flag: bool) -> bool:
+        """True on every process if it is true on any (e.g. a stop signal seen by one of them)."""
+        return self.sum([float(flag)])[0] > 0 if self.distributed else flag
+
+    def broadcast_object(self, obj):
+        if not self.distributed:
+            return obj
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def setup() -> Dist:
+    """Join the process group when started by torchrun; otherwise a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=timedelta(minutes=30), device_id=device if device.type == "cuda" else None)
+    return Dist(rank=rank, world=world, local_rank=local_rank, device=device)
+
+
+def teardown() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def decoder_layers(model: nn.Module) -> list[nn.Module]:
+    """The repeated blocks of a transformers causal LM (`model.model.layers`, `transformer.h`, ...)."""
+    for module in model.modules():
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            first = type(module[0])
+            if all(type(m) is first for m in module) and sum(p.numel() for p in module.parameters()) > 0:
+                return list(module)
+    return []
+
+
+def shard(model: nn.Module, mixed_precision: bool) -> nn.Module:
+    """FSDP2: shard each decoder layer, then the rest; bf16 compute with fp32 master weights if asked."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if mixed_precision else MixedPrecisionPolicy()
+    layers = decoder_layers(model)
+    for i, layer in enumerate(layers):
+        # The last layer's parameters are needed again at once by backward: keep them gathered.
+        fully_shard(layer, mp_policy=policy, reshard_after_forward=i < len(layers) - 1)
+    fully_shard(model, mp_policy=policy)
+    return model

@@ -1,0 +1,181 @@
+"""The training loop. It reads top to bottom: set the LR, maybe evaluate, forward/backward over the
+micro-batches, clip, step (or skip a non-finite one), log, maybe checkpoint. Everything else was
+built by `prepare_run` before the first step.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import signal
+import time
+
+import torch
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+from renewlm.data.stream import rank_indices
+from renewlm.errors import TrainingError
+from renewlm.model.flops import peak_flops
+from renewlm.optim.schedule import set_lr
+from renewlm.store import Store
+from renewlm.train.checkpoint import save_optimizer
+from renewlm.train.config import RunConfig
+from renewlm.train.distributed import setup, teardown
+from renewlm.train.evaluate import heldout_loss, token_loss
+from renewlm.train.metrics import MetricsLog, ProgressDisplay
+from renewlm.train.run import Run, describe_start, prepare_run
+from renewlm.versions import write_version
+
+
+class StopSignal:
+    """SIGINT/SIGTERM set a flag; the loop checkpoints at the end of the step and exits."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _handle(self, signum, frame):
+        self.requested = True
+
+    def close(self):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
+    """Run `cfg` to the end (resuming if its run folder has a checkpoint) and write its version."""
+    dist_ = setup()
+    try:
+        run = prepare_run(cfg, store, dist_, fresh=fresh)
+        return _loop(run)
+    finally:
+        teardown()
+
+
+def evaluate(run: Run) -> dict[str, float]:
+    losses = {}
+    for name, corpus in run.eval_corpora.items():
+        loss = heldout_loss(
+            run.model, corpus.val, seq_len=run.cfg.seq_len, max_tokens=run.cfg.eval_tokens,
+            micro_batch=run.cfg.micro_batch, dist_=run.dist, autocast=run.autocast,
+        )
+        if loss is not None:
+            losses[name] = loss
+    return losses
+
+
+def _loop(run: Run) -> dict:
+    cfg, d, model, optimizer, state = run.cfg, run.dist, run.model, run.optimizer, run.state
+    total, batch = run.schedule.total_steps, cfg.batch_samples
+    mb, peak = cfg.micro_batch, peak_flops(d.device)
+    display = ProgressDisplay(total_steps=total, start_step=state["step"], enabled=d.is_main, log_every=cfg.log_every, title=cfg.name)
+    display.print(describe_start(run))
+    metrics = MetricsLog(
+        run.folder / "metrics.jsonl", enabled=d.is_main, resume_step=state["step"] if run.start == "resume" else None,
+        tensorboard=run.folder / "tensorboard" if cfg.tensorboard else None,
+    )
+    stop = StopSignal()
+    shards = hasattr(model, "set_requires_gradient_sync")
+    max_norm = cfg.optimizer.grad_clip or math.inf
+    losses: dict[str, float] = {}
+    try:
+        while state["step"] < total:
+            step = state["step"]
+            if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
+                losses = evaluate(run)
+                metrics.write({"step": step, "tokens": state["tokens"], "eval": losses})
+            lr = run.schedule.lr(step)
+            set_lr(optimizer, lr)
+            started = time.perf_counter()
+            mine = rank_indices(step * batch, batch, d.rank, d.world)
+            loss_sum = torch.zeros((), device=d.device)
+            for m in range(run.micro_steps):
+                tokens = torch.from_numpy(run.stream.read(mine[m * mb : (m + 1) * mb])).to(d.device, non_blocking=True)
+                if shards:  # reduce-scatter gradients once, after the last micro-batch
+                    model.set_requires_gradient_sync(m == run.micro_steps - 1)
+                with run.autocast():
+                    loss = token_loss(model, tokens) / run.micro_steps
+                loss.backward()
+                loss_sum += loss.detach()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            # note: the one host sync of the step; every process sees the same mean loss.
+            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
+                grad_norm = grad_norm.full_tensor()
+            loss_value, norm = (v / d.world for v in d.sum([loss_sum.item(), float(grad_norm)]))
+            if math.isfinite(loss_value) and math.isfinite(norm):
+                optimizer.step()
+                state["bad_steps"] = 0
+            else:
+                state["bad_steps"] += 1
+                state["skipped_steps"] += 1
+            optimizer.zero_grad(set_to_none=True)
+            if state["bad_steps"] >= cfg.max_bad_steps:
+                raise TrainingError(
+                    f"{state['bad_steps']} non-finite losses in a row at step {step}; the last good checkpoint is "
+                    f"kept in {run.checkpointer.folder}; lower the learning rate or check the data, then rerun"
+                )
+            seconds = time.perf_counter() - started
+            state["step"] += 1
+            state["tokens"] += batch * cfg.seq_len
+            tokens_per_second = batch * cfg.seq_len / seconds
+            record = {
+                "step": state["step"], "tokens": state["tokens"], "lr": lr, "loss": loss_value,
+                "grad_norm": norm, "tokens_per_second": tokens_per_second, "seconds": seconds,
+                "skipped_steps": state["skipped_steps"],
+            }
+            if peak:
+                record["mfu"] = run.flops_per_token * tokens_per_second / (peak * d.world)
+            if d.device.type == "cuda":
+                record["memory_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+            metrics.write(record)
+            display.step(record)
+            stopping = d.any(stop.requested)
+            if stopping or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0) or state["step"] == total:
+                run.checkpointer.save(model, optimizer, dict(state, next_sample=state["step"] * batch))
+            if stopping:
+                display.close()
+                display.print(f"stopped at step {state['step']}; checkpoint written; run the same command again to resume")
+                raise KeyboardInterrupt
+        losses = evaluate(run)
+        metrics.write({"step": state["step"], "tokens": state["tokens"], "eval": losses})
+    finally:
+        stop.close()
+        display.close()
+        metrics.close()
+    return _write_version(run, losses)
+
+
+def _write_version(run: Run, losses: dict[str, float]) -> dict:
+    cfg, d = run.cfg, run.dist
+    full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    trunk = cfg.kind == "trunk"
+    optimizer_folder = run.folder / "optimizer"
+    if trunk:  # a collective: every process writes its shard of the optimizer state
+        save_optimizer(optimizer_folder, run.model, run.optimizer)
+    info = {
+        "parent": cfg.parent,
+        "kind": "pretrain" if cfg.preset is not None and not trunk else cfg.kind,
+        "run_id": run.run_id,
+        "corpora": cfg.mixture.corpus_names(),
+        "mixture": cfg.mixture.model_dump(mode="json"),
+        "schedule": cfg.schedule.model_dump(mode="json"),
+        "seq_len": cfg.seq_len,
+        "batch_tokens": cfg.batch_tokens,
+        "steps": run.state["step"],
+        "skipped_steps": run.state["skipped_steps"],
+        "tokens": run.state["tokens"],
+        "flops": run.flops_per_token * run.state["tokens"],
+        "losses": losses,
+        "start": run.start,
+        "model_source": run.model_info,
+    }
+    if d.is_main:
+
+        def add_optimizer(folder):
+            if trunk:
+                shutil.copytree(optimizer_folder, folder / "optimizer")
+
+        path = write_version(run.store, cfg.name, run.model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+        info["path"] = str(path)
+    d.barrier()
+    return info

@@ -1,0 +1,240 @@
+"""Everything a run needs, built and checked before any compute is spent.
+
+`prepare_run` resolves the parent or preset, the tokenizer, the corpora, the stream and the schedule,
+reports every problem it finds at once, and decides whether the run starts fresh, loads weights
+(a new version from a parent: fresh optimizer, step 0, the warmup is the re-warm), or resumes the
+newest complete checkpoint of an interrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from renewlm.data.corpus import Corpus
+from renewlm.data.stream import MixtureStream
+from renewlm.data.tokenizer import fingerprint, load_tokenizer
+from renewlm.errors import ConfigError, RenewError
+from renewlm.model.flops import flops_per_token, parameter_counts
+from renewlm.model.load import check_tokenizer, load_model, resolve_model_source
+from renewlm.optim.schedule import Schedule
+from renewlm.store import Store, write_json
+from renewlm.train.checkpoint import Checkpointer, load_optimizer
+from renewlm.train.config import RunConfig
+from renewlm.train.distributed import Dist, decoder_layers, shard
+from renewlm.versions import lineage_corpora, read_version
+
+
+@dataclass
+class Run:
+    cfg: RunConfig
+    store: Store
+    dist: Dist
+    folder: Path
+    run_id: str
+    tokenizer: object
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    stream: MixtureStream
+    eval_corpora: dict[str, Corpus]
+    checkpointer: Checkpointer
+    flops_per_token: float
+    parameters: dict
+    model_info: dict
+    start: str  # "fresh" | "weights" | "resume"
+    state: dict = field(default_factory=dict)  # step, tokens, bad_steps, skipped_steps
+    autocast: object = contextlib.nullcontext
+
+    @property
+    def micro_steps(self) -> int:
+        return self.cfg.batch_samples // (self.dist.world * self.cfg.micro_batch)
+
+
+def build_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            # Norm weights and biases are vectors: weight decay would only pull them towards 0.
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    groups = [
+        {"params": decay, "weight_decay": cfg.optimizer.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(
+        groups,
+        lr=cfg.schedule.build(cfg.total_steps, cfg.batch_tokens).lr(0),
+        betas=cfg.optimizer.betas,
+        eps=cfg.optimizer.eps,
+        fused=device.type == "cuda",
+    )
+
+
+def _open_corpora(store: Store, names: list[str], problems: list[str]) -> dict[str, Corpus]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = Corpus.open(store, name)
+        except RenewError as e:
+            problems.append(str(e))
+    return out
+
+
+def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = False) -> Run:
+    problems: list[str] = []
+    folder = store.path("runs", cfg.name)
+    if store.exists("versions", cfg.name):
+        problems.append(
+            f"version {cfg.name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {cfg.name}`"
+        )
+    steps = cfg.total_steps
+    if cfg.batch_samples % (dist_.world * cfg.micro_batch):
+        problems.append(
+            f"the global batch of {cfg.batch_samples} sequences does not split into micro-batches of "
+            f"{cfg.micro_batch} on {dist_.world} processes; make batch_tokens/seq_len a multiple of "
+            f"micro_batch × processes ({cfg.micro_batch * dist_.world})"
+        )
+
+    # Model source and tokenizer.
+    source = None
+    try:
+        source = resolve_model_source(store, cfg.parent if cfg.parent is not None else f"preset:{cfg.preset}")
+    except RenewError as e:
+        problems.append(str(e))
+    tokenizer = None
+    tokenizer_ref = cfg.tokenizer or cfg.parent
+    try:
+        tokenizer = load_tokenizer(store, tokenizer_ref)
+    except RenewError as e:
+        problems.append(str(e))
+
+    # Corpora: the mixture's, and every corpus the lineage trained on (for forgetting).
+    corpora = _open_corpora(store, cfg.mixture.corpus_names(), problems)
+    lineage: list[str] = []
+    if cfg.parent is not None and store.exists("versions", cfg.parent):
+        lineage = [n for n in lineage_corpora(store, cfg.parent) if n not in corpora and store.exists("corpora", n)]
+    eval_corpora = dict(corpora)
+    eval_corpora.update(_open_corpora(store, lineage, problems))
+    if tokenizer is not None:
+        want = fingerprint(tokenizer)
+        for name, corpus in eval_corpora.items():
+            if corpus.tokenizer_fingerprint != want:
+                problems.append(
+                    f"corpus {name!r} was prepared with another tokenizer than {tokenizer_ref!r} "
+                    f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); "
+                    f"prepare it again with --tokenizer {tokenizer_ref}"
+                )
+
+    schedule = None
+    try:
+        schedule = cfg.schedule.build(steps, cfg.batch_tokens)
+    except RenewError as e:
+        problems.append(str(e))
+    stream = None
+    if schedule is not None and len(corpora) == len(cfg.mixture.corpus_names()) and not problems:
+        events = {name: step / steps for name, step in schedule.events.items()}
+        try:
+            stream = MixtureStream(
+                cfg.mixture, corpora, seq_len=cfg.seq_len, total_samples=steps * cfg.batch_samples,
+                seed=cfg.seed, events=events,
+            )
+        except RenewError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
+
+    # The run folder: the same config resumes, another one needs --fresh.
+    resolved = cfg.model_dump(mode="json")
+    run_yaml = folder / "run.yaml"
+    if fresh and folder.exists() and dist_.is_main:
+        shutil.rmtree(folder)
+    dist_.barrier()
+    if run_yaml.exists():
+        before = yaml.safe_load(run_yaml.read_text())
+        changed = sorted(k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k))
+        if changed:
+            raise ConfigError(
+                f"run {cfg.name!r} already exists in {folder} with other settings ({', '.join(changed)}); "
+                f"rerun with --fresh to start it over, or choose another name"
+            )
+    elif dist_.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        run_yaml.write_text(yaml.safe_dump(resolved, sort_keys=False))
+        write_json(folder / "run.json", {"run_id": f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"})
+    dist_.barrier()
+    run_id = json.loads((folder / "run.json").read_text())["run_id"]
+
+    # The model: same initialisation on every process (seeded), then sharded.
+    torch.manual_seed(cfg.seed)
+    model, info = load_model(source, tokenizer=tokenizer, trust_remote_code=cfg.trust_remote_code)
+    check_tokenizer(model, tokenizer)
+    model.to(dist_.device)
+    model.train()
+    if hasattr(model, "config"):
+        model.config.use_cache = False
+    if cfg.activation_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dist_.device.type == "cuda")
+    compile_ = cfg.compile if cfg.compile is not None else dist_.device.type == "cuda"
+    parameters = parameter_counts(model)
+    per_token = flops_per_token(model.config, cfg.seq_len)
+    if dist_.distributed:
+        if compile_:
+            for layer in decoder_layers(model):
+                layer.compile()
+        shard(model, mixed_precision=bf16)
+    elif compile_:
+        model.compile()
+    optimizer = build_optimizer(model, cfg, dist_.device)
+
+    checkpointer = Checkpointer(folder / "checkpoints", dist_, cfg.keep_checkpoints)
+    state = {"step": 0, "tokens": 0, "bad_steps": 0, "skipped_steps": 0}
+    latest = checkpointer.latest()
+    if latest is not None:
+        state = checkpointer.load(latest, model, optimizer)
+        start = "resume"
+    elif cfg.parent is not None:
+        start = "weights"
+        if cfg.load_optimizer:
+            parent = read_version(store, cfg.parent)
+            opt_folder = store.path("versions", cfg.parent) / "optimizer"
+            if not parent.get("optimizer_state") or not opt_folder.is_dir():
+                raise ConfigError(
+                    f"load_optimizer is set but version {cfg.parent!r} has no optimizer state; "
+                    f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
+                )
+            load_optimizer(opt_folder, model, optimizer)
+            start = "weights+optimizer"
+    else:
+        start = "fresh"
+
+    def autocast():
+        return torch.autocast(dist_.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+    return Run(
+        cfg=cfg, store=store, dist=dist_, folder=folder, run_id=run_id, tokenizer=tokenizer, model=model,
+        optimizer=optimizer, schedule=schedule, stream=stream, eval_corpora=eval_corpora,
+        checkpointer=checkpointer, flops_per_token=per_token, parameters=parameters, model_info=info,
+        start=start, state=state, autocast=autocast,
+    )
+
+
+def describe_start(run: Run) -> str:
+    """One line saying what the run does with its starting point (resume is not loading weights)."""
+    cfg = run.cfg
+    if run.start == "resume":
+        return f"resuming run {cfg.name} from step {run.state['step']} (model, optimizer, data position and RNG restored)"
+    if run.start == "fresh":
+        return f"pre-training preset {cfg.preset} from random weights (seed {cfg.seed})"
+    if run.start == "weights+optimizer":
+        return f"continuing from {cfg.parent}: weights and optimizer state loaded, step 0"
+    return f"starting from {cfg.parent}: weights only (fresh optimizer, step 0, the schedule's warmup re-warms)"
+
