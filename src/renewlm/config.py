@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from renewlm.errors import ConfigError
 
@@ -57,15 +57,18 @@ def read_yaml(path: str | Path) -> Any:
     return parse_yaml(path.read_text(), str(path))
 
 
-def validate(model: type[M], data: Any, where: str) -> M:
-    """`model.model_validate(data)`, with a ConfigError listing every problem in `where`."""
+def validate(model: type[M] | Any, data: Any, where: str) -> M:
+    """Validate `data` as `model` (a pydantic model or any type, such as a discriminated union),
+    with a ConfigError listing every problem in `where`."""
     try:
-        return model.model_validate(data)
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            return model.model_validate(data)
+        return TypeAdapter(model).validate_python(data)
     except ValidationError as e:
         raise ConfigError(describe(e, where)) from None
 
 
-def load(model: type[M], path: str | Path) -> M:
+def load(model: type[M] | Any, path: str | Path) -> M:
     return validate(model, read_yaml(path), str(path))
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pydoc_data.topics
 
-from renewlm.data.corpus import prepare
+from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import train_tokenizer
 from renewlm.store import Store
 from renewlm.train.config import validate_run

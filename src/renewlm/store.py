@@ -47,7 +47,10 @@ class Store:
         return self.root / kind / name
 
     def exists(self, kind: str, name: str) -> bool:
-        return self.path(kind, name).is_dir()
+        try:
+            return self.path(kind, name).is_dir()
+        except StoreError:  # not a valid store name (a folder path, say): not in the store
+            return False
 
     def names(self, kind: str) -> list[str]:
         """Complete entries of one kind, sorted (temporary and hidden folders are skipped)."""

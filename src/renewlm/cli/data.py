@@ -1,1 +1,86 @@
-"""`renewlm tokenizer train`, `prepare`, `corpora`, `mixture show`."""
+"""`renewlm tokenizer train`, `renewlm prepare`, `renewlm corpora`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.data.corpus import list_corpora
+from renewlm.data.prepare import prepare as prepare_corpus
+from renewlm.data.tokenizer import train_tokenizer
+
+tokenizer_app = typer.Typer(help="Tokenizers for from-scratch models.", no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
+
+Inputs = Annotated[list[Path], typer.Option("--input", help="Input file or folder (repeat for several).")]
+TextField = Annotated[str, typer.Option("--text-field", help="Field holding the text in jsonl/json/parquet/csv/datasets.")]
+SplitBlank = Annotated[bool, typer.Option("--split-blank-lines", help="In .txt files, one document per blank-line-separated paragraph.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing entry of that name.")]
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    name: Annotated[str, typer.Argument(help="Name of the tokenizer in the store.")],
+    inputs: Inputs,
+    vocab_size: Annotated[int, typer.Option("--vocab-size", help="Vocabulary size, EOS included.")],
+    text_field: TextField = "text",
+    split_blank_lines: SplitBlank = False,
+    overwrite: Overwrite = False,
+    store: StoreOption = None,
+) -> None:
+    """Train a byte-level BPE tokenizer (with an EOS token) and save it in the store."""
+    path = train_tokenizer(open_store(store), name, inputs, vocab_size, text_field=text_field,
+                           split_blank_lines=split_blank_lines, overwrite=overwrite)
+    console.print(f"tokenizer {name}: {path}")
+
+
+@app.command()
+def prepare(
+    name: Annotated[str, typer.Argument(help="Name of the corpus in the store.")],
+    inputs: Inputs,
+    tokenizer: Annotated[str, typer.Option("--tokenizer", help="Store tokenizer or version name, or a Hugging Face folder.")],
+    text_field: TextField = "text",
+    val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of documents held out, chosen by content hash.")] = 0.005,
+    workers: Annotated[int | None, typer.Option("--workers", help="Tokenizing processes (default: all cores).")] = None,
+    split_blank_lines: SplitBlank = False,
+    overwrite: Overwrite = False,
+    store: StoreOption = None,
+) -> None:
+    """Tokenize raw files into a corpus of memory-mapped shards with a held-out split."""
+    corpus = prepare_corpus(open_store(store), name, inputs, tokenizer, text_field=text_field, val_fraction=val_fraction,
+                            workers=workers, overwrite=overwrite, split_blank_lines=split_blank_lines)
+    m = corpus.manifest
+    console.print(
+        f"corpus {name}: {m['train']['tokens']:,} train tokens in {m['train']['documents']:,} documents, "
+        f"{m['val']['tokens']:,} held-out tokens in {m['val']['documents']:,} documents ({m['dtype']}, {m['seconds']:.1f} s)"
+    )
+    notes = []
+    if m["replaced_characters"]:
+        notes.append(f"{m['replaced_characters']:,} invalid UTF-8 sequences were replaced by U+FFFD")
+    if m["empty_documents"]:
+        notes.append(f"{m['empty_documents']:,} empty documents were skipped")
+    if m["skipped_files"]:
+        notes.append(f"{m['skipped_files']:,} files of unknown format in the input folders were skipped")
+    for note in notes:
+        console.print(f"note: {note}")
+    console.print(f"written to {corpus.path}")
+
+
+@app.command()
+def corpora(store: StoreOption = None) -> None:
+    """List the corpora in the store."""
+    st = open_store(store)
+    table = Table(title=f"corpora in {st.root}")
+    for column in ("name", "tokens", "documents", "held-out tokens", "tokenizer", "sources"):
+        table.add_column(column, justify="right" if "tokens" in column or column == "documents" else "left")
+    for m in list_corpora(st):
+        sources = ", ".join(Path(s["path"]).name for s in m["sources"])
+        table.add_row(
+            m["name"], f"{m['train']['tokens']:,}", f"{m['train']['documents'] + m['val']['documents']:,}",
+            f"{m['val']['tokens']:,}", f"{m['tokenizer']['ref']} ({m['tokenizer']['fingerprint'][:8]})", sources,
+        )
+    console.print(table)

@@ -7,12 +7,13 @@ import time
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
-from renewlm.demo import NAMES, VERSIONS, run_demo
 
 
 @app.command()
 def demo(store: StoreOption = None) -> None:
     """Pre-train a tiny model on prose, then update it on code with and without replay (CPU, minutes)."""
+    from renewlm.demo import NAMES, VERSIONS, run_demo  # torch loads only for commands that train
+
     st = open_store(store)
     started = time.monotonic()
     results = run_demo(st, say=console.print)

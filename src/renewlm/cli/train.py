@@ -9,9 +9,6 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
-from renewlm.train.config import load_run
-from renewlm.train.loop import train as run_training
-from renewlm.train.update import update_config
 
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
 
@@ -35,6 +32,9 @@ def train(
     store: StoreOption = None,
 ) -> None:
     """Run a fully specified training run; rerunning the same command resumes it."""
+    from renewlm.train.config import load_run
+    from renewlm.train.loop import train as run_training  # torch loads only for commands that train
+
     _report(run_training(load_run(run), open_store(store), fresh=fresh))
 
 
@@ -64,6 +64,9 @@ def update(
     store: StoreOption = None,
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
+    from renewlm.train.loop import train as run_training
+    from renewlm.train.update import update_config
+
     st = open_store(store)
     cfg = update_config(
         st, name, parent=parent, data=data, replay=replay, replay_from=replay_from, recipe=recipe, lr=lr,

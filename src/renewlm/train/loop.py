@@ -89,8 +89,11 @@ def _loop(run: Run) -> dict:
             started = time.perf_counter()
             mine = rank_indices(step * batch, batch, d.rank, d.world)
             loss_sum = torch.zeros((), device=d.device)
+            token_sum = 0  # a fingerprint of the data read: resumed and resharded runs must read the same
             for m in range(run.micro_steps):
-                tokens = torch.from_numpy(run.stream.read(mine[m * mb : (m + 1) * mb])).to(d.device, non_blocking=True)
+                block = run.stream.read(mine[m * mb : (m + 1) * mb])
+                token_sum += int(block.sum())
+                tokens = torch.from_numpy(block).to(d.device, non_blocking=True)
                 if shards:  # reduce-scatter gradients once, after the last micro-batch
                     model.set_requires_gradient_sync(m == run.micro_steps - 1)
                 with run.autocast():
@@ -101,7 +104,7 @@ def _loop(run: Run) -> dict:
             # note: the one host sync of the step; every process sees the same mean loss.
             if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
                 grad_norm = grad_norm.full_tensor()
-            loss_value, norm = (v / d.world for v in d.sum([loss_sum.item(), float(grad_norm)]))
+            loss_value, norm, token_sum = d.sum([loss_sum.item() / d.world, float(grad_norm) / d.world, token_sum])
             if math.isfinite(loss_value) and math.isfinite(norm):
                 optimizer.step()
                 state["bad_steps"] = 0
@@ -109,11 +112,6 @@ def _loop(run: Run) -> dict:
                 state["bad_steps"] += 1
                 state["skipped_steps"] += 1
             optimizer.zero_grad(set_to_none=True)
-            if state["bad_steps"] >= cfg.max_bad_steps:
-                raise TrainingError(
-                    f"{state['bad_steps']} non-finite losses in a row at step {step}; the last good checkpoint is "
-                    f"kept in {run.checkpointer.folder}; lower the learning rate or check the data, then rerun"
-                )
             seconds = time.perf_counter() - started
             state["step"] += 1
             state["tokens"] += batch * cfg.seq_len
@@ -121,7 +119,7 @@ def _loop(run: Run) -> dict:
             record = {
                 "step": state["step"], "tokens": state["tokens"], "lr": lr, "loss": loss_value,
                 "grad_norm": norm, "tokens_per_second": tokens_per_second, "seconds": seconds,
-                "skipped_steps": state["skipped_steps"],
+                "skipped_steps": state["skipped_steps"], "batch_token_sum": int(token_sum),
             }
             if peak:
                 record["mfu"] = run.flops_per_token * tokens_per_second / (peak * d.world)
@@ -129,6 +127,11 @@ def _loop(run: Run) -> dict:
                 record["memory_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
             metrics.write(record)
             display.step(record)
+            if state["bad_steps"] >= cfg.max_bad_steps:
+                raise TrainingError(
+                    f"{state['bad_steps']} non-finite losses in a row at step {step}; the last good checkpoint is "
+                    f"kept in {run.checkpointer.folder}; lower the learning rate or check the data, then rerun"
+                )
             stopping = d.any(stop.requested)
             if stopping or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0) or state["step"] == total:
                 run.checkpointer.save(model, optimizer, dict(state, next_sample=state["step"] * batch))

@@ -1,0 +1,236 @@
+"""Training throughput of renewlm's loop against a plain transformers loop, in the same run.
+
+For each preset shape: tokens/s, MFU (6N + 12·L·d·T FLOPs per token, N without the input embedding;
+only where the device's peak is known), peak memory, and the share of step time spent reading data.
+Both loops train the same model (same shape, vocabulary, batch, precision, optimizer, compile
+setting) in separate processes, so peak memory is each one's own.
+
+    python benchmarks/throughput.py --presets tiny small            # CPU
+    python benchmarks/throughput.py --presets 125m 1b --seq-len 2048 --micro-batch 8 --batch-tokens 131072
+
+Prints a table and writes benchmarks/results/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+VOCAB = {"tiny": 4096, "small": 32000, "125m": 32000, "350m": 32000, "1b": 128256}
+
+
+def make_store(root: Path) -> Path:
+    """A store with a small tokenizer and a synthetic corpus; models get their own vocabulary size."""
+    import random
+
+    from renewlm.data.prepare import prepare
+    from renewlm.data.tokenizer import train_tokenizer
+    from renewlm.store import Store
+
+    store = Store(root / "store")
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+    text = root / "text.jsonl"
+    with text.open("w") as f:
+        for _ in range(4000):
+            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(600))}) + "\n")
+    train_tokenizer(store, "bench", [text], 4096)
+    prepare(store, "bench", [text], "bench", val_fraction=0.01)
+    return store.root
+
+
+def make_parent(store_root: Path, preset: str, seq_len: int) -> Path:
+    """An HF folder with the preset's shape and its usual vocabulary, random weights."""
+    import torch
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from renewlm.model.presets import preset_config
+
+    folder = store_root.parent / f"parent-{preset}"
+    if folder.exists():
+        return folder
+    tokenizer = AutoTokenizer.from_pretrained(store_root / "tokenizers" / "bench")
+    config = preset_config(preset, VOCAB[preset], bos_token_id=tokenizer.eos_token_id,
+                           eos_token_id=tokenizer.eos_token_id, max_position_embeddings=max(seq_len, 2048))
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def worker_renewlm(args) -> dict:
+    from renewlm.store import Store
+    from renewlm.train.config import validate_run
+    from renewlm.train.distributed import setup
+    from renewlm.train.loop import train
+    from renewlm.train.metrics import read_metrics
+    from renewlm.train.run import prepare_run
+
+    store = Store(args.store)
+    name = f"bench-{args.preset}-{os.getpid()}"
+    cfg = validate_run({
+        "name": name, "parent": str(args.parent), "mixture": {"phases": [{"corpora": {"bench": 1.0}}]},
+        "schedule": {"name": "constant", "lr": 1e-4}, "seq_len": args.seq_len, "batch_tokens": args.batch_tokens,
+        "micro_batch": args.micro_batch, "steps": args.steps, "eval_tokens": args.seq_len,
+        "compile": args.compile, "precision": args.precision,
+    }, "benchmark")
+    started = time.perf_counter()
+    train(cfg, store, fresh=True)
+    wall = time.perf_counter() - started
+    steps = [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r][args.warmup:]
+    seconds = statistics.median(r["seconds"] for r in steps)
+    # The data side of a step, alone: read every micro-batch of a global batch and copy it to the device.
+    run = prepare_run(cfg.model_copy(update={"name": name + "-data"}), store, setup(), fresh=True)
+    import torch
+
+    from renewlm.data.stream import rank_indices
+
+    reads = []
+    for step in range(5):
+        t = time.perf_counter()
+        idx = rank_indices(step * cfg.batch_samples, cfg.batch_samples, 0, 1)
+        for m in range(0, len(idx), cfg.micro_batch):
+            torch.from_numpy(run.stream.read(idx[m : m + cfg.micro_batch])).to(run.dist.device, non_blocking=True)
+        if run.dist.device.type == "cuda":
+            torch.cuda.synchronize()
+        reads.append(time.perf_counter() - t)
+    result = {
+        "tokens_per_second": args.batch_tokens / seconds,
+        "seconds_per_step": seconds,
+        "mfu": statistics.median(r["mfu"] for r in steps) if "mfu" in steps[0] else None,
+        "data_seconds_per_step": statistics.median(reads),
+        "wall_seconds": wall,
+    }
+    return result
+
+
+def worker_plain(args) -> dict:
+    """What a user would write: transformers model, AdamW, grad accumulation, autocast, compile."""
+    import torch
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from renewlm.model.flops import flops_per_token, peak_flops
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
+    compile_ = args.compile if args.compile is not None else device.type == "cuda"
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(args.parent, attn_implementation="sdpa").to(device)
+    model.config.use_cache = False
+    if compile_:
+        model.compile()
+    decay = [p for p in model.parameters() if p.ndim >= 2]
+    other = [p for p in model.parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
+                            lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+    micro = args.batch_tokens // args.seq_len // args.micro_batch
+    vocab = 4096  # the ids the renewlm run reads come from the same 4096-token tokenizer
+    times = []
+    for step in range(args.steps):
+        t = time.perf_counter()
+        for _ in range(micro):
+            x = torch.randint(0, vocab, (args.micro_batch, args.seq_len + 1), device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(input_ids=x[:, :-1]).logits
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), x[:, 1:].flatten()) / micro
+            loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        loss.item()
+        times.append(time.perf_counter() - t)
+    seconds = statistics.median(times[args.warmup:])
+    peak = peak_flops(device)
+    tps = args.batch_tokens / seconds
+    return {
+        "tokens_per_second": tps,
+        "seconds_per_step": seconds,
+        "mfu": flops_per_token(model.config, args.seq_len) * tps / peak if peak else None,
+    }
+
+
+def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
+    cmd = [sys.executable, __file__, "--worker", kind, "--store", str(store), "--parent", str(parent),
+           "--preset", args.preset_now, "--seq-len", str(args.seq_len), "--batch-tokens", str(args.batch_tokens),
+           "--micro-batch", str(args.micro_batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
+           "--precision", args.precision]
+    if args.compile is not None:
+        cmd += ["--compile" if args.compile else "--no-compile"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--presets", nargs="+", default=["tiny", "small"])
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--batch-tokens", type=int, default=8192)
+    p.add_argument("--micro-batch", type=int, default=8)
+    p.add_argument("--steps", type=int, default=12)
+    p.add_argument("--warmup", type=int, default=3, help="steps left out of the median (compilation, caches)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
+    p.add_argument("--worker", choices=["renewlm", "plain"])
+    p.add_argument("--store", type=Path)
+    p.add_argument("--parent", type=Path)
+    p.add_argument("--preset")
+    args = p.parse_args()
+
+    if args.worker:
+        result = (worker_renewlm if args.worker == "renewlm" else worker_plain)(args)
+        import torch
+
+        if torch.cuda.is_available():
+            result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        else:
+            result["peak_memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        print(json.dumps(result))
+        return
+
+    import torch
+
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = make_store(Path(tmp))
+        for preset in args.presets:
+            args.preset_now = preset
+            parent = make_parent(store, preset, args.seq_len)
+            plain = run_worker("plain", args, store, parent)
+            ours = run_worker("renewlm", args, store, parent)
+            rows.append({"preset": preset, "vocab": VOCAB[preset], "plain": plain, "renewlm": ours})
+
+    print(f"\ndevice: {device}; seq_len {args.seq_len}, batch {args.batch_tokens} tokens, micro-batch {args.micro_batch}, "
+          f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, median of steps {args.warmup + 1}..{args.steps}")
+    header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        for loop in ("plain", "renewlm"):
+            r = row[loop]
+            mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "–"
+            data = f"{r['data_seconds_per_step'] / r['seconds_per_step']:.2%}" if "data_seconds_per_step" in r else "–"
+            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {mfu:>7} {r['peak_memory_gib']:13.2f} {data:>15}")
+        ratio = row["renewlm"]["tokens_per_second"] / row["plain"]["tokens_per_second"]
+        print(f"{'':8} renewlm / plain: {ratio:.3f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile")}, "rows": rows}
+    (RESULTS / "throughput.json").write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {RESULTS / 'throughput.json'}")
+
+
+if __name__ == "__main__":
+    main()

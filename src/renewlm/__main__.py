@@ -1,0 +1,5 @@
+"""`python -m renewlm ...`, as `torchrun -m renewlm train RUN.yaml` needs."""
+
+from renewlm.cli import main
+
+main()

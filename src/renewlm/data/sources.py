@@ -1,0 +1,281 @@
+"""Raw inputs, read as a stream of work units so memory does not grow with the input.
+
+JSON lines (also in `.json`, `.gz`, `.zst`) are cut into byte chunks on line boundaries and parsed
+by the tokenizing workers; parquet, csv and saved datasets are read in record batches with pyarrow
+(or `datasets`); text files are one document each, or one per blank-line-separated paragraph.
+A `.json` file holding one JSON array cannot be streamed without a streaming parser: it is read whole.
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from renewlm.errors import InputError
+
+CHUNK_BYTES = 4 << 20
+BATCH_DOCS = 2048
+FORMATS = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "txt"}
+COMPRESSIONS = (".gz", ".zst")
+
+
+@dataclass
+class Unit:
+    """A piece of input for one worker: raw JSON-lines bytes, or texts already read."""
+
+    source: str
+    first_line: int  # 1-based line (jsonl) or record number of the first document
+    lines: bytes | None = None
+    texts: list[str] | None = None
+    replaced: int = 0  # invalid UTF-8 sequences already replaced while reading `texts`
+
+
+def file_format(path: Path) -> str | None:
+    """jsonl, json, parquet, csv, txt or dataset (a `save_to_disk` folder); None if unknown."""
+    if path.is_dir():
+        return "dataset" if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file() else None
+    suffixes = path.suffixes
+    if suffixes and suffixes[-1] in COMPRESSIONS:
+        suffixes = suffixes[:-1]
+    return FORMATS.get(suffixes[-1]) if suffixes else None
+
+
+def expand(paths: list[str | Path]) -> tuple[list[Path], int]:
+    """Input files and datasets in a stable order, and how many files in folders were skipped."""
+    if not paths:
+        raise InputError("no input given; pass --input PATH (a file or folder) at least once")
+    out, skipped = [], 0
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if not path.exists():
+            raise InputError(f"input {path} does not exist; check the path")
+        kind = file_format(path)
+        if kind is not None:
+            out.append(path)
+        elif path.is_dir():
+            datasets = []
+            for child in sorted(path.rglob("*")):
+                if any(p.startswith(".") for p in child.relative_to(path).parts) or any(d in child.parents for d in datasets):
+                    continue
+                kind_ = file_format(child)
+                if child.is_dir() and kind_ == "dataset":
+                    datasets.append(child)
+                    out.append(child)
+                elif child.is_file() and kind_:
+                    out.append(child)
+                elif child.is_file():
+                    skipped += 1
+        else:
+            raise InputError(
+                f"input {path} has an unknown format; use .jsonl, .json, .parquet, .csv or .txt "
+                f"(optionally .gz or .zst), or a folder of them"
+            )
+    if not out:
+        raise InputError(f"no readable input files under {', '.join(map(str, paths))}; use .jsonl, .json, .parquet, .csv or .txt")
+    return out, skipped
+
+
+def open_binary(path: Path):
+    if path.suffix == ".gz":
+        return gzip.open(path, "rb")
+    if path.suffix == ".zst":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+    return path.open("rb")
+
+
+def units(path: Path, text_field: str, split_blank_lines: bool) -> Iterator[Unit]:
+    kind = file_format(path)
+    if kind in ("jsonl", "json"):
+        yield from _json_units(path, text_field, kind)
+    elif kind == "parquet":
+        yield from _parquet_units(path, text_field)
+    elif kind == "csv":
+        yield from _csv_units(path, text_field)
+    elif kind == "txt":
+        yield from _txt_units(path, split_blank_lines)
+    elif kind == "dataset":
+        yield from _dataset_units(path, text_field)
+
+
+def _json_units(path: Path, text_field: str, kind: str) -> Iterator[Unit]:
+    with open_binary(path) as f:
+        head = f.read(CHUNK_BYTES)
+        if kind == "json" and head.lstrip()[:1] == b"[":
+            data = head + f.read()
+            try:
+                records = json.loads(decode(data, [0]))
+            except json.JSONDecodeError as e:
+                raise InputError(f"{path} is not valid JSON ({e}); fix the file or write it as JSON lines") from None
+            for i in range(0, len(records), BATCH_DOCS):
+                batch = records[i : i + BATCH_DOCS]
+                yield Unit(str(path), i + 1, texts=[field_text(r, text_field, str(path), i + k + 1, "record") for k, r in enumerate(batch)])
+            return
+        line, rest, block = 1, b"", head
+        while block:
+            buf = rest + block
+            cut = buf.rfind(b"\n") + 1
+            if cut:  # whole lines go out; a line cut by the chunk waits for the next block
+                yield Unit(str(path), line, lines=buf[:cut])
+                line += buf.count(b"\n", 0, cut)
+            rest = buf[cut:]
+            block = f.read(CHUNK_BYTES)
+        if rest:
+            yield Unit(str(path), line, lines=rest)
+
+
+def _parquet_units(path: Path, text_field: str) -> Iterator[Unit]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises ArrowInvalid, OSError and others for a damaged file
+        raise InputError(f"{path} is not a readable parquet file ({e}); check or rewrite the file") from None
+    _check_columns(path, pf.schema_arrow.names, text_field)
+    n = 1
+    try:
+        for batch in pf.iter_batches(batch_size=BATCH_DOCS, columns=[text_field]):
+            texts = [t if t is not None else "" for t in batch.column(0).to_pylist()]
+            yield Unit(str(path), n, texts=texts)
+            n += len(texts)
+    except OSError as e:
+        raise InputError(f"{path} is not a readable parquet file ({e}); check or rewrite the file") from None
+
+
+def _csv_units(path: Path, text_field: str) -> Iterator[Unit]:
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    try:
+        reader = pc.open_csv(
+            open_binary(path),
+            read_options=pc.ReadOptions(block_size=CHUNK_BYTES),
+            convert_options=pc.ConvertOptions(column_types={text_field: pa.string()}),
+        )
+    except pa.ArrowInvalid as e:
+        raise InputError(f"{path} is not a readable CSV file ({e}); check its header and quoting") from None
+    _check_columns(path, reader.schema.names, text_field)
+    n = 1
+    for batch in reader:
+        texts = [t if t is not None else "" for t in batch.column(text_field).to_pylist()]
+        yield Unit(str(path), n, texts=texts)
+        n += len(texts)
+
+
+def _txt_units(path: Path, split_blank_lines: bool) -> Iterator[Unit]:
+    if not split_blank_lines:
+        counter = [0]
+        with open_binary(path) as f:
+            text = decode(f.read(), counter)
+        yield Unit(str(path), 1, texts=[text], replaced=counter[0])
+        return
+    with open_binary(path) as f:
+        reader = io.TextIOWrapper(f, encoding="utf-8", errors="renewlm-count", newline="")
+        docs, para, n, seen = [], [], 1, _replaced[0]
+        for line in reader:
+            if line.strip():
+                para.append(line)
+                continue
+            if para:
+                docs.append("".join(para).rstrip("\n"))
+                para = []
+            if len(docs) >= BATCH_DOCS:
+                yield Unit(str(path), n, texts=docs, replaced=_replaced[0] - seen)
+                seen, n, docs = _replaced[0], n + len(docs), []
+        if para:
+            docs.append("".join(para).rstrip("\n"))
+        if docs:
+            yield Unit(str(path), n, texts=docs, replaced=_replaced[0] - seen)
+
+
+def _dataset_units(path: Path, text_field: str) -> Iterator[Unit]:
+    import datasets
+
+    if (path / "dataset_dict.json").is_file():
+        splits = json.loads((path / "dataset_dict.json").read_text()).get("splits", [])
+        raise InputError(
+            f"{path} holds several splits ({', '.join(splits)}); pass one of them, e.g. {path / (splits[0] if splits else 'train')}"
+        )
+    ds = datasets.load_from_disk(str(path))
+    _check_columns(path, ds.column_names, text_field)
+    n = 1
+    for batch in ds.select_columns([text_field]).iter(batch_size=BATCH_DOCS):
+        texts = [t if t is not None else "" for t in batch[text_field]]
+        yield Unit(str(path), n, texts=texts)
+        n += len(texts)
+
+
+def _check_columns(path: Path, names: list[str], text_field: str) -> None:
+    if text_field not in names:
+        raise InputError(
+            f"{path} has no field {text_field!r} (it has: {', '.join(names)}); pass --text-field with one of those"
+        )
+
+
+def field_text(record: object, text_field: str, source: str, number: int, what: str = "line") -> str:
+    if not isinstance(record, dict):
+        raise InputError(f"{source} {what} {number} is a JSON {type(record).__name__}, not an object; each record must be an object with a {text_field!r} field")
+    try:
+        text = record[text_field]
+    except KeyError:
+        raise InputError(
+            f"{source} {what} {number} has no field {text_field!r} (it has: {', '.join(map(str, record)) or 'no fields'}); "
+            f"pass --text-field with one of those"
+        ) from None
+    if text is None:
+        return ""
+    if not isinstance(text, str):
+        raise InputError(f"{source} {what} {number}: field {text_field!r} is a {type(text).__name__}, not text; choose a text field")
+    return text
+
+
+# Invalid UTF-8 is replaced by U+FFFD and counted, not fatal: crawled text often has a few bad bytes.
+_replaced = [0]
+
+
+def _count_and_replace(error: UnicodeDecodeError):
+    _replaced[0] += 1
+    return "\ufffd", error.end
+
+
+codecs.register_error("renewlm-count", _count_and_replace)
+
+
+def decode(data: bytes, counter: list[int]) -> str:
+    """UTF-8 text of `data`; each invalid sequence becomes U+FFFD and adds 1 to counter[0]."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        before = _replaced[0]
+        text = data.decode("utf-8", errors="renewlm-count")
+        counter[0] += _replaced[0] - before
+        return text
+
+
+def parse_lines(unit: Unit, text_field: str, counter: list[int]) -> list[str]:
+    """Texts of a JSON-lines chunk (blank lines skipped)."""
+    text = decode(unit.lines, counter)
+    out = []
+    for k, line in enumerate(text.split("\n")):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{unit.source} line {unit.first_line + k} is not valid JSON ({e.msg}); fix or remove that line") from None
+        out.append(field_text(record, text_field, unit.source, unit.first_line + k))
+    return out
+
+
+def unit_texts(unit: Unit, text_field: str, counter: list[int]) -> list[str]:
+    """The unit's documents; counter[0] grows by the invalid UTF-8 sequences replaced in them."""
+    if unit.texts is not None:
+        counter[0] += unit.replaced
+        return unit.texts
+    return parse_lines(unit, text_field, counter)

@@ -1,0 +1,108 @@
+"""Tokenizers: byte-level BPE trained for from-scratch models, or the tokenizer of any local
+Hugging Face folder. A corpus records its tokenizer's fingerprint, so a mixture or a run can check
+that every corpus speaks the same ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from renewlm.data.sources import expand, unit_texts, units
+from renewlm.errors import ConfigError, InputError, StoreError
+from renewlm.store import Store
+
+EOS = "<|endoftext|>"
+
+
+def train_tokenizer(
+    store: Store,
+    name: str,
+    inputs: list[str | Path],
+    vocab_size: int,
+    *,
+    text_field: str = "text",
+    split_blank_lines: bool = False,
+    overwrite: bool = False,
+) -> Path:
+    """Train a byte-level BPE on the inputs (streamed) and save it as `tokenizers/NAME`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    if vocab_size < 257:
+        raise ConfigError(f"--vocab-size {vocab_size} is too small: a byte-level BPE needs at least 257 (256 bytes + EOS)")
+    paths, _ = expand(inputs)
+    if store.exists("tokenizers", name) and not overwrite:
+        raise StoreError(f"tokenizer {name!r} already exists in {store.root}; pass --overwrite to replace it")
+    documents = [0]
+
+    def texts():
+        counter = [0]
+        for path in paths:
+            for unit in units(path, text_field, split_blank_lines):
+                for text in unit_texts(unit, text_field, counter):
+                    if text.strip():
+                        documents[0] += 1
+                        yield text
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
+    tok.train_from_iterator(texts(), trainer)
+    if documents[0] == 0:
+        raise InputError(f"no documents with text in {', '.join(map(str, inputs))}; give files that contain text")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS, clean_up_tokenization_spaces=False
+    )
+    with store.staging("tokenizers", name, overwrite=overwrite) as tmp:
+        fast.save_pretrained(tmp)
+    return store.path("tokenizers", name)
+
+
+def load_tokenizer(store: Store, ref: str | Path):
+    """A fast tokenizer from a folder path, a store tokenizer name or a store version name."""
+    from transformers import AutoTokenizer
+
+    path = Path(ref).expanduser()
+    name = str(ref)
+    if path.is_dir() and ("/" in name or not _store_has(store, name)):
+        folder = path
+    elif _store_has(store, name) and store.exists("tokenizers", name):
+        folder = store.path("tokenizers", name)
+    elif _store_has(store, name):
+        folder = store.path("versions", name)
+    else:
+        have = ", ".join(store.names("tokenizers")) or "none"
+        raise StoreError(
+            f"tokenizer {name!r} is not a folder, nor a tokenizer or version in {store.root} (tokenizers there: {have}); "
+            f"train one with `renewlm tokenizer train` or give a Hugging Face folder"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"{folder} holds no loadable tokenizer ({e}); give a Hugging Face model or tokenizer folder") from None
+    if not tokenizer.is_fast:
+        raise ConfigError(f"the tokenizer in {folder} is not a fast (Rust) tokenizer; renewlm needs a tokenizer.json")
+    if tokenizer.eos_token_id is None:
+        raise ConfigError(f"the tokenizer in {folder} has no EOS token; set eos_token in its tokenizer_config.json")
+    return tokenizer
+
+
+def _store_has(store: Store, name: str) -> bool:
+    if "/" in name or os.sep in name or name.startswith("."):
+        return False
+    return store.exists("tokenizers", name) or store.exists("versions", name)
+
+
+def fingerprint(tokenizer) -> str:
+    """sha256 of what decides the ids: the backend tokenizer's JSON (without padding/truncation
+    settings, which do not change ids) and the EOS id appended to every document."""
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    spec.pop("padding", None)
+    spec.pop("truncation", None)
+    payload = json.dumps({"tokenizer": spec, "eos": tokenizer.eos_token_id}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,0 +1,56 @@
+"""Parameter counts, training FLOPs per token, and accelerator peaks for MFU."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+# Dense bf16 peaks from the datasheets (FLOP/s); MFU is reported only where the peak is known.
+PEAKS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
+
+
+def parameter_counts(model: nn.Module) -> dict[str, int]:
+    """Total parameters (tied weights once) and those outside the input embedding."""
+    total = sum(p.numel() for p in model.parameters())
+    embedding = model.get_input_embeddings().weight.numel()
+    return {"total": total, "non_embedding": total - embedding}
+
+
+def _get(config, *names: str) -> int:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return int(value)
+    raise ValueError(f"config has none of {names}")
+
+
+def flops_per_token(config, seq_len: int) -> float:
+    """Training FLOPs per token: 6N + 12·L·d·T (Kaplan et al. 2020; PaLM's MFU), N without the input
+    embedding (the LM head's matmul counts, tied or not: it is computed either way)."""
+    d = _get(config, "hidden_size", "n_embd", "d_model")
+    layers = _get(config, "num_hidden_layers", "n_layer", "num_layers")
+    vocab = _get(config, "vocab_size")
+    n = non_embedding_parameters(config) + vocab * d
+    return 6.0 * n + 12.0 * layers * d * seq_len
+
+
+def non_embedding_parameters(config) -> int:
+    """Parameters of the transformer blocks, from the config (attention, MLP, norms)."""
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config)
+    counts = parameter_counts(model)
+    if not getattr(config, "tie_word_embeddings", False):
+        counts["non_embedding"] -= model.get_output_embeddings().weight.numel()
+    return counts["non_embedding"]
+
+
+def peak_flops(device: torch.device) -> float | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, peak in PEAKS.items():
+        if key in name:
+            return peak
+    return None

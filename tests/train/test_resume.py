@@ -1,0 +1,108 @@
+"""Processes and interruptions: torchrun with gloo, SIGKILL and SIGTERM, resuming at another world size."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from renewlm.train.metrics import read_metrics
+from tests.train.conftest import run_dict
+
+
+def write_run(tmp_path, name, **overrides):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(run_dict(name, **overrides)))
+    return path
+
+
+def renewlm(store, *args, procs=1, **popen):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if procs == 1:
+        cmd = [sys.executable, "-m", "renewlm", *args, "--store", str(store.root)]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+               "-m", "renewlm", *args, "--store", str(store.root)]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def finish(proc, timeout=300):
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def losses(store, name):
+    return [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r]
+
+
+def weights(store, name):
+    return load_file(store.path("versions", name) / "model.safetensors")
+
+
+def wait_for(path_glob, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list(path_glob())
+        if found:
+            return found
+        if proc.poll() is not None:
+            pytest.fail(f"the run ended before it could be interrupted:\n{proc.stdout.read()}")
+        time.sleep(0.05)
+    pytest.fail("timed out")
+
+
+def test_two_gloo_processes_give_the_loss_curve_of_one(train_store, tmp_path):
+    finish(renewlm(train_store, "train", str(write_run(tmp_path, "w1", steps=6)), "--fresh"))
+    finish(renewlm(train_store, "train", str(write_run(tmp_path, "w2", steps=6)), "--fresh", procs=2))
+    one, two = losses(train_store, "w1"), losses(train_store, "w2")
+    assert len(one) == len(two) == 6
+    for a, b in zip(one, two):
+        assert a["batch_token_sum"] == b["batch_token_sum"]  # the same samples, split over two processes
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+
+
+def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(train_store, tmp_path):
+    steps = dict(steps=120, checkpoint_every=10)
+    finish(renewlm(train_store, "train", str(write_run(tmp_path, "whole", **steps)), "--fresh"))
+    run = write_run(tmp_path, "killed", **steps)
+    proc = renewlm(train_store, "train", str(run), "--fresh")
+    checkpoints = train_store.path("runs", "killed") / "checkpoints"
+    wait_for(lambda: checkpoints.glob("step-*/train.json"), proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not train_store.exists("versions", "killed")
+    out = finish(renewlm(train_store, "train", str(run)))
+    assert "resuming run killed from step" in out
+    a, b = weights(train_store, "whole"), weights(train_store, "killed")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key].equal(b[key]), key
+    assert [r["loss"] for r in losses(train_store, "whole")] == [r["loss"] for r in losses(train_store, "killed")]
+
+
+def test_sigterm_checkpoints_and_a_resume_on_two_processes_reads_the_same_samples(train_store, tmp_path):
+    steps = dict(steps=200, checkpoint_every=1000)
+    finish(renewlm(train_store, "train", str(write_run(tmp_path, "straight", **steps)), "--fresh"))
+    run = write_run(tmp_path, "moved", **steps)
+    proc = renewlm(train_store, "train", str(run), "--fresh")
+    metrics = train_store.path("runs", "moved") / "metrics.jsonl"
+    wait_for(lambda: [1] if metrics.exists() and '"loss"' in metrics.read_text() else [], proc)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and "checkpoint written" in out, out
+    stopped = len(losses(train_store, "moved"))
+    assert 0 < stopped < 200, "the run should stop mid-way"
+    assert (train_store.path("runs", "moved") / "checkpoints" / f"step-{stopped:08d}").is_dir()
+    out = finish(renewlm(train_store, "train", str(run), procs=2))
+    assert f"resuming run moved from step {stopped}" in out
+    a, b = losses(train_store, "straight"), losses(train_store, "moved")
+    assert [r["step"] for r in b] == list(range(1, 201))
+    assert [r["batch_token_sum"] for r in a] == [r["batch_token_sum"] for r in b]
+    for x, y in zip(a, b):
+        assert y["loss"] == pytest.approx(x["loss"], abs=1e-4)
