@@ -16,21 +16,21 @@ def demo(store: StoreOption = None) -> None:
 
     st = open_store(store)
     started = time.monotonic()
-    results = run_demo(st, say=console.print)
+    losses = run_demo(st, say=console.print)
     prose, code = NAMES["prose"], NAMES["code"]
-    base = results[VERSIONS[0]]["losses"]
+    base = losses[VERSIONS[0]]
     table = Table(title="held-out loss (lower is better)")
-    for column in ("version", "how", "prose", "code", "prose forgetting"):
+    for column in ("version", "trained on", "prose", "code", "forgot (prose)"):
         table.add_column(column, justify="left" if column in ("version", "how") else "right")
     how = {
-        VERSIONS[0]: "pre-trained on prose",
-        VERSIONS[1]: "update on code: re-warm + re-decay, no replay",
-        VERSIONS[2]: "update on code: same, with 25% prose replay",
+        VERSIONS[0]: "prose, from scratch",
+        VERSIONS[1]: "code: re-warm, re-decay",
+        VERSIONS[2]: "code: same + 25% replay",
     }
     for name in VERSIONS:
-        losses = results[name]["losses"]
-        forgetting = "" if name == VERSIONS[0] else f"{losses[prose] - base[prose]:+.3f}"
-        table.add_row(name, how[name], f"{losses[prose]:.3f}", f"{losses[code]:.3f}", forgetting)
+        own = losses[name]
+        forgetting = "" if name == VERSIONS[0] else f"{own[prose] - base[prose]:+.3f}"
+        table.add_row(name, how[name], f"{own[prose]:.3f}", f"{own[code]:.3f}", forgetting)
     console.print(table)
     console.print(f"store: {st.root}")
     console.print(f"versions: {st.root / 'versions'} ({', '.join(VERSIONS)}); see `renewlm versions`")

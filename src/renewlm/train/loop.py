@@ -44,6 +44,9 @@ class StopSignal:
 
 def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
     """Run `cfg` to the end (resuming if its run folder has a checkpoint) and write its version."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # renewlm reports progress itself
     dist_ = setup()
     try:
         run = prepare_run(cfg, store, dist_, fresh=fresh)
