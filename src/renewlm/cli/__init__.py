@@ -20,7 +20,7 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(args=argv, standalone_mode=False)
     except RenewError as e:
@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> None:
         e.show()
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, click.Abort):
+        code = 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code == 130:  # typer reports Ctrl-C as exit code 130 without a word
         print("interrupted; nothing half-written was kept", file=sys.stderr)
-        sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,154 @@
+"""Bad input to `renewlm tokenizer train`, `prepare` and `corpora`: one clear sentence, exit 2, nothing left behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import prose_texts, write_jsonl
+
+
+def prepare_args(store, name, *inputs, extra=()):
+    args = ["prepare", name]
+    for i in inputs:
+        args += ["--input", i]
+    return [*args, "--tokenizer", "tok", "--store", store.root, *extra]
+
+
+def assert_refused(cli, store, args, *phrases, name="c"):
+    code, out, err = cli(*args)
+    assert code == 2, (out, err)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+    assert "Traceback" not in err
+    assert not store.exists("corpora", name)
+    corpora = store.root / "corpora"
+    assert not corpora.exists() or not [p for p in corpora.iterdir() if p.name.startswith(".tmp-")]
+    return lines[0]
+
+
+def test_prepare_and_list(cli, store, tmp_path):
+    code, out, err = cli(*prepare_args(store, "prose", write_jsonl(tmp_path / "p.jsonl", prose_texts()[:20])))
+    assert code == 0, err
+    assert "corpus prose:" in out
+    code, out, _ = cli("corpora", "--store", store.root)
+    assert code == 0 and "prose" in out and "p.jsonl" in out
+
+
+def test_missing_path(cli, store, tmp_path):
+    assert_refused(cli, store, prepare_args(store, "c", tmp_path / "nope.jsonl"), "does not exist", "nope.jsonl")
+
+
+def test_empty_input(cli, store, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    assert_refused(cli, store, prepare_args(store, "c", tmp_path / "empty.jsonl"), "is empty")
+
+
+def test_no_documents(cli, store, tmp_path):
+    path = write_jsonl(tmp_path / "blank.jsonl", ["", "   ", "\n"])
+    assert_refused(cli, store, prepare_args(store, "c", path), "no documents")
+
+
+def test_record_without_the_text_field_names_the_fields_it_has(cli, store, tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"text": "fine"}\n{"body": "x", "id": 2}\n')
+    assert_refused(cli, store, prepare_args(store, "c", path), "line 2", "no field 'text'", "body, id", "--text-field")
+
+
+def test_parquet_column_missing_names_the_columns(cli, store, tmp_path):
+    pq.write_table(pa.table({"content": ["a"], "url": ["u"]}), tmp_path / "t.parquet")
+    assert_refused(cli, store, prepare_args(store, "c", tmp_path / "t.parquet"), "content, url")
+
+
+def test_unreadable_parquet(cli, store, tmp_path):
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 this is not parquet at all")
+    assert_refused(cli, store, prepare_args(store, "c", tmp_path / "broken.parquet"), "not a readable parquet file")
+
+
+def test_invalid_json_line(cli, store, tmp_path):
+    path = tmp_path / "j.jsonl"
+    path.write_text('{"text": "ok"}\n{"text": oops}\n')
+    assert_refused(cli, store, prepare_args(store, "c", path), "line 2 is not valid JSON")
+
+
+def test_dataset_dict_asks_for_a_split(cli, store, tmp_path):
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": ["a"]}), "test": datasets.Dataset.from_dict({"text": ["b"]})}).save_to_disk(str(tmp_path / "dd"))
+    assert_refused(cli, store, prepare_args(store, "c", tmp_path / "dd"), "several splits", "train")
+
+
+def test_unknown_tokenizer(cli, store, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", ["text"])
+    args = ["prepare", "c", "--input", path, "--tokenizer", "nope", "--store", store.root]
+    assert_refused(cli, store, args, "tokenizer 'nope'", "renewlm tokenizer train")
+
+
+def test_existing_corpus_needs_overwrite(cli, store, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", prose_texts()[:5])
+    assert cli(*prepare_args(store, "c", path))[0] == 0
+    code, _, err = cli(*prepare_args(store, "c", path))
+    assert code == 2 and "already exists" in err and "--overwrite" in err
+    assert cli(*prepare_args(store, "c", path, extra=["--overwrite"]))[0] == 0
+
+
+def test_truncated_and_altered_shards_are_found_when_the_corpus_is_opened(cli, store, tmp_path):
+    from renewlm.data.corpus import Corpus
+    from renewlm.errors import CorruptError
+
+    assert cli(*prepare_args(store, "c", write_jsonl(tmp_path / "a.jsonl", prose_texts()[:10]), extra=["--val-fraction", "0"]))[0] == 0
+    shard = store.path("corpora", "c") / "train" / "00000.bin"
+    data = bytearray(shard.read_bytes())
+    data[100] ^= 0xFF  # same size, one byte changed
+    shard.write_bytes(bytes(data))
+    with pytest.raises(CorruptError, match="altered"):
+        Corpus.open(store, "c")
+    shard.write_bytes(bytes(data[:-2]))
+    with pytest.raises(CorruptError, match="truncated"):
+        Corpus.open(store, "c")
+    mix = tmp_path / "m.yaml"
+    mix.write_text("phases:\n  - corpora: {c: 1}\n")
+    code, _, err = cli("mixture", "show", mix, "--samples", "10", "--seq-len", "8", "--store", store.root)
+    assert code == 2 and "truncated" in err and "--overwrite" in err
+
+
+def test_tokenizer_train_bad_input(cli, store, tmp_path):
+    code, _, err = cli("tokenizer", "train", "t2", "--input", tmp_path / "missing.txt", "--vocab-size", "500", "--store", store.root)
+    assert code == 2 and "does not exist" in err
+    code, _, err = cli("tokenizer", "train", "t2", "--input", write_jsonl(tmp_path / "a.jsonl", ["x"]), "--vocab-size", "100", "--store", store.root)
+    assert code == 2 and "too small" in err
+    assert not store.exists("tokenizers", "t2")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupting_prepare_leaves_no_corpus(store, tmp_path, sig):
+    texts = prose_texts()
+    path = tmp_path / "big.jsonl"
+    with path.open("w") as f:  # ~60 MB: several seconds of tokenizing
+        for _ in range(80):
+            for t in texts:
+                f.write('{"text": %s}\n' % __import__("json").dumps(t))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "renewlm", *map(str, prepare_args(store, "big", path, extra=["--workers", "2"]))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    corpora = store.root / "corpora"
+    deadline = time.monotonic() + 60
+    while not (corpora.exists() and any(p.name.startswith(".tmp-") for p in corpora.iterdir())):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    time.sleep(0.5)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0, (out, err)
+    assert "interrupted" in err and "Traceback" not in err
+    assert list(corpora.iterdir()) == []

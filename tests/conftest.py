@@ -1,0 +1,58 @@
+"""Fixtures shared by the whole suite: a store with a small tokenizer, input writers, the CLI."""
+
+import json
+from pathlib import Path
+
+import pydoc_data.topics
+import pytest
+
+from renewlm.cli import main
+from renewlm.data.tokenizer import train_tokenizer
+from renewlm.store import Store
+
+EOS = "<|endoftext|>"
+
+
+def prose_texts() -> list[str]:
+    """English prose every Python install ships: the topics of the language reference."""
+    return [text for _, text in sorted(pydoc_data.topics.topics.items())]
+
+
+def write_jsonl(path: Path, texts, field: str = "text") -> Path:
+    path.write_text("".join(json.dumps({field: t}) + "\n" for t in texts))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tokenizer_store(tmp_path_factory) -> Store:
+    """A store holding tokenizer `tok` (byte-level BPE, 1,000 ids) trained on prose."""
+    tmp = tmp_path_factory.mktemp("tokenizer-store")
+    store = Store(tmp / "store")
+    train_tokenizer(store, "tok", [write_jsonl(tmp / "prose.jsonl", prose_texts())], 1000)
+    return store
+
+
+@pytest.fixture
+def store(tokenizer_store, tmp_path) -> Store:
+    """A fresh store per test that shares the session's tokenizer (copied in)."""
+    import shutil
+
+    fresh = Store(tmp_path / "store")
+    shutil.copytree(tokenizer_store.root / "tokenizers", fresh.root / "tokenizers")
+    return fresh
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `renewlm ARGS...` in this process; return (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run

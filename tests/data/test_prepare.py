@@ -1,0 +1,136 @@
+"""`prepare`: round trips, every input format, determinism, shards."""
+
+import gzip
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+from transformers import AutoTokenizer
+
+from renewlm.data.corpus import Corpus
+from renewlm.data.prepare import ShardWriter, is_heldout, prepare
+from tests.conftest import EOS, prose_texts, write_jsonl
+
+TEXTS = prose_texts()[:40] + ["naïve café — ünïcödé ✓ 日本語", "x"]
+
+
+def decode(store, tokens) -> str:
+    tok = AutoTokenizer.from_pretrained(store.path("tokenizers", "tok"))
+    return tok.decode(tokens.tolist(), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+
+def all_tokens(corpus) -> np.ndarray:
+    return np.asarray(corpus.train.read(0, corpus.train.num_tokens))
+
+
+def test_round_trip_decodes_to_the_source_with_eos_between_documents(store, tmp_path):
+    corpus = prepare(store, "c", [write_jsonl(tmp_path / "a.jsonl", TEXTS)], "tok", val_fraction=0, workers=2)
+    assert decode(store, all_tokens(corpus)) == "".join(t + EOS for t in TEXTS)
+    assert corpus.train.num_documents == len(TEXTS) and corpus.val.num_tokens == 0
+    assert decode(store, corpus.train.document(3)) == TEXTS[3] + EOS
+    assert corpus.dtype == np.uint16
+    m = corpus.manifest
+    assert m["train"]["documents"] == len(TEXTS) and m["tokenizer"]["eos_id"] == corpus.eos_id
+    assert m["sources"][0]["bytes"] == (tmp_path / "a.jsonl").stat().st_size and len(m["sources"][0]["sha256"]) == 64
+
+
+def test_heldout_split_by_content_is_stable_and_about_the_asked_fraction(store, tmp_path):
+    texts = [f"document number {i} " * (1 + i % 7) for i in range(3000)]
+    path = write_jsonl(tmp_path / "many.jsonl", texts)
+    one = prepare(store, "one", [path], "tok", val_fraction=0.1, workers=1)
+    two = prepare(store, "two", [path], "tok", val_fraction=0.1, workers=2)
+    # Same documents, any worker count: the same shards, byte for byte.
+    for split in ("train", "val"):
+        assert [s["file_sha256"] for s in one.manifest[split]["shards"]] == [s["file_sha256"] for s in two.manifest[split]["shards"]]
+    assert 240 < one.val.num_documents < 360
+    # The split follows the text: reordering the input does not move a document between splits.
+    shuffled = write_jsonl(tmp_path / "shuffled.jsonl", texts[::-1])
+    three = prepare(store, "three", [shuffled], "tok", val_fraction=0.1, workers=2)
+    assert three.val.num_documents == one.val.num_documents
+    heldout = {t for t in texts if is_heldout(t, 0.1)}
+    assert decode(store, three.val.read(0, three.val.num_tokens)) == "".join(t + EOS for t in texts[::-1] if t in heldout)
+
+
+def test_every_input_format_gives_the_same_tokens(store, tmp_path):
+    expected = all_tokens(prepare(store, "ref", [write_jsonl(tmp_path / "ref.jsonl", TEXTS)], "tok", val_fraction=0))
+    lines = "".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(TEXTS)).encode()
+    (tmp_path / "gz.jsonl.gz").write_bytes(gzip.compress(lines))
+    (tmp_path / "zst.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(lines))
+    (tmp_path / "lines.json").write_bytes(lines)
+    (tmp_path / "array.json").write_text(json.dumps([{"text": t} for t in TEXTS]))
+    table = pa.table({"id": list(range(len(TEXTS))), "text": TEXTS})
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=7)
+    pcsv.write_csv(table, tmp_path / "t.csv")
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    for i, t in enumerate(TEXTS):
+        (folder / f"{i:03d}.txt").write_text(t)
+    import datasets
+
+    datasets.Dataset.from_dict({"text": TEXTS}).save_to_disk(str(tmp_path / "saved"))
+    for i, source in enumerate(["gz.jsonl.gz", "zst.jsonl.zst", "lines.json", "array.json", "t.parquet", "t.csv", "txt", "saved"]):
+        corpus = prepare(store, f"f{i}", [tmp_path / source], "tok", val_fraction=0, workers=2)
+        assert np.array_equal(all_tokens(corpus), expected), source
+
+
+def test_blank_line_paragraphs_of_a_text_file_are_documents(store, tmp_path):
+    paragraphs = ["First paragraph,\nover two lines.", "Second.", "Third one."]
+    path = tmp_path / "book.txt"
+    path.write_text("\n\n".join(paragraphs) + "\n\n\n")
+    corpus = prepare(store, "book", [path], "tok", val_fraction=0, split_blank_lines=True)
+    assert corpus.train.num_documents == 3
+    assert decode(store, all_tokens(corpus)) == "".join(p + EOS for p in paragraphs)
+
+
+def test_reads_cross_shard_boundaries(tmp_path):
+    writer = ShardWriter(tmp_path / "train", np.dtype(np.uint16), shard_tokens=10)
+    docs = [np.arange(k * 100, k * 100 + n, dtype=np.uint16) for k, n in enumerate([4, 4, 4, 12, 3])]
+    writer.add(np.concatenate(docs), np.array([len(d) for d in docs]))
+    info = writer.close()
+    assert [s["tokens"] for s in info["shards"]] == [8, 4, 12, 3]  # documents never straddle shards
+    from renewlm.data.corpus import Split
+
+    split = Split(tmp_path / "train", info, np.dtype(np.uint16))
+    whole = np.concatenate(docs)
+    for start in range(len(whole)):
+        for length in (1, 5, len(whole) - start):
+            if start + length <= len(whole):
+                assert np.array_equal(split.read(start, length), whole[start : start + length])
+    for i, d in enumerate(docs):
+        assert np.array_equal(split.document(i), d)
+    with pytest.raises(IndexError):
+        split.read(len(whole) - 1, 2)
+
+
+def test_invalid_utf8_is_replaced_counted_and_reported(store, tmp_path, cli):
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(b'{"text": "good line"}\n{"text": "bad \xff\xfe bytes"}\n' + '{"text": "caf\u00e9"}\n'.encode())
+    code, out, err = cli("prepare", "bad", "--input", path, "--tokenizer", "tok", "--val-fraction", "0", "--store", store.root)
+    assert code == 0, err
+    assert "2 invalid UTF-8 sequences were replaced" in out
+    corpus = Corpus.open(store, "bad")
+    assert corpus.manifest["replaced_characters"] == 2
+    assert decode(store, all_tokens(corpus)) == f"good line{EOS}bad \ufffd\ufffd bytes{EOS}café{EOS}"
+
+
+def test_large_vocabularies_use_uint32(tmp_path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from renewlm.store import Store
+
+    vocab = {f"w{i}": i for i in range(70000)}
+    vocab["<|endoftext|>"] = 70000
+    vocab["[UNK]"] = 70001
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    folder = tmp_path / "big-tok"
+    PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", unk_token="[UNK]").save_pretrained(folder)
+    store = Store(tmp_path / "store")
+    corpus = prepare(store, "big", [write_jsonl(tmp_path / "w.jsonl", ["w1 w69999 w5"])], str(folder), val_fraction=0)
+    assert corpus.dtype == np.uint32
+    assert all_tokens(corpus).tolist() == [1, 69999, 5, 70000]
