@@ -1,1 +1,101 @@
-"""`renewlm schedule show|plot` (filled in by the schedules work)."""
+"""`renewlm schedule show|plot`: learning-rate curves before any compute is spent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from renewlm.cli.app import app, console
+from renewlm.errors import ConfigError
+from renewlm.optim.schedule import load_schedule
+
+schedule_app = typer.Typer(help="Inspect learning-rate schedules.", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+Steps = Annotated[int, typer.Option("--steps", help="Optimizer steps of the run.")]
+TokensPerStep = Annotated[int | None, typer.Option("--tokens-per-step", help="Global batch in tokens, for lengths given in tokens.")]
+
+
+def key_steps(schedule) -> list[int]:
+    """Step 0, every stage boundary and event, quarter points inside each stage, and the end."""
+    steps = {0, schedule.total_steps, *schedule.events.values()}
+    for stage in schedule.stages:
+        span = stage.end - stage.start
+        steps.update(stage.start + span * k // 4 for k in range(1, 4))
+        steps.add(stage.end - 1)
+    return sorted(s for s in steps if 0 <= s <= schedule.total_steps)
+
+
+def _stage_at(schedule, step: int) -> str:
+    for stage in schedule.stages:
+        if stage.start <= step < stage.end:
+            return stage.name
+    return "end"
+
+
+@schedule_app.command("show")
+def show(
+    spec: Annotated[Path, typer.Argument(help="Schedule YAML file.")],
+    steps: Steps,
+    csv: Annotated[bool, typer.Option("--csv", help="Every step as CSV (step,lr) instead of key points.")] = False,
+    tokens_per_step: TokensPerStep = None,
+) -> None:
+    """The learning rate at key points of a run (or at every step with --csv)."""
+    schedule = load_schedule(spec).build(steps, tokens_per_step)
+    if csv:
+        print("step,lr")
+        for step in range(steps + 1):
+            print(f"{step},{schedule.lr(step):.10g}")
+        return
+    events = {}
+    for name, step in schedule.events.items():
+        events.setdefault(step, []).append(name)
+    table = Table(title=f"{spec} over {steps:,} steps (peak {schedule.peak_lr:.3g})")
+    for column, justify in (("step", "right"), ("fraction", "right"), ("lr", "right"), ("stage", "left"), ("events", "left")):
+        table.add_column(column, justify=justify)
+    for step in key_steps(schedule):
+        table.add_row(f"{step:,}", f"{step / steps:.3f}", f"{schedule.lr(step):.4e}", _stage_at(schedule, step), ", ".join(events.get(step, [])))
+    console.print(table)
+
+
+@schedule_app.command("plot")
+def plot(
+    specs: Annotated[list[Path], typer.Argument(help="Schedule YAML files, drawn on one chart.")],
+    steps: Steps,
+    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")],
+    tokens_per_step: TokensPerStep = None,
+) -> None:
+    """Draw several schedules on one chart, with stage boundaries marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if output.suffix.lower() != ".png":
+        raise ConfigError(f"-o {output} should be a .png file")
+    schedules = [(path, load_schedule(path)) for path in specs]
+    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
+    for path, spec in schedules:
+        schedule = spec.build(steps, tokens_per_step)
+        xs = list(range(steps + 1))
+        (line,) = ax.plot(xs, [schedule.lr(x) for x in xs], label=f"{path.stem} ({spec.name})")
+        for stage in schedule.stages[1:]:
+            ax.axvline(stage.start, color=line.get_color(), linestyle=":", linewidth=1)
+        if "switch" in schedule.events:
+            ax.axvline(schedule.events["switch"], color=line.get_color(), linestyle="--", linewidth=1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
+    ax.set_xlim(0, steps)
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".tmp-{output.name}")
+    fig.savefig(tmp, format="png")
+    tmp.replace(output)
+    plt.close(fig)
+    console.print(f"wrote {output}")
