@@ -114,3 +114,25 @@ def test_rerun_with_other_settings_needs_fresh(train_store):
         train(validate_run(run_dict("again", steps=3)), train_store)
     info = train(validate_run(run_dict("again", steps=3)), train_store, fresh=True)
     assert info["steps"] == 3
+
+
+def test_path_switching_branch_continues_the_trunk_optimizer_state(train_store, tmp_path):
+    trunk = run_dict("trunk", kind="trunk", schedule={"name": "wsd", "peak_lr": 3e-3, "decay_fraction": 0.0}, steps=4)
+    train(validate_run(trunk), train_store, fresh=True)
+    folder = train_store.path("versions", "trunk")
+    assert (folder / "optimizer").is_dir()
+    assert json.loads((folder / "version.json").read_text())["optimizer_state"] is True
+    branch = run_dict("release", preset=None, tokenizer=None, parent="trunk", load_optimizer=True,
+                      schedule={"name": "branch", "start_lr": 3e-3, "decay_fraction": 0.5}, steps=4)
+    info = train(validate_run(branch), train_store, fresh=True)
+    assert info["start"] == "weights+optimizer"
+    # AdamW's step count continues from the trunk's 4 steps: its moments were carried over.
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    checkpoint = next((train_store.path("runs", "release") / "checkpoints").glob("step-*"))
+    dcp_to_torch_save(checkpoint, tmp_path / "ckpt.pt")
+    optim = torch.load(tmp_path / "ckpt.pt", weights_only=False)["optim"]["state"]
+    assert {float(v["step"]) for v in optim.values()} == {8.0}
+    with pytest.raises(ConfigError, match="has no optimizer state"):
+        bad = run_dict("bad-branch", preset=None, tokenizer=None, parent="release", load_optimizer=True, steps=2)
+        train(validate_run(bad), train_store, fresh=True)
