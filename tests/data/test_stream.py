@@ -153,3 +153,16 @@ def test_bad_stream_inputs_fail_clearly():
     s = stream({"a": 1}, dict(a=100), total=10)
     with pytest.raises(IndexError):
         s.read([10])
+
+
+def test_locate_matches_a_plain_count_for_contiguous_and_scattered_indices():
+    s = stream({"a": 0.5, "b": 0.3, "c": 0.2}, dict(a=100_000, b=100_000, c=100_000), total=20_000)
+    src = s._sources.astype(int)
+    expected, counts = np.zeros(len(src), dtype=int), np.zeros(3, dtype=int)
+    for i, x in enumerate(src):  # the j-th sample of its source, counted one by one
+        expected[i], counts[x] = counts[x], counts[x] + 1
+    for start in (0, 5, 511, 512, 7000, 19_900):
+        idx = np.arange(start, min(20_000, start + 100), 3)
+        assert np.array_equal(s.locate(idx)[1], expected[idx])
+    scattered = np.random.default_rng(0).integers(0, 20_000, 50)
+    assert np.array_equal(s.locate(scattered)[1], expected[scattered])

@@ -49,6 +49,8 @@ class Split:
         """Tokens [start, start + length) of the split."""
         if start < 0 or length < 0 or start + length > self.num_tokens:
             raise IndexError(f"tokens [{start}, {start + length}) outside [0, {self.num_tokens}) of {self.folder}")
+        if len(self._shards) == 1:  # the common case, and the hot path of the training stream
+            return self._tokens[0][start : start + length]
         shard = int(np.searchsorted(self._starts, start, side="right")) - 1
         local = start - int(self._starts[shard])
         first = self._tokens[shard][local : local + length]

@@ -102,6 +102,16 @@ class MixtureStream:
         if idx.size and (idx.min() < 0 or idx.max() >= self.total_samples):
             raise IndexError(f"sample index out of range [0, {self.total_samples})")
         src = self._sources[idx].astype(np.int64)
+        if idx.size == 0:
+            return src, src.copy()
+        lo = int(idx.min()) // _BLOCK * _BLOCK
+        hi = int(idx.max()) + 1
+        if hi - lo <= 8 * _BLOCK + idx.size:
+            # A batch is a contiguous range: count each source once over the span it covers.
+            span = self._sources[lo:hi, None] == np.arange(len(self.names), dtype=np.uint8)
+            before = np.zeros((hi - lo + 1, len(self.names)), dtype=np.int64)
+            np.cumsum(span, axis=0, out=before[1:])
+            return src, self._counts[lo // _BLOCK, src] + before[idx - lo, src]
         block = idx // _BLOCK
         j = self._counts[block, src].copy()
         for k, (i, b, s) in enumerate(zip(idx.tolist(), block.tolist(), src.tolist())):
@@ -111,13 +121,10 @@ class MixtureStream:
     def sequence_ids(self, indices) -> tuple[np.ndarray, np.ndarray]:
         """(source id, sequence number within the corpus) for each sample index."""
         src, j = self.locate(indices)
-        seq = np.empty_like(j)
         n = self.num_sequences[src]
         epoch, pos = j // n, j % n
-        for s, e in set(zip(src.tolist(), epoch.tolist())):
-            sel = (src == s) & (epoch == e)
-            seq[sel] = permute(pos[sel], int(self.num_sequences[s]), derive_key(self._keys[s], e))
-        return src, seq
+        keys = [derive_key(self._keys[s], e) for s, e in zip(src.tolist(), epoch.tolist())]
+        return src, permute(pos, n, np.array(keys, dtype=np.uint64))
 
     def read(self, indices) -> np.ndarray:
         """Tokens of the given samples, shape (len(indices), seq_len + 1), int64."""
