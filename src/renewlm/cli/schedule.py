@@ -10,7 +10,7 @@ from rich.table import Table
 
 from renewlm.cli.app import app, console
 from renewlm.errors import ConfigError
-from renewlm.optim.schedule import load_schedule
+from renewlm.optim.schedule import Schedule, load_schedule
 
 schedule_app = typer.Typer(help="Inspect learning-rate schedules.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -19,7 +19,11 @@ Steps = Annotated[int, typer.Option("--steps", help="Optimizer steps of the run.
 TokensPerStep = Annotated[int | None, typer.Option("--tokens-per-step", help="Global batch in tokens, for lengths given in tokens.")]
 
 
-def key_steps(schedule) -> list[int]:
+# A chart is at most ~1,000 pixels wide: past this many steps, draw a sample that keeps every boundary.
+PLOT_POINTS = 5000
+
+
+def key_steps(schedule: Schedule) -> list[int]:
     """Step 0, every stage boundary and event, quarter points inside each stage, and the end."""
     steps = {0, schedule.total_steps, *schedule.events.values()}
     for stage in schedule.stages:
@@ -27,13 +31,6 @@ def key_steps(schedule) -> list[int]:
         steps.update(stage.start + span * k // 4 for k in range(1, 4))
         steps.add(stage.end - 1)
     return sorted(s for s in steps if 0 <= s <= schedule.total_steps)
-
-
-def _stage_at(schedule, step: int) -> str:
-    for stage in schedule.stages:
-        if stage.start <= step < stage.end:
-            return stage.name
-    return "end"
 
 
 @schedule_app.command("show")
@@ -48,7 +45,7 @@ def show(
     if csv:
         print("step,lr")
         for step in range(steps + 1):
-            print(f"{step},{schedule.lr(step):.10g}")
+            print(f"{step},{schedule.lr(step)!r}")  # repr: the exact float the optimizer gets
         return
     events = {}
     for name, step in schedule.events.items():
@@ -57,7 +54,7 @@ def show(
     for column, justify in (("step", "right"), ("fraction", "right"), ("lr", "right"), ("stage", "left"), ("events", "left")):
         table.add_column(column, justify=justify)
     for step in key_steps(schedule):
-        table.add_row(f"{step:,}", f"{step / steps:.3f}", f"{schedule.lr(step):.4e}", _stage_at(schedule, step), ", ".join(events.get(step, [])))
+        table.add_row(f"{step:,}", f"{step / steps:.3f}", f"{schedule.lr(step):.4e}", schedule.stage_at(step), ", ".join(events.get(step, [])))
     console.print(table)
 
 
@@ -80,7 +77,7 @@ def plot(
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
     for path, spec in schedules:
         schedule = spec.build(steps, tokens_per_step)
-        xs = list(range(steps + 1))
+        xs = sorted({*range(0, steps + 1, max(1, steps // PLOT_POINTS)), *key_steps(schedule)})
         (line,) = ax.plot(xs, [schedule.lr(x) for x in xs], label=f"{path.stem} ({spec.name})")
         for stage in schedule.stages[1:]:
             ax.axvline(stage.start, color=line.get_color(), linestyle=":", linewidth=1)

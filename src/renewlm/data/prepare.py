@@ -13,6 +13,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +30,10 @@ from renewlm.errors import ConfigError, InputError
 from renewlm.store import Store, write_json
 
 SHARD_TOKENS = 1 << 28  # 512 MB of uint16 per shard file
+# fork starts workers in milliseconds and does not re-run the caller's __main__ (spawn would, so a
+# script calling prepare() without an `if __name__ == "__main__"` guard would fail). Workers use no
+# threads of their parent's: the tokenizer is built anew in each, with Rust parallelism off.
+_START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
 
 @dataclass
@@ -55,7 +60,10 @@ _state: dict = {}
 def _init_worker(tokenizer_json: str, eos: int, text_field: str, val_fraction: float, dtype: str) -> None:
     from tokenizers import Tokenizer
 
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt does
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends its workers with SIGTERM (a forked
+    # worker would otherwise inherit the CLI's SIGTERM-to-KeyboardInterrupt handler)
     _state.update(tokenizer=Tokenizer.from_str(tokenizer_json), eos=eos, text_field=text_field,
                   val_fraction=val_fraction, dtype=np.dtype(dtype))
 
@@ -200,7 +208,7 @@ def prepare(
             for unit in work:
                 take(_tokenize(unit))
         else:
-            with multiprocessing.get_context("spawn").Pool(workers, _init_worker, init) as pool:
+            with multiprocessing.get_context(_START_METHOD).Pool(workers, _init_worker, init) as pool:
                 pending: deque = deque()
                 for unit in work:
                     pending.append(pool.apply_async(_tokenize, (unit,)))

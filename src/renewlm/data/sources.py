@@ -18,7 +18,7 @@ from pathlib import Path
 
 from renewlm.errors import InputError
 
-CHUNK_BYTES = 4 << 20
+CHUNK_BYTES = 1 << 20
 BATCH_DOCS = 2048
 FORMATS = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "txt"}
 COMPRESSIONS = (".gz", ".zst")

@@ -1,41 +1,50 @@
 """Named learning-rate schedules, as written in YAML (discriminated by `name`), with the papers' defaults.
 
-Lengths are fractions of the run (rounded to whole steps: `round(fraction · total_steps)`), or the same
-lengths in tokens (`*_tokens`, converted with the run's tokens per step). `build(total_steps)` turns a
-spec into a `Schedule`, whose `lr(step)` is a pure function of the step; a checkpoint stores only
-the step. Formulas and sources: docs/schedules.md and reference/recipes.md.
+Lengths are fractions of the run, rounded to whole steps (`round(fraction · total_steps)`, Python's
+round: halves go to the even step), or the same lengths in tokens (`*_tokens`, converted with the
+run's tokens per step and rounded the same way). `build(total_steps)` turns a spec into a `Schedule`,
+whose `lr(step)` is a pure function of the step; a checkpoint stores only the step.
+Formulas and sources: docs/schedules.md and reference/recipes.md.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
 from renewlm.config import Config, load, validate
 from renewlm.errors import ConfigError
-from renewlm.optim.stages import DecayShape, Schedule, Stage
+from renewlm.optim.stages import CooldownShape, DecayShape, Schedule, Span, Stage
 
-Fraction = Annotated[float, Field(ge=0, le=1)]
-LR = Annotated[float, Field(ge=0)]
-Tokens = Annotated[int, Field(gt=0)] | None
+__all__ = ["ScheduleSpec", "Schedule", "Span", "load_schedule", "validate_schedule", "set_lr"]
+
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+LR = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a floor may be 0
+TopLR = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # the LR a schedule starts from or peaks at
+Tokens = Annotated[int, Field(ge=0)] | None
 
 
 class _Spec(Config):
     def build(self, total_steps: int, tokens_per_step: int | None = None) -> Schedule:
+        """The schedule over a run of `total_steps` optimizer steps; ConfigError if it does not fit."""
         if total_steps < 1:
-            raise ConfigError(f"a {self.name} schedule needs at least 1 step (got {total_steps})")
+            raise ConfigError(f"a {self.name} schedule needs a run of at least 1 step (got {total_steps}); give more steps")
+        if tokens_per_step is not None and tokens_per_step < 1:
+            raise ConfigError(f"tokens per step must be at least 1 (got {tokens_per_step}); check the batch size")
         return self._build(_Lengths(self, total_steps, tokens_per_step))
 
     def _check_fractions(self, *names: str) -> None:
-        given = {n: getattr(self, f"{n}_fraction") for n in names}
+        for n in names:
+            if f"{n}_fraction" in self.model_fields_set and getattr(self, f"{n}_tokens") is not None:
+                raise ValueError(f"give {n}_fraction or {n}_tokens, not both")
+        # Only fractions in use count; lengths in tokens are checked against the run in build().
+        given = {n: getattr(self, f"{n}_fraction") for n in names if getattr(self, f"{n}_tokens") is None}
         if sum(given.values()) > 1 + 1e-9:
             parts = " + ".join(f"{n}_fraction {v:g}" for n, v in given.items())
             raise ValueError(f"{parts} add up past the whole run; shorten them so they sum to at most 1")
-        for n in names:
-            if f"{n}_fraction" in self.model_fields_set and getattr(self, f"{n}_tokens", None) is not None:
-                raise ValueError(f"give {n}_fraction or {n}_tokens, not both")
 
 
 class _Lengths:
@@ -44,33 +53,44 @@ class _Lengths:
     def __init__(self, spec: _Spec, total_steps: int, tokens_per_step: int | None):
         self.spec, self.total, self.tokens_per_step = spec, total_steps, tokens_per_step
 
-    def __call__(self, stage: str) -> int:
-        tokens = getattr(self.spec, f"{stage}_tokens", None)
+    def _exact(self, stage: str) -> float:
+        tokens = getattr(self.spec, f"{stage}_tokens")
         if tokens is None:
-            return round(getattr(self.spec, f"{stage}_fraction") * self.total)
-        if not self.tokens_per_step:
-            raise ConfigError(f"{stage}_tokens needs the run's tokens per step; give {stage}_fraction instead")
-        return round(tokens / self.tokens_per_step)
+            return getattr(self.spec, f"{stage}_fraction") * self.total
+        if self.tokens_per_step is None:
+            raise ConfigError(
+                f"{stage}_tokens needs the run's tokens per step (--tokens-per-step, or the run's batch); "
+                f"give it or use {stage}_fraction instead"
+            )
+        return tokens / self.tokens_per_step
 
-    def check(self, **steps: int) -> None:
-        if sum(steps.values()) > self.total:
-            parts = " + ".join(f"{k} {v}" for k, v in steps.items())
+    def __call__(self, *stages: str) -> list[int]:
+        """Each stage's length, round(exact steps); where rounding alone pushes the sum past the run
+        (e.g. two halves of 3 steps), the stage rounded up the most gives a step back."""
+        exact = [self._exact(s) for s in stages]
+        if sum(exact) > self.total + 1e-9:
+            parts = " + ".join(f"{s} {e:g}" for s, e in zip(stages, exact))
             raise ConfigError(
                 f"the {self.spec.name} schedule's stages ({parts} steps) add up past the run's {self.total} steps; "
                 f"shorten them or lengthen the run"
             )
+        steps = [round(e) for e in exact]
+        while sum(steps) > self.total:
+            i = max(range(len(steps)), key=lambda k: steps[k] - exact[k])
+            steps[i] -= 1
+        return steps
 
 
-def _floor_below_peak(floor: float, peak: float, floor_name: str, peak_name: str) -> None:
-    if floor > peak:
-        raise ValueError(f"{floor_name} {floor:g} is above {peak_name} {peak:g}; the floor must not exceed the peak")
+def _not_above(low: float, high: float, low_name: str, high_name: str) -> None:
+    if low > high:
+        raise ValueError(f"{low_name} {low:g} is above {high_name} {high:g}; lower {low_name} or raise {high_name}")
 
 
 class Cosine(_Spec):
     """Re-warm and re-decay (Ibrahim et al. 2024): linear warmup, then cosine to the floor."""
 
     name: Literal["cosine"]
-    peak_lr: LR = Field(description="LR at the end of the warmup.")
+    peak_lr: TopLR = Field(description="LR at the end of the warmup.")
     min_lr: LR | None = Field(None, description="Floor reached at the end of the run (default 0.1·peak_lr).")
     warmup_fraction: Fraction = Field(0.01, description="Share of the run spent warming up (the re-warm).")
     warmup_tokens: Tokens = Field(None, description="The warmup in tokens instead of a fraction.")
@@ -79,7 +99,8 @@ class Cosine(_Spec):
     @model_validator(mode="after")
     def _check(self) -> Cosine:
         self._check_fractions("warmup")
-        _floor_below_peak(self.floor, self.peak_lr, "min_lr", "peak_lr")
+        _not_above(self.floor, self.peak_lr, "min_lr", "peak_lr")
+        _not_above(self.start_lr, self.peak_lr, "start_lr", "peak_lr")
         return self
 
     @property
@@ -87,10 +108,9 @@ class Cosine(_Spec):
         return 0.1 * self.peak_lr if self.min_lr is None else self.min_lr
 
     def _build(self, n: _Lengths) -> Schedule:
-        w = n("warmup")
-        n.check(warmup=w)
+        (w,) = n("warmup")
         return Schedule(
-            [Stage("warmup", 0, w, self.start_lr, self.peak_lr), Stage("decay", w, n.total, self.peak_lr, self.floor, "cosine")],
+            [Stage("warmup", 0, w, self.start_lr, self.peak_lr, "warmup"), Stage("decay", w, n.total, self.peak_lr, self.floor, "cosine")],
             n.total, self.floor,
         )
 
@@ -99,7 +119,7 @@ class WSD(_Spec):
     """Warmup-stable-decay (MiniCPM; Hägele et al. 2024): warmup, constant peak, decay over the last part."""
 
     name: Literal["wsd"]
-    peak_lr: LR = Field(description="LR of the stable stage.")
+    peak_lr: TopLR = Field(description="LR of the stable stage.")
     min_lr: LR = Field(0.0, description="Floor reached at the end of the decay.")
     warmup_fraction: Fraction = Field(0.01, description="Share of the run spent warming up.")
     warmup_tokens: Tokens = Field(None, description="The warmup in tokens instead of a fraction.")
@@ -111,17 +131,17 @@ class WSD(_Spec):
     @model_validator(mode="after")
     def _check(self) -> WSD:
         self._check_fractions("warmup", "decay")
-        _floor_below_peak(self.min_lr, self.peak_lr, "min_lr", "peak_lr")
+        _not_above(self.min_lr, self.peak_lr, "min_lr", "peak_lr")
         if self.decay_shape == "exp" and self.min_lr <= 0:
             raise ValueError("decay_shape exp needs min_lr > 0 (an exponential never reaches 0); set min_lr")
+        _not_above(self.start_lr, self.peak_lr, "start_lr", "peak_lr")
         return self
 
     def _build(self, n: _Lengths) -> Schedule:
-        w, d = n("warmup"), n("decay")
-        n.check(warmup=w, decay=d)
+        w, d = n("warmup", "decay")
         return Schedule(
             [
-                Stage("warmup", 0, w, self.start_lr, self.peak_lr),
+                Stage("warmup", 0, w, self.start_lr, self.peak_lr, "warmup"),
                 Stage("stable", w, n.total - d, self.peak_lr, self.peak_lr),
                 Stage("decay", n.total - d, n.total, self.peak_lr, self.min_lr, self.decay_shape),
             ],
@@ -134,15 +154,15 @@ class Infinite(_Spec):
     comes, and an exponential anneal only when a release is cut."""
 
     name: Literal["infinite"]
-    peak_lr: LR = Field(description="LR at the end of the warmup.")
+    peak_lr: TopLR = Field(description="LR at the end of the warmup.")
     min_lr: LR = Field(description="Floor the anneal reaches (must be > 0 when anneal_fraction > 0).")
     const_lr: LR | None = Field(None, description="LR of the constant stage (default (peak_lr + min_lr)/2).")
     warmup_fraction: Fraction = Field(0.01, description="Share of the run spent warming up.")
     warmup_tokens: Tokens = Field(None, description="The warmup in tokens instead of a fraction.")
-    cooldown_shape: Literal["cosine", "inv-sqrt"] = Field("cosine", description="Shape of the cooldown to const_lr.")
+    cooldown_shape: CooldownShape = Field("cosine", description="Shape of the cooldown to const_lr.")
     cooldown_fraction: Fraction = Field(0.6, description="Share of the run spent cooling down to const_lr.")
     cooldown_tokens: Tokens = Field(None, description="The cooldown in tokens instead of a fraction.")
-    timescale: float = Field(10.0, gt=0, description="α of the inverse-sqrt cooldown.")
+    timescale: float = Field(10.0, gt=0, allow_inf_nan=False, description="α of the inverse-sqrt cooldown.")
     anneal_fraction: Fraction = Field(0.0, description="Share of the run annealed at the end: 0 on the main path, > 0 for a release.")
     anneal_tokens: Tokens = Field(None, description="The anneal in tokens instead of a fraction.")
     start_lr: LR = Field(0.0, description="LR the warmup starts from.")
@@ -150,11 +170,12 @@ class Infinite(_Spec):
     @model_validator(mode="after")
     def _check(self) -> Infinite:
         self._check_fractions("warmup", "cooldown", "anneal")
-        _floor_below_peak(self.min_lr, self.peak_lr, "min_lr", "peak_lr")
-        _floor_below_peak(self.constant, self.peak_lr, "const_lr", "peak_lr")
-        _floor_below_peak(self.min_lr, self.constant, "min_lr", "const_lr")
-        if (self.anneal_fraction > 0 or self.anneal_tokens) and self.min_lr <= 0:
+        _not_above(self.min_lr, self.peak_lr, "min_lr", "peak_lr")
+        _not_above(self.constant, self.peak_lr, "const_lr", "peak_lr")
+        _not_above(self.min_lr, self.constant, "min_lr", "const_lr")
+        if (self.anneal_fraction > 0 if self.anneal_tokens is None else self.anneal_tokens > 0) and self.min_lr <= 0:
             raise ValueError("the exponential anneal needs min_lr > 0 (it never reaches 0); set min_lr")
+        _not_above(self.start_lr, self.peak_lr, "start_lr", "peak_lr")
         return self
 
     @property
@@ -162,12 +183,11 @@ class Infinite(_Spec):
         return (self.peak_lr + self.min_lr) / 2 if self.const_lr is None else self.const_lr
 
     def _build(self, n: _Lengths) -> Schedule:
-        w, c, a = n("warmup"), n("cooldown"), n("anneal")
-        n.check(warmup=w, cooldown=c, anneal=a)
+        w, c, a = n("warmup", "cooldown", "anneal")
         const = self.constant
         return Schedule(
             [
-                Stage("warmup", 0, w, self.start_lr, self.peak_lr),
+                Stage("warmup", 0, w, self.start_lr, self.peak_lr, "warmup"),
                 Stage("cooldown", w, w + c, self.peak_lr, const, self.cooldown_shape, self.timescale),
                 Stage("constant", w + c, n.total - a, const, const),
                 Stage("anneal", n.total - a, n.total, const, self.min_lr, "exp"),
@@ -181,13 +201,13 @@ class Reuse(_Spec):
     switches when the LR reaches `switch_at_lr_ratio` of its start (event `switch`)."""
 
     name: Literal["reuse"]
-    start_lr: LR = Field(description="The pretraining minimum LR, where continued training starts.")
+    start_lr: TopLR = Field(description="The pretraining minimum LR, where continued training starts.")
     min_lr: LR | None = Field(None, description="Floor at the end (default start_lr / 100).")
     switch_at_lr_ratio: float = Field(0.2, gt=0, lt=1, description="Event `switch` is the first step with LR ≤ this × start_lr.")
 
     @model_validator(mode="after")
     def _check(self) -> Reuse:
-        _floor_below_peak(self.floor, self.start_lr, "min_lr", "start_lr")
+        _not_above(self.floor, self.start_lr, "min_lr", "start_lr")
         if self.switch_at_lr_ratio * self.start_lr < self.floor:
             raise ValueError(f"switch_at_lr_ratio {self.switch_at_lr_ratio:g} puts the switch below the floor; raise it")
         return self
@@ -198,17 +218,24 @@ class Reuse(_Spec):
 
     def _build(self, n: _Lengths) -> Schedule:
         a, b, target = self.start_lr, self.floor, self.switch_at_lr_ratio * self.start_lr
-        # Solve b + (a − b)(1 + cos πx)/2 = target for x; the switch is the first step at or past it.
+        decay = Stage("decay", 0, n.total, a, b, "cosine")
+        # Solve b + (a − b)(1 + cos πx)/2 = target: x = 0.711 for a /100 floor and a /5 switch.
         x = math.acos(2 * (target - b) / (a - b) - 1) / math.pi if a > b else 0.0
-        switch = min(n.total, math.ceil(x * n.total - 1e-9))
-        return Schedule([Stage("decay", 0, n.total, a, b, "cosine")], n.total, b, {"switch": switch})
+        switch = min(n.total, math.ceil(x * n.total))
+        # `switch` is the first step that runs at LR ≤ target; nudge it past float rounding of x·T.
+        lr = lambda t: decay.lr(t) if t < n.total else b  # noqa: E731
+        while switch > 0 and lr(switch - 1) <= target:
+            switch -= 1
+        while switch < n.total and lr(switch) > target:
+            switch += 1
+        return Schedule([decay], n.total, b, {"switch": switch})
 
 
 class Constant(_Spec):
     """One LR throughout: the "no re-warm" baseline (Ibrahim et al. 2024)."""
 
     name: Literal["constant"]
-    lr: LR = Field(description="The learning rate.")
+    lr: TopLR = Field(description="The learning rate.")
 
     def _build(self, n: _Lengths) -> Schedule:
         return Schedule([Stage("constant", 0, n.total, self.lr, self.lr)], n.total, self.lr)
@@ -219,7 +246,7 @@ class Branch(_Spec):
     holds it, then fully decays over the last `decay_fraction` (a WSD cooldown from a stable checkpoint)."""
 
     name: Literal["branch"]
-    start_lr: LR = Field(description="The LR the main path is at where the branch starts.")
+    start_lr: TopLR = Field(description="The LR the main path is at where the branch starts.")
     min_lr: LR = Field(0.0, description="Floor at the end of the decay.")
     decay_fraction: Fraction = Field(0.1, description="Share of the run spent decaying (MiniCPM: 10% is enough).")
     decay_tokens: Tokens = Field(None, description="The decay in tokens instead of a fraction.")
@@ -228,14 +255,13 @@ class Branch(_Spec):
     @model_validator(mode="after")
     def _check(self) -> Branch:
         self._check_fractions("decay")
-        _floor_below_peak(self.min_lr, self.start_lr, "min_lr", "start_lr")
+        _not_above(self.min_lr, self.start_lr, "min_lr", "start_lr")
         if self.decay_shape == "exp" and self.min_lr <= 0:
             raise ValueError("decay_shape exp needs min_lr > 0 (an exponential never reaches 0); set min_lr")
         return self
 
     def _build(self, n: _Lengths) -> Schedule:
-        d = n("decay")
-        n.check(decay=d)
+        (d,) = n("decay")
         return Schedule(
             [
                 Stage("stable", 0, n.total - d, self.start_lr, self.start_lr),
@@ -249,10 +275,12 @@ ScheduleSpec = Annotated[Union[Cosine, WSD, Infinite, Reuse, Constant, Branch], 
 
 
 def validate_schedule(data: object, where: str = "schedule") -> Cosine | WSD | Infinite | Reuse | Constant | Branch:
+    """A schedule spec from a dict (e.g. a run YAML's `schedule:`); ConfigError naming `where` on bad input."""
     return validate(ScheduleSpec, data, where)
 
 
-def load_schedule(path) -> Cosine | WSD | Infinite | Reuse | Constant | Branch:
+def load_schedule(path: str | Path) -> Cosine | WSD | Infinite | Reuse | Constant | Branch:
+    """A schedule spec from a YAML file (the file is the spec); ConfigError on bad input."""
     return load(ScheduleSpec, path)
 
 
