@@ -50,7 +50,7 @@ def show(
     events = {}
     for name, step in schedule.events.items():
         events.setdefault(step, []).append(name)
-    table = Table(title=f"{spec} over {steps:,} steps (peak {schedule.peak_lr:.3g})")
+    table = Table(title=f"{spec.name}: {steps:,} steps, peak lr {schedule.peak_lr:.4g}")
     for column, justify in (("step", "right"), ("fraction", "right"), ("lr", "right"), ("stage", "left"), ("events", "left")):
         table.add_column(column, justify=justify)
     for step in key_steps(schedule):
