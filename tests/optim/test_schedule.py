@@ -173,8 +173,10 @@ def test_lengths_in_tokens():
     assert s.events["warmup_end"] == 50 and s.events["decay_start"] == 900
     s = build(1000, 1000, name="infinite", peak_lr=1e-3, min_lr=1e-5, warmup_tokens=20_400, cooldown_tokens=300_000, anneal_tokens=100_000)
     assert [s.events[k] for k in ("warmup_end", "cooldown_end", "anneal_start")] == [20, 320, 900]
-    s = build(100, 10, name="branch", start_lr=1e-3, decay_tokens=250)
+    s = build(100, 10, name="branch", start_lr=1e-3, decay_tokens=2.5e2)  # a whole float (YAML's 2.5e2) is fine
     assert s.events["decay_start"] == 75
+    with pytest.raises(ConfigError, match="decay_tokens: Input should be a valid integer"):
+        validate_schedule({"name": "branch", "start_lr": 1e-3, "decay_tokens": 2.5})
     # a fraction replaced by tokens does not count towards the fractions' sum
     validate_schedule({"name": "wsd", "peak_lr": 1e-3, "warmup_fraction": 0.9, "decay_tokens": 10})
     with pytest.raises(ConfigError, match="tokens per step"):

@@ -41,7 +41,8 @@ def show(
     tokens_per_step: TokensPerStep = None,
 ) -> None:
     """The learning rate at key points of a run (or at every step with --csv)."""
-    schedule = load_schedule(spec).build(steps, tokens_per_step)
+    loaded = load_schedule(spec)
+    schedule = loaded.build(steps, tokens_per_step)
     if csv:
         print("step,lr")
         for step in range(steps + 1):
@@ -50,7 +51,7 @@ def show(
     events = {}
     for name, step in schedule.events.items():
         events.setdefault(step, []).append(name)
-    table = Table(title=f"{spec.name}: {steps:,} steps, peak lr {schedule.peak_lr:.4g}")
+    table = Table(title=f"{spec.name} ({loaded.name}): {steps:,} steps, peak lr {schedule.peak_lr:.4g}")
     for column, justify in (("step", "right"), ("fraction", "right"), ("lr", "right"), ("stage", "left"), ("events", "left")):
         table.add_column(column, justify=justify)
     for step in key_steps(schedule):

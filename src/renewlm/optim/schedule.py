@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from renewlm.config import Config, load, validate
 from renewlm.errors import ConfigError
@@ -24,7 +24,8 @@ __all__ = ["ScheduleSpec", "Schedule", "Span", "load_schedule", "validate_schedu
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 LR = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a floor may be 0
 TopLR = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # the LR a schedule starts from or peaks at
-Tokens = Annotated[int, Field(ge=0)] | None
+# Token counts are often written 2e9; YAML reads that as a float, so a whole float counts as an int.
+Tokens = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v), Field(ge=0)] | None
 
 
 class _Spec(Config):
