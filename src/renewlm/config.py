@@ -82,6 +82,8 @@ def describe(error: ValidationError, where: str) -> str:
             msg = "unknown field; check its spelling against the documentation"
         elif item["type"] == "missing":
             msg = "required field is missing"
+        elif item["type"] == "value_error":  # a model's own check: its sentence says it all
+            msg = msg.removeprefix("Value error, ")
         elif "input" in item and item["type"] not in ("model_type", "dict_type"):
             msg = f"{msg} (got {item['input']!r})"
         lines.append(f"{where}: {loc}: {msg}")

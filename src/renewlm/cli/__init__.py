@@ -10,6 +10,11 @@ import click
 from renewlm.cli.app import app
 from renewlm.errors import RenewError
 
+try:  # typer ≥ 0.20 ships its own copy of click, whose usage errors are not click's
+    from typer._click.exceptions import ClickException as _TyperClickException
+except ImportError:
+    _TyperClickException = click.ClickException
+
 # Each module adds its commands to `app` when imported.
 from renewlm.cli import data, demo, mixture, schedule, train, versions  # noqa: E402,F401
 
@@ -26,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     except RenewError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    except click.ClickException as e:
+    except (click.ClickException, _TyperClickException) as e:  # usage errors: typer prints usage, exit 2
         e.show()
         sys.exit(e.exit_code)
     except (KeyboardInterrupt, click.Abort):
