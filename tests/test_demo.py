@@ -9,7 +9,7 @@ from renewlm.versions import read_version
 
 def test_demo_builds_data_pretrains_and_updates_with_and_without_replay(tmp_path):
     store = Store(tmp_path / "store")
-    size = DemoSize(code_bytes=200_000, vocab_size=512, seq_len=64, batch_tokens=512, pretrain_steps=8, update_steps=4)
+    size = DemoSize(code_bytes=1_000_000, vocab_size=512, seq_len=64, batch_tokens=512, pretrain_steps=8, update_steps=4)
     losses = run_demo(store, size, say=lambda *_: None)
     assert set(losses) == set(VERSIONS)
     for name in VERSIONS:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 import sysconfig
 import tempfile
 from dataclasses import dataclass
@@ -65,8 +66,12 @@ def prose_documents(files: list[Path]) -> list[str]:
     return docs
 
 
+_TOP_LEVEL = re.compile(r"^(?=(?:async def|def|class) )", re.MULTILINE)
+
+
 def code_documents(files: list[Path], budget_bytes: int) -> list[str]:
-    """Whole source files, in path order, until the byte budget is spent."""
+    """Source files in path order until the byte budget is spent, one document per top-level
+    definition (and one for what precedes the first), so the held-out split has many pieces."""
     docs, used = [], 0
     for path in files:
         try:
@@ -75,7 +80,7 @@ def code_documents(files: list[Path], budget_bytes: int) -> list[str]:
             continue
         if used + len(text) > budget_bytes:
             continue
-        docs.append(text)
+        docs.extend(piece for piece in _TOP_LEVEL.split(text) if piece.strip())
         used += len(text)
     return docs
 

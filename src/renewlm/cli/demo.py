@@ -21,7 +21,7 @@ def demo(store: StoreOption = None) -> None:
     base = losses[VERSIONS[0]]
     table = Table(title="held-out loss (lower is better)")
     for column in ("version", "trained on", "prose", "code", "forgot (prose)"):
-        table.add_column(column, justify="left" if column in ("version", "how") else "right")
+        table.add_column(column, justify="left" if column in ("version", "trained on") else "right")
     how = {
         VERSIONS[0]: "prose, from scratch",
         VERSIONS[1]: "code: re-warm, re-decay",
