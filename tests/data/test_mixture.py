@@ -50,13 +50,13 @@ def test_event_after_a_later_fixed_end_is_refused():
     "text, message",
     [
         ("phases:\n  - {corpora: {a: -1}}\n", "greater than or equal to 0"),
-        ("phases:\n  - {corpora: {a: 0, b: 0}}\n", "sum to 0"),
+        ("phases:\n  - {corpora: {a: 0, b: 0}}\n", "phases.0.corpora: the weights sum to 0"),
         ("phases:\n  - {corpora: {a: 1}, end: 0.5}\n", "not 1"),
         ("phases:\n  - {corpora: {a: 1}, end: 0.6}\n  - {corpora: {b: 1}, end: 0.4}\n  - {corpora: {c: 1}}\n", "rise strictly"),
         ("phases:\n  - {corpora: {a: 1}, end: 1.5}\n", "end"),
         ("phases: []\n", "at least 1"),
         ("phases:\n  - {corpora: {a: 1}}\nreplay: {fraction: 1.0, corpora: {b: 1}}\n", "less than 1"),
-        ("phases:\n  - {corpora: {a: 1}}\nreplay: {fraction: 0.1, corpora: {b: 0}}\n", "replay weights sum to 0"),
+        ("phases:\n  - {corpora: {a: 1}}\nreplay: {fraction: 0.1, corpora: {b: 0}}\n", "replay.corpora: the weights sum to 0"),
         ("phases:\n  - {corpora: {a: 1}, weight: 3}\n", "unknown field"),
     ],
 )

@@ -12,30 +12,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from renewlm.config import Config, load, validate
 from renewlm.errors import ConfigError
 
-Weight = Annotated[float, Field(ge=0)]
+def _some_positive(weights: dict[str, float]) -> dict[str, float]:
+    if sum(weights.values()) <= 0:
+        raise ValueError("the weights sum to 0; give at least one corpus a positive weight")
+    return weights
+
+
+Weights = Annotated[dict[str, Annotated[float, Field(ge=0)]], Field(min_length=1), AfterValidator(_some_positive)]
 
 
 class Phase(Config):
     """One stretch of the run with fixed corpus weights."""
 
-    corpora: dict[str, Weight] = Field(
-        min_length=1, description="Corpus name to weight; weights are relative and need not sum to 1."
-    )
+    corpora: Weights = Field(description="Corpus name to weight; weights are relative and need not sum to 1.")
     end: Annotated[float, Field(gt=0, le=1)] | str = Field(
         1.0,
         description="Where the phase ends: a fraction of the run in (0, 1], or a schedule event name.",
     )
-
-    @model_validator(mode="after")
-    def _positive_total(self) -> Phase:
-        if sum(self.corpora.values()) <= 0:
-            raise ValueError("the weights of a phase sum to 0; give at least one corpus a positive weight")
-        return self
 
 
 class Replay(Config):
@@ -44,15 +42,7 @@ class Replay(Config):
     fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
         description="Share of every phase given to the replay corpora (0.05 for a weak shift, 0.25 for a strong one)."
     )
-    corpora: dict[str, Weight] = Field(
-        min_length=1, description="Replay corpus name to weight, split among them by weight."
-    )
-
-    @model_validator(mode="after")
-    def _positive_total(self) -> Replay:
-        if sum(self.corpora.values()) <= 0:
-            raise ValueError("the replay weights sum to 0; give at least one replay corpus a positive weight")
-        return self
+    corpora: Weights = Field(description="Replay corpus name to weight, split among them by weight.")
 
 
 class MixtureSpec(Config):
