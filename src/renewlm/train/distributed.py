@@ -43,17 +43,6 @@ class Dist:
         dist.all_reduce(t)
         return t.tolist()
 
-    def any(self, flag: bool) -> bool:
-        """True on every process if it is true on any (e.g. a stop signal seen by one of them)."""
-        return self.sum([float(flag)])[0] > 0 if self.distributed else flag
-
-    def broadcast_object(self, obj):
-        if not self.distributed:
-            return obj
-        box = [obj]
-        dist.broadcast_object_list(box, src=0)
-        return box[0]
-
 
 def setup() -> Dist:
     """Join the process group when started by torchrun; otherwise a single process."""

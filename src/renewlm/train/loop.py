@@ -104,10 +104,13 @@ def _loop(run: Run) -> dict:
                 loss.backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            # note: the one host sync of the step; every process sees the same mean loss.
             if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
                 grad_norm = grad_norm.full_tensor()
-            loss_value, norm, token_sum = d.sum([loss_sum.item() / d.world, float(grad_norm) / d.world, token_sum])
+            # note: the step's one host sync and one collective: mean loss, norm, data fingerprint, and
+            # whether any process was asked to stop (all must checkpoint and stop at the same step).
+            loss_value, norm, token_sum, stop_votes = d.sum(
+                [loss_sum.item() / d.world, float(grad_norm) / d.world, token_sum, float(stop.requested)]
+            )
             if math.isfinite(loss_value) and math.isfinite(norm):
                 optimizer.step()
                 state["bad_steps"] = 0
@@ -135,7 +138,7 @@ def _loop(run: Run) -> dict:
                     f"{state['bad_steps']} non-finite losses in a row at step {step}; the last good checkpoint is "
                     f"kept in {run.checkpointer.folder}; lower the learning rate or check the data, then rerun"
                 )
-            stopping = d.any(stop.requested)
+            stopping = stop_votes > 0
             if stopping or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0) or state["step"] == total:
                 run.checkpointer.save(model, optimizer, dict(state, next_sample=state["step"] * batch))
             if stopping:

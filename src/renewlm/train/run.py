@@ -71,7 +71,7 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> t
     ]
     return torch.optim.AdamW(
         groups,
-        lr=cfg.schedule.build(cfg.total_steps, cfg.batch_tokens).lr(0),
+        lr=0.0,  # the loop sets every group's LR from the schedule before each step
         betas=cfg.optimizer.betas,
         eps=cfg.optimizer.eps,
         fused=device.type == "cuda",
