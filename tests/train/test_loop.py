@@ -136,3 +136,18 @@ def test_path_switching_branch_continues_the_trunk_optimizer_state(train_store, 
     with pytest.raises(ConfigError, match="has no optimizer state"):
         bad = run_dict("bad-branch", preset=None, tokenizer=None, parent="release", load_optimizer=True, steps=2)
         train(validate_run(bad), train_store, fresh=True)
+
+
+def test_activation_checkpointing_gives_the_same_losses_and_tensorboard_gets_the_metrics(train_store):
+    plain = train(validate_run(run_dict("ac-off", steps=3)), train_store, fresh=True)
+    recomputed = train(validate_run(run_dict("ac-on", steps=3, activation_checkpointing=True, tensorboard=True)), train_store, fresh=True)
+    a = [r["loss"] for r in read_metrics(train_store.path("runs", "ac-off") / "metrics.jsonl") if "loss" in r]
+    b = [r["loss"] for r in read_metrics(train_store.path("runs", "ac-on") / "metrics.jsonl") if "loss" in r]
+    assert b == pytest.approx(a, abs=1e-5)
+    assert recomputed["losses"]["prose"] == pytest.approx(plain["losses"]["prose"], abs=1e-5)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(train_store.path("runs", "ac-on") / "tensorboard"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "heldout/prose"} <= set(events.Tags()["scalars"])
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]

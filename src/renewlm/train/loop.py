@@ -6,6 +6,7 @@ built by `prepare_run` before the first step.
 from __future__ import annotations
 
 import math
+import resource
 import shutil
 import signal
 import time
@@ -131,6 +132,8 @@ def _loop(run: Run) -> dict:
                 record["mfu"] = run.flops_per_token * tokens_per_second / (peak * d.world)
             if d.device.type == "cuda":
                 record["memory_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+            else:  # peak resident memory of this process (Linux reports KiB)
+                record["memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             metrics.write(record)
             display.step(record)
             if state["bad_steps"] >= cfg.max_bad_steps:
