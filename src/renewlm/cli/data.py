@@ -51,8 +51,15 @@ def prepare(
     store: StoreOption = None,
 ) -> None:
     """Tokenize raw files into a corpus of memory-mapped shards with a held-out split."""
-    corpus = prepare_corpus(open_store(store), name, inputs, tokenizer, text_field=text_field, val_fraction=val_fraction,
-                            workers=workers, overwrite=overwrite, split_blank_lines=split_blank_lines)
+    tokens = [0]
+    with console.status(f"preparing {name}") as status:  # shown on a terminal only
+
+        def progress(p: dict) -> None:
+            tokens[0] += p["tokens"]
+            status.update(f"preparing {name}: {p['documents']:,} documents, {tokens[0]:,} tokens, {p['seconds']:.0f} s")
+
+        corpus = prepare_corpus(open_store(store), name, inputs, tokenizer, text_field=text_field, val_fraction=val_fraction,
+                                workers=workers, overwrite=overwrite, split_blank_lines=split_blank_lines, progress=progress)
     m = corpus.manifest
     console.print(
         f"corpus {name}: {m['train']['tokens']:,} train tokens in {m['train']['documents']:,} documents, "

@@ -198,7 +198,8 @@ def prepare(
             counts["replaced"] += piece.replaced
             counts["empty"] += piece.empty
             if progress:
-                progress({"documents": train.documents + val.documents, "seconds": time.monotonic() - started})
+                progress({"documents": train.documents + val.documents, "seconds": time.monotonic() - started,
+                          "tokens": int(piece.train_lengths.sum() + piece.val_lengths.sum())})
 
         init = (tok.backend_tokenizer.to_str(), tok.eos_token_id, text_field, val_fraction, dtype.str)
         work = (unit for path in paths for unit in units(path, text_field, split_blank_lines))

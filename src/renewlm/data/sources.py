@@ -108,14 +108,14 @@ def _json_units(path: Path, text_field: str, kind: str) -> Iterator[Unit]:
     with open_binary(path) as f:
         head = f.read(CHUNK_BYTES)
         if kind == "json" and head.lstrip()[:1] == b"[":
-            data = head + f.read()
+            counter = [0]
             try:
-                records = json.loads(decode(data, [0]))
+                records = json.loads(decode(head + f.read(), counter))
             except json.JSONDecodeError as e:
                 raise InputError(f"{path} is not valid JSON ({e}); fix the file or write it as JSON lines") from None
             for i in range(0, len(records), BATCH_DOCS):
-                batch = records[i : i + BATCH_DOCS]
-                yield Unit(str(path), i + 1, texts=[field_text(r, text_field, str(path), i + k + 1, "record") for k, r in enumerate(batch)])
+                texts = [field_text(r, text_field, str(path), i + k + 1, "record") for k, r in enumerate(records[i : i + BATCH_DOCS])]
+                yield Unit(str(path), i + 1, texts=texts, replaced=counter[0] if i == 0 else 0)
             return
         line, rest, block = 1, b"", head
         while block:
