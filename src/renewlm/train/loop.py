@@ -74,6 +74,8 @@ def _loop(run: Run) -> dict:
     mb, peak = cfg.micro_batch, peak_flops(d.device)
     display = ProgressDisplay(total_steps=total, start_step=state["step"], enabled=d.is_main, log_every=cfg.log_every, title=cfg.name)
     display.print(describe_start(run))
+    if run.unmeasured:
+        display.print(f"note: the lineage trained on {', '.join(run.unmeasured)}, no longer in the store; forgetting on them is not measured")
     metrics = MetricsLog(
         run.folder / "metrics.jsonl", enabled=d.is_main, resume_step=state["step"] if run.start == "resume" else None,
         tensorboard=run.folder / "tensorboard" if cfg.tensorboard else None,

@@ -50,8 +50,9 @@ class Run:
     flops_per_token: float
     parameters: dict
     model_info: dict
-    start: str  # "fresh" | "weights" | "resume"
+    start: str  # "fresh" | "weights" | "weights+optimizer" | "resume"
     state: dict = field(default_factory=dict)  # step, tokens, bad_steps, skipped_steps
+    unmeasured: list[str] = field(default_factory=list)  # lineage corpora no longer in the store
     autocast: object = contextlib.nullcontext
 
     @property
@@ -120,7 +121,9 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     corpora = _open_corpora(store, cfg.mixture.corpus_names(), problems)
     lineage: list[str] = []
     if cfg.parent is not None and store.exists("versions", cfg.parent):
-        lineage = [n for n in lineage_corpora(store, cfg.parent) if n not in corpora and store.exists("corpora", n)]
+        lineage = [n for n in lineage_corpora(store, cfg.parent) if n not in corpora]
+    missing = [n for n in lineage if not store.exists("corpora", n)]
+    lineage = [n for n in lineage if n not in missing]
     eval_corpora = dict(corpora)
     eval_corpora.update(_open_corpora(store, lineage, problems))
     if tokenizer is not None:
@@ -223,7 +226,7 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         cfg=cfg, store=store, dist=dist_, folder=folder, run_id=run_id, tokenizer=tokenizer, model=model,
         optimizer=optimizer, schedule=schedule, stream=stream, eval_corpora=eval_corpora,
         checkpointer=checkpointer, flops_per_token=per_token, parameters=parameters, model_info=info,
-        start=start, state=state, autocast=autocast,
+        start=start, state=state, autocast=autocast, unmeasured=missing,
     )
 
 
