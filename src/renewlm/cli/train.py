@@ -16,13 +16,14 @@ Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resu
 def _report(info: dict) -> None:
     if "path" not in info:  # not the main process
         return
-    table = Table(title=f"version written: {info['path']}")
+    console.print(f"version written: {info['path']}", highlight=False)
+    table = Table()
     table.add_column("held-out corpus")
     table.add_column("loss", justify="right")
     for corpus, loss in info["losses"].items():
         table.add_row(corpus, f"{loss:.4f}")
     console.print(table)
-    console.print(f"{info['steps']} steps, {info['tokens']:,} tokens, {info['flops']:.3g} FLOPs")
+    console.print(f"{info['steps']} steps, {info['tokens']:,} tokens, {info['flops']:.3g} FLOPs", highlight=False)
 
 
 @app.command()

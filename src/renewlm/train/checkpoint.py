@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import torch
@@ -28,6 +29,8 @@ from renewlm.errors import TrainingError
 from renewlm.train.distributed import Dist
 
 _PREFIX = "step-"
+# DCP works in one process without a process group, and says so on every save and load.
+warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
 
 
 def _rng_state() -> dict:

@@ -90,6 +90,7 @@ def _loop(run: Run) -> dict:
             if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
                 losses = evaluate(run)
                 metrics.write({"step": step, "tokens": state["tokens"], "eval": losses})
+                display.evaluation(step, losses)
             lr = run.schedule.lr(step)
             set_lr(optimizer, lr)
             started = time.perf_counter()
@@ -152,6 +153,7 @@ def _loop(run: Run) -> dict:
                 raise KeyboardInterrupt
         losses = evaluate(run)
         metrics.write({"step": state["step"], "tokens": state["tokens"], "eval": losses})
+        display.evaluation(state["step"], losses)
     finally:
         stop.close()
         display.close()

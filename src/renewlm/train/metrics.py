@@ -95,9 +95,12 @@ class ProgressDisplay:
         elif record["step"] % self.log_every == 0 or record["step"] == self.total:
             self.console.print(f"step {record['step']}/{self.total} {info}")
 
+    def evaluation(self, step: int, losses: dict[str, float]) -> None:
+        self.print(f"held-out loss at step {step}: " + ", ".join(f"{c} {v:.4f}" for c, v in losses.items()))
+
     def print(self, text: str) -> None:
         if self.enabled:
-            self.console.print(text)
+            self.console.print(text, highlight=False)
 
     def close(self) -> None:
         if self._bar is not None:
