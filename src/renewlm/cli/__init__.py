@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         code = app(args=argv, standalone_mode=False)
     except RenewError as e:
-        print(f"error: {e}", file=sys.stderr)
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every process fails alike: say it once
+            print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (click.ClickException, _TyperClickException) as e:  # usage errors: typer prints usage, exit 2
         e.show()
