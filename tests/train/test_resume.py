@@ -7,6 +7,7 @@ import sys
 import time
 
 import pytest
+import torch
 import yaml
 from safetensors.torch import load_file
 
@@ -110,3 +111,15 @@ def test_sigterm_checkpoints_and_a_resume_on_two_processes_reads_the_same_sample
     assert [r["loss"] for r in a[:stopped]] == [r["loss"] for r in b[:stopped]]
     for x, y in zip(a, b):
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-2)
+
+
+def test_bf16_under_fsdp_mixed_precision_tracks_bf16_in_one_process(train_store, tmp_path):
+    # The CUDA recipe (bf16 compute, fp32 master weights, fp32 gradient reduction), exercised on CPU.
+    finish(renewlm(train_store, "train", str(write_run(tmp_path, "bf1", steps=4, precision="bf16")), "--fresh"))
+    finish(renewlm(train_store, "train", str(write_run(tmp_path, "bf2", steps=4, precision="bf16")), "--fresh", procs=2))
+    one, two = losses(train_store, "bf1"), losses(train_store, "bf2")
+    assert [r["batch_token_sum"] for r in one] == [r["batch_token_sum"] for r in two]
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], abs=2e-2)  # bf16 rounds differently per layout
+    # The version holds the fp32 master weights, not the bf16 compute copies.
+    assert {t.dtype for t in weights(train_store, "bf2").values()} == {torch.float32}
