@@ -19,7 +19,7 @@ from renewlm.errors import StoreError
 
 DEFAULT_STORE = "renewlm-store"
 STORE_ENV = "RENEWLM_STORE"
-KINDS = ("tokenizers", "corpora", "versions", "runs")
+KINDS = {"tokenizers": "tokenizer", "corpora": "corpus", "versions": "version", "runs": "run"}
 _TMP_PREFIX = ".tmp-"
 
 
@@ -64,9 +64,8 @@ class Store:
         path = self.path(kind, name)
         if not path.is_dir():
             have = ", ".join(self.names(kind)) or "none"
-            singular = kind.rstrip("a").rstrip("s") if kind != "corpora" else "corpus"
             raise StoreError(
-                f"no {singular} named {name!r} in the store {self.root} (it has: {have}); "
+                f"no {KINDS[kind]} named {name!r} in the store {self.root} (it has: {have}); "
                 f"check the name or pass --store"
             )
         return path

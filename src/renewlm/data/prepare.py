@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -50,20 +51,30 @@ class Piece:
 
 def is_heldout(text: str, val_fraction: float) -> bool:
     """The document's split, by a hash of its content: the same text always lands in the same split."""
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") < val_fraction * 2**64
+    return _heldout(_SURROGATE.sub("\ufffd", text).encode("utf-8"), val_fraction)
 
 
+def _heldout(data: bytes, val_fraction: float) -> bool:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") < val_fraction * 2**64
+
+
+# JSON may escape a lone UTF-16 surrogate ("\ud800"); it has no UTF-8 form, so it is replaced and
+# counted like invalid UTF-8.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _state: dict = {}
 
 
 def _init_worker(tokenizer_json: str, eos: int, text_field: str, val_fraction: float, dtype: str) -> None:
-    from tokenizers import Tokenizer
-
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt does
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends its workers with SIGTERM (a forked
     # worker would otherwise inherit the CLI's SIGTERM-to-KeyboardInterrupt handler)
+    _load_state(tokenizer_json, eos, text_field, val_fraction, dtype)
+
+
+def _load_state(tokenizer_json: str, eos: int, text_field: str, val_fraction: float, dtype: str) -> None:
+    from tokenizers import Tokenizer
+
     _state.update(tokenizer=Tokenizer.from_str(tokenizer_json), eos=eos, text_field=text_field,
                   val_fraction=val_fraction, dtype=np.dtype(dtype))
 
@@ -72,9 +83,19 @@ def _tokenize(unit: Unit) -> Piece:
     s = _state
     counter = [0]
     texts = unit_texts(unit, s["text_field"], counter)
-    kept = [t for t in texts if t.strip()]
+    kept, heldout = [], []
+    for text in texts:
+        if not text.strip():
+            continue
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            text, n = _SURROGATE.subn("\ufffd", text)
+            counter[0] += n
+            data = text.encode("utf-8")
+        kept.append(text)
+        heldout.append(_heldout(data, s["val_fraction"]))
     encodings = s["tokenizer"].encode_batch_fast(kept, add_special_tokens=False)
-    heldout = np.fromiter((is_heldout(t, s["val_fraction"]) for t in kept), dtype=bool, count=len(kept))
     eos = [s["eos"]]
     out = []
     for want in (False, True):
@@ -178,7 +199,8 @@ def prepare(
     """Tokenize `inputs` into corpus `name`; nothing is left behind if anything fails."""
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction} is outside [0, 1); use e.g. 0.005")
-    workers = workers or os.cpu_count() or 1
+    if workers is None:
+        workers = os.cpu_count() or 1
     if workers < 1:
         raise ConfigError(f"--workers {workers} must be at least 1")
     paths, skipped = expand(inputs)
@@ -186,7 +208,8 @@ def prepare(
         if path.is_file() and path.stat().st_size == 0:
             raise InputError(f"input {path} is empty; remove it from --input or give it content")
     tok = load_tokenizer(store, tokenizer)
-    dtype = np.dtype(np.uint16 if len(tok) <= 2**16 else np.uint32)
+    vocab_size = max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))
+    dtype = np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
     started = time.monotonic()
     with store.staging("corpora", name, overwrite=overwrite) as tmp:
         train, val = ShardWriter(tmp / "train", dtype), ShardWriter(tmp / "val", dtype)
@@ -203,9 +226,9 @@ def prepare(
 
         init = (tok.backend_tokenizer.to_str(), tok.eos_token_id, text_field, val_fraction, dtype.str)
         work = (unit for path in paths for unit in units(path, text_field, split_blank_lines))
-        if workers == 1:
-            _init_worker(*init)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if workers == 1:  # in this process, its signal handlers untouched
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker: one core
+            _load_state(*init)
             for unit in work:
                 take(_tokenize(unit))
         else:
@@ -225,7 +248,7 @@ def prepare(
             "renewlm_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "tokenizer": {
-                "ref": str(tokenizer), "fingerprint": fingerprint(tok), "vocab_size": len(tok),
+                "ref": str(tokenizer), "fingerprint": fingerprint(tok), "vocab_size": vocab_size,
                 "eos_id": tok.eos_token_id, "name_or_path": str(tok.name_or_path),
             },
             "dtype": dtype.name,

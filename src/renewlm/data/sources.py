@@ -19,6 +19,7 @@ from pathlib import Path
 from renewlm.errors import InputError
 
 CHUNK_BYTES = 1 << 20
+CSV_BLOCK_BYTES = 16 << 20
 BATCH_DOCS = 2048
 FORMATS = {".jsonl": "jsonl", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "txt"}
 COMPRESSIONS = (".gz", ".zst")
@@ -138,34 +139,43 @@ def _parquet_units(path: Path, text_field: str) -> Iterator[Unit]:
     except Exception as e:  # pyarrow raises ArrowInvalid, OSError and others for a damaged file
         raise InputError(f"{path} is not a readable parquet file ({e}); check or rewrite the file") from None
     _check_columns(path, pf.schema_arrow.names, text_field)
+    _check_text_type(path, text_field, pf.schema_arrow.field(text_field).type)
     n = 1
     try:
         for batch in pf.iter_batches(batch_size=BATCH_DOCS, columns=[text_field]):
-            texts = [t if t is not None else "" for t in batch.column(0).to_pylist()]
-            yield Unit(str(path), n, texts=texts)
-            n += len(texts)
-    except OSError as e:
-        raise InputError(f"{path} is not a readable parquet file ({e}); check or rewrite the file") from None
+            yield _records_unit(path, n, batch.column(0).to_pylist())
+            n += batch.num_rows
+    except (OSError, ValueError) as e:  # ArrowInvalid is a ValueError
+        raise InputError(f"{path} is not a readable parquet file after record {n} ({e}); check or rewrite the file") from None
 
 
 def _csv_units(path: Path, text_field: str) -> Iterator[Unit]:
     import pyarrow as pa
     import pyarrow.csv as pc
 
+    # The text column is read as bytes so invalid UTF-8 is replaced and counted (as for every
+    # format) rather than failing the whole file. A record must fit in one block: 16 MB.
     try:
         reader = pc.open_csv(
             open_binary(path),
-            read_options=pc.ReadOptions(block_size=CHUNK_BYTES),
-            convert_options=pc.ConvertOptions(column_types={text_field: pa.string()}),
+            read_options=pc.ReadOptions(block_size=CSV_BLOCK_BYTES),
+            convert_options=pc.ConvertOptions(column_types={text_field: pa.binary()}),
         )
     except pa.ArrowInvalid as e:
         raise InputError(f"{path} is not a readable CSV file ({e}); check its header and quoting") from None
     _check_columns(path, reader.schema.names, text_field)
     n = 1
-    for batch in reader:
-        texts = [t if t is not None else "" for t in batch.column(text_field).to_pylist()]
-        yield Unit(str(path), n, texts=texts)
-        n += len(texts)
+    try:
+        for batch in reader:
+            values = batch.column(text_field).to_pylist()
+            for i in range(0, len(values), BATCH_DOCS):
+                yield _records_unit(path, n + i, values[i : i + BATCH_DOCS])
+            n += len(values)
+    except pa.ArrowInvalid as e:
+        raise InputError(
+            f"{path} could not be read as CSV after record {n} ({e}); check its quoting "
+            f"(documents over {CSV_BLOCK_BYTES >> 20} MB need JSON lines or parquet)"
+        ) from None
 
 
 def _txt_units(path: Path, split_blank_lines: bool) -> Iterator[Unit]:
@@ -202,13 +212,32 @@ def _dataset_units(path: Path, text_field: str) -> Iterator[Unit]:
         raise InputError(
             f"{path} holds several splits ({', '.join(splits)}); pass one of them, e.g. {path / (splits[0] if splits else 'train')}"
         )
-    ds = datasets.load_from_disk(str(path))
+    try:
+        ds = datasets.load_from_disk(str(path))
+    except Exception as e:  # a damaged folder raises anything from FileNotFoundError to ArrowInvalid
+        raise InputError(f"{path} is not a readable saved dataset ({e}); save it again with save_to_disk") from None
     _check_columns(path, ds.column_names, text_field)
+    _check_text_type(path, text_field, ds.data.schema.field(text_field).type)
     n = 1
     for batch in ds.select_columns([text_field]).iter(batch_size=BATCH_DOCS):
-        texts = [t if t is not None else "" for t in batch[text_field]]
-        yield Unit(str(path), n, texts=texts)
-        n += len(texts)
+        values = batch[text_field]
+        yield _records_unit(path, n, values)
+        n += len(values)
+
+
+def _records_unit(path: Path, first: int, values: list) -> Unit:
+    """A unit of column values: text, bytes (decoded here, invalid UTF-8 replaced) or None (empty)."""
+    counter = [0]
+    texts = [v if isinstance(v, str) else decode(v, counter) if v is not None else "" for v in values]
+    return Unit(str(path), first, texts=texts, replaced=counter[0])
+
+
+def _check_text_type(path: Path, text_field: str, arrow_type) -> None:
+    import pyarrow as pa
+
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary, pa.types.is_null)
+    if not any(is_kind(arrow_type) for is_kind in kinds) and str(arrow_type) not in ("string_view", "binary_view"):
+        raise InputError(f"{path}: column {text_field!r} holds {arrow_type}, not text; pass --text-field with a text column")
 
 
 def _check_columns(path: Path, names: list[str], text_field: str) -> None:
@@ -261,6 +290,8 @@ def decode(data: bytes, counter: list[int]) -> str:
 def parse_lines(unit: Unit, text_field: str, counter: list[int]) -> list[str]:
     """Texts of a JSON-lines chunk (blank lines skipped)."""
     text = decode(unit.lines, counter)
+    if unit.first_line == 1:
+        text = text.removeprefix("\ufeff")  # a byte-order mark, as some Windows tools write
     out = []
     for k, line in enumerate(text.split("\n")):
         if not line.strip():
