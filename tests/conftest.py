@@ -1,4 +1,13 @@
-"""Fixtures shared by the whole suite: a store with a small tokenizer, input writers, the CLI."""
+"""Fixtures shared by the whole suite: a store with a small tokenizer, corpora from texts, input
+writers, the CLI.
+
+    tokenizer_store  session store holding tokenizer `tok` (byte-level BPE, 1,000 ids, EOS <|endoftext|>)
+    tokenizer_dir    that tokenizer's Hugging Face folder
+    store            a fresh store per test, with `tok` copied in
+    make_corpus      make_corpus(name, texts, **prepare_kwargs) -> Corpus in `store`
+    cli              cli(*args) -> (exit code, stdout, stderr) of `renewlm ARGS` in this process
+    prose_texts(), write_jsonl(path, texts)   plain helpers
+"""
 
 import json
 from pathlib import Path
@@ -40,6 +49,29 @@ def store(tokenizer_store, tmp_path) -> Store:
     fresh = Store(tmp_path / "store")
     shutil.copytree(tokenizer_store.root / "tokenizers", fresh.root / "tokenizers")
     return fresh
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tokenizer_store) -> Path:
+    """The session tokenizer as a Hugging Face folder (`AutoTokenizer.from_pretrained` loads it; EOS
+    `<|endoftext|>`). Read it, do not write to it: every test shares it."""
+    return tokenizer_store.path("tokenizers", "tok")
+
+
+@pytest.fixture
+def make_corpus(store, tmp_path):
+    """`make_corpus(name, texts, **prepare_kwargs) -> Corpus`: the texts as JSON lines, prepared into
+    `store` with tokenizer `tok`; by default one worker and nothing held out (`val_fraction=0`)."""
+    from renewlm.data.corpus import prepare
+
+    folder = tmp_path / "make_corpus"
+    folder.mkdir()
+
+    def make(name: str, texts, **kwargs):
+        kwargs = {"val_fraction": 0.0, "workers": 1, **kwargs}
+        return prepare(store, name, [write_jsonl(folder / f"{name}.jsonl", texts)], "tok", **kwargs)
+
+    return make
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """Bad input to `renewlm tokenizer train`, `prepare` and `corpora`: one clear sentence, exit 2, nothing left behind."""
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -128,17 +131,21 @@ def test_tokenizer_train_bad_input(cli, store, tmp_path):
     assert not store.exists("tokenizers", "t2")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupting_prepare_leaves_no_corpus(store, tmp_path, sig):
-    texts = prose_texts()
-    path = tmp_path / "big.jsonl"
-    with path.open("w") as f:  # ~60 MB: several seconds of tokenizing
+@pytest.fixture(scope="module")
+def big_input(tmp_path_factory):
+    """~60 MB of JSON lines: several seconds of tokenizing, time to interrupt."""
+    path = tmp_path_factory.mktemp("big") / "big.jsonl"
+    lines = "".join(json.dumps({"text": t}) + "\n" for t in prose_texts())
+    with path.open("w") as f:
         for _ in range(80):
-            for t in texts:
-                f.write('{"text": %s}\n' % __import__("json").dumps(t))
+            f.write(lines)
+    return path
+
+
+def start_prepare(store, path, workers):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "renewlm", *map(str, prepare_args(store, "big", path, extra=["--workers", "2"]))],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        [sys.executable, "-m", "renewlm", *map(str, prepare_args(store, "big", path, extra=["--workers", str(workers)]))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     corpora = store.root / "corpora"
     deadline = time.monotonic() + 60
@@ -146,9 +153,51 @@ def test_interrupting_prepare_leaves_no_corpus(store, tmp_path, sig):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    time.sleep(0.5)
+    time.sleep(0.5)  # well into tokenizing
+    assert proc.poll() is None
+    return proc
+
+
+@pytest.mark.parametrize(("sig", "workers"), [(signal.SIGINT, 2), (signal.SIGTERM, 2), (signal.SIGTERM, 1)])
+def test_interrupting_prepare_leaves_nothing_behind(store, big_input, sig, workers):
+    proc = start_prepare(store, big_input, workers)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode != 0, (out, err)
     assert "interrupted" in err and "Traceback" not in err
-    assert list(corpora.iterdir()) == []
+    assert list((store.root / "corpora").iterdir()) == []
+
+
+def test_input_that_fails_while_workers_start_ends_them(store, tmp_path):
+    # Each worker sleeps just after fork, so the pool's SIGTERM (the input fails at once) reaches it
+    # before it has set its handlers: a worker must still end, and end only, not hang or run on.
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not parquet")
+    code = f"""
+import os, time
+os.register_at_fork(after_in_child=lambda: time.sleep(0.5))
+from renewlm.cli import main
+main({[str(a) for a in prepare_args(store, "c", tmp_path / "broken.parquet", extra=["--workers", "2"])]!r})
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=30)
+    finally:  # a hung pool: end its workers too
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2 and err.count("error:") == 1 and "interrupted" not in err, err
+
+
+def test_a_killed_prepare_leaves_no_corpus_nor_workers_and_the_next_write_cleans_up(cli, store, big_input, tmp_path):
+    proc = start_prepare(store, big_input, 2)
+    workers = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+    assert len(workers) == 2
+    proc.kill()
+    proc.communicate(timeout=60)
+    corpora = store.root / "corpora"
+    assert not store.exists("corpora", "big") and len(list(corpora.iterdir())) == 1  # the temporary folder
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text() for pid in workers):
+        assert time.monotonic() < deadline, "workers outlived their killed parent"
+        time.sleep(0.05)
+    assert cli(*prepare_args(store, "small", write_jsonl(tmp_path / "s.jsonl", ["text"])))[0] == 0
+    assert [p.name for p in corpora.iterdir()] == ["small"]

@@ -12,7 +12,8 @@ import zstandard
 from transformers import AutoTokenizer
 
 from renewlm.data.corpus import Corpus
-from renewlm.data.prepare import ShardWriter, is_heldout, prepare
+from renewlm.data.prepare import is_heldout, prepare
+from renewlm.errors import ConfigError
 from tests.conftest import EOS, prose_texts, write_jsonl
 
 TEXTS = prose_texts()[:40] + ["naïve café — ünïcödé ✓ 日本語", "x"]
@@ -86,32 +87,12 @@ def test_blank_line_paragraphs_of_a_text_file_are_documents(store, tmp_path):
     assert decode(store, all_tokens(corpus)) == "".join(p + EOS for p in paragraphs)
 
 
-def test_reads_cross_shard_boundaries(tmp_path):
-    writer = ShardWriter(tmp_path / "train", np.dtype(np.uint16), shard_tokens=10)
-    docs = [np.arange(k * 100, k * 100 + n, dtype=np.uint16) for k, n in enumerate([4, 4, 4, 12, 3])]
-    writer.add(np.concatenate(docs), np.array([len(d) for d in docs]))
-    info = writer.close()
-    assert [s["tokens"] for s in info["shards"]] == [8, 4, 12, 3]  # documents never straddle shards
-    from renewlm.data.corpus import Split
-
-    split = Split(tmp_path / "train", info, np.dtype(np.uint16))
-    whole = np.concatenate(docs)
-    for start in range(len(whole)):
-        for length in (1, 5, len(whole) - start):
-            if start + length <= len(whole):
-                assert np.array_equal(split.read(start, length), whole[start : start + length])
-    for i, d in enumerate(docs):
-        assert np.array_equal(split.document(i), d)
-    with pytest.raises(IndexError):
-        split.read(len(whole) - 1, 2)
-
-
 def test_invalid_utf8_is_replaced_counted_and_reported(store, tmp_path, cli):
     path = tmp_path / "bad.jsonl"
     path.write_bytes(b'{"text": "good line"}\n{"text": "bad \xff\xfe bytes"}\n' + '{"text": "caf\u00e9"}\n'.encode())
     code, out, err = cli("prepare", "bad", "--input", path, "--tokenizer", "tok", "--val-fraction", "0", "--store", store.root)
     assert code == 0, err
-    assert "2 invalid UTF-8 sequences were replaced" in out
+    assert "2 invalid UTF-8 sequence(s) replaced" in out
     corpus = Corpus.open(store, "bad")
     assert corpus.manifest["replaced_characters"] == 2
     assert decode(store, all_tokens(corpus)) == f"good line{EOS}bad \ufffd\ufffd bytes{EOS}café{EOS}"
@@ -134,3 +115,31 @@ def test_large_vocabularies_use_uint32(tmp_path):
     corpus = prepare(store, "big", [write_jsonl(tmp_path / "w.jsonl", ["w1 w69999 w5"])], str(folder), val_fraction=0)
     assert corpus.dtype == np.uint32
     assert all_tokens(corpus).tolist() == [1, 69999, 5, 70000]
+
+
+def test_lone_surrogates_from_json_escapes_are_replaced_and_counted(store, tmp_path):
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"text": "lone \\ud800 half"}\n{"text": "pair \\ud83d\\ude00 ok"}\n')
+    corpus = prepare(store, "s", [path], "tok", val_fraction=0, workers=2)
+    assert corpus.manifest["replaced_characters"] == 1
+    assert decode(store, all_tokens(corpus)) == f"lone \ufffd half{EOS}pair \U0001f600 ok{EOS}"
+
+
+def test_several_inputs_in_order_with_progress_and_sources(store, tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", TEXTS[:10])
+    b = tmp_path / "b.txt"
+    b.write_text(TEXTS[10])
+    seen = []
+    corpus = prepare(store, "ab", [a, b], "tok", val_fraction=0, workers=2, progress=seen.append)
+    assert decode(store, all_tokens(corpus)) == "".join(t + EOS for t in TEXTS[:11])
+    assert [s["path"] for s in corpus.manifest["sources"]] == [str(a), str(b)]
+    assert seen and seen[-1]["documents"] == 11 and sum(p["tokens"] for p in seen) == corpus.train.num_tokens
+
+
+def test_bad_settings_are_refused_before_any_work(store, tmp_path):
+    path = write_jsonl(tmp_path / "a.jsonl", ["text"])
+    with pytest.raises(ConfigError, match="--workers 0"):
+        prepare(store, "c", [path], "tok", workers=0)
+    with pytest.raises(ConfigError, match="--val-fraction 1"):
+        prepare(store, "c", [path], "tok", val_fraction=1)
+    assert not (store.root / "corpora").exists()

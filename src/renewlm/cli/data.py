@@ -65,15 +65,11 @@ def prepare(
         f"corpus {name}: {m['train']['tokens']:,} train tokens in {m['train']['documents']:,} documents, "
         f"{m['val']['tokens']:,} held-out tokens in {m['val']['documents']:,} documents ({m['dtype']}, {m['seconds']:.1f} s)"
     )
-    notes = []
-    if m["replaced_characters"]:
-        notes.append(f"{m['replaced_characters']:,} invalid UTF-8 sequences were replaced by U+FFFD")
-    if m["empty_documents"]:
-        notes.append(f"{m['empty_documents']:,} empty documents were skipped")
-    if m["skipped_files"]:
-        notes.append(f"{m['skipped_files']:,} files of unknown format in the input folders were skipped")
-    for note in notes:
-        console.print(f"note: {note}")
+    for key, what in (("replaced_characters", "invalid UTF-8 sequence(s) replaced by U+FFFD"),
+                      ("empty_documents", "empty document(s) skipped"),
+                      ("skipped_files", "file(s) of unknown format in the input folders skipped")):
+        if m[key]:
+            console.print(f"note: {m[key]:,} {what}")
     console.print(f"written to {corpus.path}")
 
 

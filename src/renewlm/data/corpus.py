@@ -51,6 +51,8 @@ class Split:
             raise IndexError(f"tokens [{start}, {start + length}) outside [0, {self.num_tokens}) of {self.folder}")
         if len(self._shards) == 1:  # the common case, and the hot path of the training stream
             return self._tokens[0][start : start + length]
+        if length == 0:
+            return np.empty(0, self.dtype)
         shard = int(np.searchsorted(self._starts, start, side="right")) - 1
         local = start - int(self._starts[shard])
         first = self._tokens[shard][local : local + length]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import multiprocessing
+import multiprocessing.pool
 import os
 import re
 import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +66,40 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _state: dict = {}
 
 
-def _init_worker(tokenizer_json: str, eos: int, text_field: str, val_fraction: float, dtype: str) -> None:
+# Workers are born with these blocked (see _pool) and unblock them once their own handlers are set.
+_WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_CAN_MASK = hasattr(signal, "pthread_sigmask")
+
+
+def _init_worker(*state) -> None:
     os.environ["TOKENIZERS_PARALLELISM"] = "false"  # one process per core already
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides what an interrupt does
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # and ends its workers with SIGTERM (a forked
-    # worker would otherwise inherit the CLI's SIGTERM-to-KeyboardInterrupt handler)
-    _load_state(tokenizer_json, eos, text_field, val_fraction, dtype)
+    # worker would otherwise inherit the CLI's SIGTERM-to-KeyboardInterrupt handler). A main process
+    # killed outright needs no help: its workers read end-of-file from the task pipe and exit.
+    if _CAN_MASK:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)  # a pending SIGTERM ends us now
+    _load_state(*state)
+
+
+@contextmanager
+def _pool(workers: int, init: tuple) -> Iterator[multiprocessing.pool.Pool]:
+    """A pool whose workers can always be terminated. Without the mask, a SIGTERM that
+    `Pool.terminate()` sends a worker still starting (input that fails at once) either runs the
+    parent's inherited Python handler or is dropped by Python's after-fork signal reset; that worker
+    then waits for work forever, and terminate() waits for it forever."""
+    if _CAN_MASK:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _WORKER_SIGNALS)
+    try:
+        pool = multiprocessing.get_context(_START_METHOD).Pool(workers, _init_worker, init)
+    except BaseException:
+        if _CAN_MASK:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
+        raise
+    with pool:
+        if _CAN_MASK:  # a Ctrl-C that came meanwhile is raised here, and the pool is ended
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _WORKER_SIGNALS)
+        yield pool
 
 
 def _load_state(tokenizer_json: str, eos: int, text_field: str, val_fraction: float, dtype: str) -> None:
@@ -99,7 +129,7 @@ def _tokenize(unit: Unit) -> Piece:
     eos = [s["eos"]]
     out = []
     for want in (False, True):
-        ids = [e.ids for e, h in zip(encodings, heldout) if h == want]
+        ids = [e.ids for e, h in zip(encodings, heldout, strict=True) if h == want]
         lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter(itertools.chain.from_iterable(x + eos for x in ids), dtype=s["dtype"], count=int(lengths.sum()))
         out += [flat, lengths]
@@ -232,7 +262,7 @@ def prepare(
             for unit in work:
                 take(_tokenize(unit))
         else:
-            with multiprocessing.get_context(_START_METHOD).Pool(workers, _init_worker, init) as pool:
+            with _pool(workers, init) as pool:
                 pending: deque = deque()
                 for unit in work:
                     pending.append(pool.apply_async(_tokenize, (unit,)))

@@ -113,7 +113,7 @@ def _json_units(path: Path, text_field: str, kind: str) -> Iterator[Unit]:
             try:
                 records = json.loads(decode(head + f.read(), counter))
             except json.JSONDecodeError as e:
-                raise InputError(f"{path} is not valid JSON ({e}); fix the file or write it as JSON lines") from None
+                raise InputError(f"{path} is not valid JSON ({one_line(e)}); fix the file or write it as JSON lines") from None
             for i in range(0, len(records), BATCH_DOCS):
                 texts = [field_text(r, text_field, str(path), i + k + 1, "record") for k, r in enumerate(records[i : i + BATCH_DOCS])]
                 yield Unit(str(path), i + 1, texts=texts, replaced=counter[0] if i == 0 else 0)
@@ -137,7 +137,7 @@ def _parquet_units(path: Path, text_field: str) -> Iterator[Unit]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises ArrowInvalid, OSError and others for a damaged file
-        raise InputError(f"{path} is not a readable parquet file ({e}); check or rewrite the file") from None
+        raise InputError(f"{path} is not a readable parquet file ({one_line(e)}); check or rewrite the file") from None
     _check_columns(path, pf.schema_arrow.names, text_field)
     _check_text_type(path, text_field, pf.schema_arrow.field(text_field).type)
     n = 1
@@ -146,7 +146,7 @@ def _parquet_units(path: Path, text_field: str) -> Iterator[Unit]:
             yield _records_unit(path, n, batch.column(0).to_pylist())
             n += batch.num_rows
     except (OSError, ValueError) as e:  # ArrowInvalid is a ValueError
-        raise InputError(f"{path} is not a readable parquet file after record {n} ({e}); check or rewrite the file") from None
+        raise InputError(f"{path} is not a readable parquet file after record {n} ({one_line(e)}); check or rewrite the file") from None
 
 
 def _csv_units(path: Path, text_field: str) -> Iterator[Unit]:
@@ -162,7 +162,7 @@ def _csv_units(path: Path, text_field: str) -> Iterator[Unit]:
             convert_options=pc.ConvertOptions(column_types={text_field: pa.binary()}),
         )
     except pa.ArrowInvalid as e:
-        raise InputError(f"{path} is not a readable CSV file ({e}); check its header and quoting") from None
+        raise InputError(f"{path} is not a readable CSV file ({one_line(e)}); check its header and quoting") from None
     _check_columns(path, reader.schema.names, text_field)
     n = 1
     try:
@@ -173,7 +173,7 @@ def _csv_units(path: Path, text_field: str) -> Iterator[Unit]:
             n += len(values)
     except pa.ArrowInvalid as e:
         raise InputError(
-            f"{path} could not be read as CSV after record {n} ({e}); check its quoting "
+            f"{path} could not be read as CSV after record {n} ({one_line(e)}); check its quoting "
             f"(documents over {CSV_BLOCK_BYTES >> 20} MB need JSON lines or parquet)"
         ) from None
 
@@ -215,7 +215,7 @@ def _dataset_units(path: Path, text_field: str) -> Iterator[Unit]:
     try:
         ds = datasets.load_from_disk(str(path))
     except Exception as e:  # a damaged folder raises anything from FileNotFoundError to ArrowInvalid
-        raise InputError(f"{path} is not a readable saved dataset ({e}); save it again with save_to_disk") from None
+        raise InputError(f"{path} is not a readable saved dataset ({one_line(e)}); save it again with save_to_disk") from None
     _check_columns(path, ds.column_names, text_field)
     _check_text_type(path, text_field, ds.data.schema.field(text_field).type)
     n = 1
@@ -238,6 +238,12 @@ def _check_text_type(path: Path, text_field: str, arrow_type) -> None:
     kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary, pa.types.is_null)
     if not any(is_kind(arrow_type) for is_kind in kinds) and str(arrow_type) not in ("string_view", "binary_view"):
         raise InputError(f"{path}: column {text_field!r} holds {arrow_type}, not text; pass --text-field with a text column")
+
+
+def one_line(error: BaseException) -> str:
+    """A library's error message on one line (pyarrow's span several, quoting the bad record)."""
+    text = " ".join(str(error).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _check_columns(path: Path, names: list[str], text_field: str) -> None:

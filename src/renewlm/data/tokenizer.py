@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from renewlm.data.sources import expand, unit_texts, units
+from renewlm.data.sources import expand, one_line, unit_texts, units
 from renewlm.errors import ConfigError, InputError, StoreError
 from renewlm.store import Store
 
@@ -84,7 +84,7 @@ def load_tokenizer(store: Store, ref: str | Path):
     try:
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     except (OSError, ValueError) as e:
-        raise InputError(f"{folder} holds no loadable tokenizer ({e}); give a Hugging Face model or tokenizer folder") from None
+        raise InputError(f"{folder} holds no loadable tokenizer ({one_line(e)}); give a Hugging Face model or tokenizer folder") from None
     if not tokenizer.is_fast:
         raise ConfigError(f"the tokenizer in {folder} is not a fast (Rust) tokenizer; renewlm needs a tokenizer.json")
     if tokenizer.eos_token_id is None:
