@@ -6,6 +6,7 @@ writers, the CLI.
     store            a fresh store per test, with `tok` copied in
     make_corpus      make_corpus(name, texts, **prepare_kwargs) -> Corpus in `store`
     cli              cli(*args) -> (exit code, stdout, stderr) of `renewlm ARGS` in this process
+    train_store      session store with tokenizer `tok` (512 ids) and corpora `prose` and `code`
     prose_texts(), write_jsonl(path, texts)   plain helpers
 """
 
@@ -16,8 +17,10 @@ import pydoc_data.topics
 import pytest
 
 from renewlm.cli import main
+from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import train_tokenizer
 from renewlm.store import Store
+from tests.train.conftest import code_texts
 
 EOS = "<|endoftext|>"
 
@@ -88,3 +91,15 @@ def cli(capsys):
         return code, out.out, out.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def train_store(tmp_path_factory) -> Store:
+    tmp = tmp_path_factory.mktemp("train-store")
+    store = Store(tmp / "store")
+    prose = write_jsonl(tmp / "prose.jsonl", [t for _, t in sorted(pydoc_data.topics.topics.items())])
+    code = write_jsonl(tmp / "code.jsonl", code_texts())
+    train_tokenizer(store, "tok", [prose, code], 512)
+    prepare(store, "prose", [prose], "tok", val_fraction=0.1, workers=1)
+    prepare(store, "code", [code], "tok", val_fraction=0.2, workers=1)
+    return store

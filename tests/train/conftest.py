@@ -1,20 +1,8 @@
-"""A store with a tokenizer and two small corpora (prose, code), built once for the training tests."""
+"""Helpers for training tests: stdlib code texts and `run_dict`, a small fast run. The `train_store`
+fixture built from them lives in tests/conftest.py, so every test folder can use it."""
 
-import json
 import sysconfig
 from pathlib import Path
-
-import pydoc_data.topics
-import pytest
-
-from renewlm.data.prepare import prepare
-from renewlm.data.tokenizer import train_tokenizer
-from renewlm.store import Store
-
-
-def _jsonl(path: Path, texts) -> Path:
-    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    return path
 
 
 def code_texts(limit_bytes: int = 1_000_000) -> list[str]:
@@ -27,18 +15,6 @@ def code_texts(limit_bytes: int = 1_000_000) -> list[str]:
         out.append(text)
         used += len(text)
     return out
-
-
-@pytest.fixture(scope="session")
-def train_store(tmp_path_factory) -> Store:
-    tmp = tmp_path_factory.mktemp("train-store")
-    store = Store(tmp / "store")
-    prose = _jsonl(tmp / "prose.jsonl", [t for _, t in sorted(pydoc_data.topics.topics.items())])
-    code = _jsonl(tmp / "code.jsonl", code_texts())
-    train_tokenizer(store, "tok", [prose, code], 512)
-    prepare(store, "prose", [prose], "tok", val_fraction=0.1, workers=1)
-    prepare(store, "code", [code], "tok", val_fraction=0.2, workers=1)
-    return store
 
 
 def run_dict(name: str, **overrides) -> dict:
