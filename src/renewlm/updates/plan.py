@@ -1,0 +1,315 @@
+"""`plan`: what a series of releases costs under each update paradigm, before any compute is spent.
+
+N releases, each adding T new tokens. Per release, the tokens each paradigm trains on:
+- retrain: pre-train from scratch on all the data so far (PTFS): i·T at release i.
+- continue: release 1 is pre-training on T; every later release continues the last one on its new data.
+- switch: a main path (trunk) at high LR continues over each release's data, and each release is a
+  branch off it with a complete, fast decay over A × the update's tokens.
+An update that replays a share F of every batch (compute-equivalent replay, Ibrahim et al. 2024) must
+train on T/(1−F) tokens to see all T new ones. Release 1 has no old data to replay, and retraining
+sees every release's data once, so neither grows with F.
+With F = 0 this is the cost model of recipes.md §3 [derived]: PTFS = T·N(N+1)/2, CPT = N·T,
+path switching = (1+A)·N·T.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from renewlm.errors import ConfigError, StoreError
+from renewlm.model.flops import flops_per_token
+from renewlm.model.presets import PRESETS, padded_vocab, preset_config
+from renewlm.store import Store
+
+PARADIGMS = ("retrain", "continue", "switch")
+DEFAULT_PRESET = "1b"
+# Llama 3's vocabulary, the one the 1b preset (Llama-3.2-1B's shape) is meant for.
+DEFAULT_VOCAB_SIZE = 128_256
+# The sequence length `renewlm update` falls back on when a version does not record its own.
+DEFAULT_SEQ_LEN = 2048
+# Wang et al. 2024 via MiniCPM: a decay over 10% of the update's tokens is enough.
+DEFAULT_DECAY_FRACTION = 0.1
+_SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """The model a plan prices: a readable description and its training FLOPs per token."""
+
+    description: str
+    flops_per_token: float
+    seq_len: int
+
+
+@dataclass(frozen=True)
+class Speed:
+    tokens_per_second: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    releases: int
+    tokens_per_release: float
+    decay_fraction: float
+    replay: float
+    model: ModelCost
+    speed: Speed | None
+    tokens: dict[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def flops(self, paradigm: str) -> list[float]:
+        return [t * self.model.flops_per_token for t in self.tokens[paradigm]]
+
+    def hours(self, paradigm: str) -> list[float] | None:
+        if self.speed is None:
+            return None
+        return [t / self.speed.tokens_per_second / 3600 for t in self.tokens[paradigm]]
+
+    def ratios(self, paradigm: str) -> list[float]:
+        """Cumulative cost through each release over retraining's through the same release."""
+        return [a / b for a, b in zip(cumulative(self.tokens[paradigm]), cumulative(self.tokens["retrain"]))]
+
+    def to_dict(self) -> dict:
+        out = {
+            "releases": self.releases,
+            "tokens_per_release": self.tokens_per_release,
+            "decay_fraction": self.decay_fraction,
+            "replay": self.replay,
+            "model": self.model.description,
+            "seq_len": self.model.seq_len,
+            "flops_per_token": self.model.flops_per_token,
+            "tokens_per_second": self.speed.tokens_per_second if self.speed else None,
+            "speed_source": self.speed.source if self.speed else None,
+            "paradigms": {},
+        }
+        for p in PARADIGMS:
+            hours = self.hours(p)
+            out["paradigms"][p] = {
+                "tokens": list(self.tokens[p]),
+                "flops": self.flops(p),
+                "hours": hours,
+                "cumulative_ratio": self.ratios(p),
+                "total_tokens": sum(self.tokens[p]),
+                "total_flops": sum(self.flops(p)),
+                "total_hours": sum(hours) if hours is not None else None,
+            }
+        return out
+
+
+def cumulative(values) -> list[float]:
+    out, total = [], 0.0
+    for v in values:
+        total += v
+        out.append(total)
+    return out
+
+
+def release_tokens(paradigm: str, release: int, tokens_per_release: float, decay_fraction: float, replay: float) -> float:
+    """Tokens trained for release `release` (1-based) under `paradigm`."""
+    update = tokens_per_release if release == 1 else tokens_per_release / (1 - replay)
+    if paradigm == "retrain":
+        return release * tokens_per_release
+    if paradigm == "continue":
+        return update
+    if paradigm == "switch":  # the trunk over the update, then the branch's decay over A of it
+        return (1 + decay_fraction) * update
+    raise ConfigError(f"unknown paradigm {paradigm!r}; choose one of {', '.join(PARADIGMS)}")
+
+
+def check_inputs(releases: int, tokens_per_release: float, decay_fraction: float, replay: float, tokens_per_second: float | None) -> None:
+    """One sentence for the first value out of range; checked before anything is read or written."""
+    if releases < 1:
+        raise ConfigError(f"--releases {releases} plans no release; give 1 or more")
+    if not 0 < tokens_per_release < math.inf:
+        raise ConfigError(f"--tokens-per-release {tokens_per_release:g} must be positive (e.g. 10B or 1e10)")
+    if not 0 < decay_fraction <= 1:
+        raise ConfigError(
+            f"--decay-fraction {decay_fraction:g} is outside (0, 1]; a branch decays over a share of the update's tokens, default 0.1"
+        )
+    if not 0 <= replay < 1:
+        raise ConfigError(f"--replay {replay:g} is outside [0, 1); it is the share of every batch given to old data, e.g. 0.05")
+    if tokens_per_second is not None and not 0 < tokens_per_second < math.inf:
+        raise ConfigError(f"--tokens-per-second {tokens_per_second:g} must be positive, or leave it out to use a measured figure")
+
+
+def parse_tokens(text: str, option: str = "--tokens-per-release") -> float:
+    """A token count: a number (1e10, 10_000_000_000) with an optional suffix k, M, B (or G), T."""
+    body = text.strip().replace("_", "").replace(",", "")
+    suffix = body[-1:].lower() if body[-1:].isalpha() and body[-1:].lower() in _SUFFIXES else ""
+    try:
+        value = float(body[: len(body) - len(suffix)]) * _SUFFIXES[suffix]
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{option} {text!r} is not a token count; write e.g. 10B, 500M or 1e10")
+    return value
+
+
+def model_cost(store: Store, model: str | None, *, vocab_size: int | None = None, seq_len: int | None = None) -> ModelCost:
+    """FLOPs per token of a version in the store (its own config) or of a preset at a vocabulary size.
+
+    A version named like a preset is the version: the store is what the user built.
+    """
+    if seq_len is not None and seq_len <= 0:
+        raise ConfigError(f"--seq-len {seq_len} must be positive")
+    if vocab_size is not None and vocab_size <= 0:
+        raise ConfigError(f"--vocab-size {vocab_size} must be positive")
+    model = model or DEFAULT_PRESET
+    if store.exists("versions", model):
+        if vocab_size is not None:
+            raise ConfigError(f"--vocab-size applies to a preset; version {model!r} has its own vocabulary, so leave it out")
+        config = _version_config(store, model)
+        seq = seq_len or _version_seq_len(store, model) or DEFAULT_SEQ_LEN
+        return ModelCost(f"version {model}", _flops(config, seq, f"version {model!r}"), seq)
+    if model in PRESETS:
+        vocab = vocab_size or DEFAULT_VOCAB_SIZE
+        config = preset_config(model, vocab, bos_token_id=None, eos_token_id=0)
+        seq = seq_len or DEFAULT_SEQ_LEN
+        rows = padded_vocab(vocab)
+        padded = f" (padded to {rows:,} rows)" if rows != vocab else ""
+        return ModelCost(f"preset {model}, vocabulary {vocab:,}{padded}", flops_per_token(config, seq), seq)
+    raise ConfigError(
+        f"--model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a version in the store {store.root}; "
+        f"check the name or pass --store"
+    )
+
+
+def _version_config(store: Store, name: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(store.path("versions", name))
+    except (OSError, ValueError, KeyError) as e:
+        raise StoreError(f"the model config of version {name!r} cannot be read ({e}); import the version again") from None
+
+
+def _version_seq_len(store: Store, name: str) -> int | None:
+    record = store.path("versions", name) / "version.json"
+    try:
+        return json.loads(record.read_text()).get("seq_len")
+    except (OSError, json.JSONDecodeError):
+        return None  # an imported folder without a record: the default sequence length
+
+
+def _flops(config, seq_len: int, what: str) -> float:
+    try:
+        return flops_per_token(config, seq_len)
+    except (ValueError, KeyError) as e:  # an architecture transformers cannot build without its own code
+        raise StoreError(f"the FLOPs per token of {what} cannot be computed from its config ({e})") from None
+
+
+def measured_speed(store: Store, model: str | None) -> Speed | None:
+    """The median training tokens/second over every step of the store's runs of this model.
+
+    A version's runs are the run that wrote it and the runs that updated from it (same model); a
+    preset's are the runs that pre-trained it. None when the store holds no such run.
+    """
+    model = model or DEFAULT_PRESET
+    is_version = store.exists("versions", model)
+    speeds, used = [], []
+    for name in store.names("runs"):
+        folder = store.path("runs", name)
+        config = _read_yaml(folder / "run.yaml")
+        if is_version:
+            match = name == model or config.get("parent") == model
+        else:
+            match = config.get("preset") == model
+        if not match:
+            continue
+        found = _step_speeds(folder / "metrics.jsonl")
+        if found:
+            speeds += found
+            used.append(name)
+    if not speeds:
+        return None
+    return Speed(statistics.median(speeds), f"measured: median of {len(speeds):,} steps in run{'s' * (len(used) > 1)} {', '.join(used)}")
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _step_speeds(path: Path) -> list[float]:
+    if not path.is_file():
+        return []
+    speeds = []
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # a line cut short by a killed run says nothing about speed
+            continue
+        value = record.get("tokens_per_second") if isinstance(record, dict) else None
+        if isinstance(value, (int, float)) and value > 0:
+            speeds.append(float(value))
+    return speeds
+
+
+def make_plan(
+    store: Store,
+    *,
+    releases: int,
+    tokens_per_release: float,
+    model: str | None = None,
+    vocab_size: int | None = None,
+    seq_len: int | None = None,
+    decay_fraction: float = DEFAULT_DECAY_FRACTION,
+    replay: float = 0.0,
+    tokens_per_second: float | None = None,
+) -> Plan:
+    """The plan for N releases: every input checked first, then the model priced, then the speed found."""
+    check_inputs(releases, tokens_per_release, decay_fraction, replay, tokens_per_second)
+    cost = model_cost(store, model, vocab_size=vocab_size, seq_len=seq_len)
+    speed = Speed(tokens_per_second, "given") if tokens_per_second is not None else measured_speed(store, model)
+    tokens = {
+        p: tuple(release_tokens(p, i, tokens_per_release, decay_fraction, replay) for i in range(1, releases + 1))
+        for p in PARADIGMS
+    }
+    return Plan(releases, tokens_per_release, decay_fraction, replay, cost, speed, tokens)
+
+
+def plot_plan(plan: Plan, output: Path) -> Path:
+    """Cumulative FLOPs against the release, one line per paradigm, each point's ratio to retraining."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = list(range(1, plan.releases + 1))
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    for paradigm in PARADIGMS:
+        ys = cumulative(plan.flops(paradigm))
+        (line,) = ax.plot(xs, ys, marker="o", label=paradigm)
+        if paradigm == "retrain":
+            continue
+        for x, y, ratio in zip(xs, ys, plan.ratios(paradigm)):
+            ax.annotate(f"{ratio:.0%}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
+                        fontsize=8, color=line.get_color())
+    ax.set_xlabel("release")
+    ax.set_ylabel("cumulative training FLOPs")
+    ax.set_xticks(xs)
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"{plan.model.description}: {plan.releases} releases of {plan.tokens_per_release:,.0f} tokens "
+                 f"(% = of retraining)", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".tmp-{output.name}")
+    try:
+        fig.savefig(tmp, format="png")
+        tmp.replace(output)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return output
