@@ -7,8 +7,10 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from renewlm.data.tokenizer import load_tokenizer
-from renewlm.errors import StoreError
-from renewlm.versions import cost, import_version, lineage, lineage_corpora, list_versions, write_version
+from renewlm.errors import ConfigError, CorruptError, StoreError
+from renewlm.versions import (
+    cost, export_version, import_version, lineage, lineage_corpora, list_versions, read_version, write_version,
+)
 
 
 @pytest.fixture
@@ -61,3 +63,121 @@ def test_import_an_hf_folder(cli, store, tmp_path):
     assert meta["kind"] == "import" and meta["parent"] is None and meta["source"] == str(folder)
     with pytest.raises(StoreError, match="already exists"):
         import_version(store, "base", folder)
+
+
+def tiny_folder(store, path, **config):
+    tok = load_tokenizer(store, "tok")
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=1024, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, **config)).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def test_import_records_pretraining_for_the_ledger_and_updates(store, tmp_path):
+    from renewlm.model.flops import flops_per_token
+    from renewlm.updates.update import parent_lrs
+
+    folder = tiny_folder(store, tmp_path / "hf", max_position_embeddings=512)
+    import_version(store, "base", folder, pretrain_tokens=10**9, peak_lr=3e-3, final_lr=3e-4)
+    meta = read_version(store, "base")
+    config = LlamaConfig.from_pretrained(folder)
+    assert meta["max_positions"] == 512 and meta["pretrain_seq_len"] == 512
+    assert meta["tokens"] == 10**9 and meta["flops"] == flops_per_token(config, 512) * 10**9
+    assert meta["schedule"] == {"name": "import", "peak_lr": 3e-3, "min_lr": 3e-4}
+    assert parent_lrs(meta) == (3e-3, 3e-4)
+    write_version(store, "v1", LlamaForCausalLM(config), load_tokenizer(store, "base"), {"parent": "base", "tokens": 5, "flops": 1.0})
+    assert cost(store, "v1")["cumulative_tokens"] == 10**9 + 5
+    # what is not given is not recorded: no tokens, no schedule
+    import_version(store, "bare", folder, pretrain_seq_len=128)
+    bare = read_version(store, "bare")
+    assert bare["tokens"] == 0 and bare["flops"] == 0.0 and "schedule" not in bare and parent_lrs(bare) == (None, None)
+    import_version(store, "peak", folder, peak_lr=1e-3, pretrain_tokens=7, pretrain_seq_len=128)
+    peak = read_version(store, "peak")
+    assert peak["schedule"] == {"name": "import", "peak_lr": 1e-3} and peak["flops"] == flops_per_token(config, 128) * 7
+
+
+def test_import_caps_the_flops_sequence_at_8192(store, tmp_path):
+    folder = tiny_folder(store, tmp_path / "hf", max_position_embeddings=131072)
+    import_version(store, "long", folder, pretrain_tokens=1)
+    assert read_version(store, "long")["pretrain_seq_len"] == 8192
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"pretrain_tokens": -1}, "is negative"), ({"peak_lr": float("nan")}, "finite"), ({"final_lr": -1e-4}, "≥ 0"),
+     ({"peak_lr": 1e-4, "final_lr": 1e-3}, "above --peak-lr"), ({"peak_lr": 0.0}, "cannot be a pre-training peak"),
+     ({"pretrain_seq_len": 0}, "positive")],
+)
+def test_import_refuses_bad_pretraining_figures(store, tmp_path, kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        import_version(store, "base", tmp_path / "never-read", **kwargs)
+    assert not store.exists("versions", "base")
+
+
+def test_a_version_carries_a_manifest_and_is_verified_before_loading(chain):
+    from renewlm.data.tokenizer import load_tokenizer as load_tok
+    from renewlm.manifest import verify_manifest
+    from renewlm.model.load import ModelSource, load_model
+
+    path = chain.path("versions", "v2")
+    verify_manifest(path, "v2")
+    assert "version.json" in json.loads((path / "manifest.json").read_text())["files"]
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF  # one flipped byte in the last tensor
+    weights.write_bytes(bytes(data))
+    with pytest.raises(CorruptError, match="'model.safetensors' does not match"):
+        load_model(ModelSource("version", "v2", path))
+    load_tok(chain, "v2")  # the tokenizer's own files are intact: loading it hashes only them
+    (path / "tokenizer.json").write_text((path / "tokenizer.json").read_text().replace('"<|endoftext|>"', '"<|planted|>"', 1))
+    with pytest.raises(CorruptError, match="'tokenizer.json' does not match"):
+        load_tok(chain, "v2")
+    with pytest.raises(CorruptError, match="version 'v2'.*(truncated or altered|does not match)"):
+        export_version(chain, "v2", chain.root.parent / "out")
+    assert not (chain.root.parent / "out").exists()
+
+
+def test_a_version_without_a_manifest_says_how_to_seal_it(chain):
+    from renewlm.manifest import write_manifest
+    from renewlm.model.load import ModelSource, load_model
+
+    path = chain.path("versions", "v1")
+    (path / "manifest.json").unlink()
+    for load in (lambda: load_tokenizer(chain, "v1"), lambda: load_model(ModelSource("version", "v1", path))):
+        with pytest.raises(CorruptError, match=r"has no manifest.json.*write_manifest\('.*v1'\).*renewlm rm v1"):
+            load()
+    write_manifest(path)  # the fix the message gives
+    load_model(ModelSource("version", "v1", path))
+
+
+def test_export_overwrites_only_an_earlier_export(chain, tmp_path):
+    out = tmp_path / "out"
+    export_version(chain, "v1", out)
+    assert not (out / "optimizer").exists() and json.loads((out / "version.json").read_text())["name"] == "v1"
+    from renewlm.manifest import verify_manifest
+
+    verify_manifest(out, "the export")  # an export carries a manifest of its own files
+    export_version(chain, "v2", out, overwrite=True)
+    assert json.loads((out / "version.json").read_text())["name"] == "v2"
+    # a user's file inside the export makes it the user's folder: refused, kept
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(StoreError, match="not an earlier renewlm export.*'notes.txt'"):
+        export_version(chain, "v1", out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine"
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    with pytest.raises(StoreError, match="has no version.json"):
+        export_version(chain, "v1", user, overwrite=True)
+    assert (user / "thesis.tex").read_text() == "years of work"
+
+
+@pytest.mark.parametrize("where", ["root", "inside", "version", "parent"])
+def test_export_never_touches_the_store(chain, where):
+    target = {"root": chain.root, "inside": chain.root / "versions" / "x", "version": chain.path("versions", "v1"),
+              "parent": chain.root.parent}[where]
+    before = sorted(p.relative_to(chain.root).as_posix() for p in chain.root.rglob("*"))
+    for overwrite in (False, True):
+        with pytest.raises(StoreError, match="the store"):
+            export_version(chain, "v1", target, overwrite=overwrite)
+    assert sorted(p.relative_to(chain.root).as_posix() for p in chain.root.rglob("*")) == before

@@ -51,7 +51,7 @@ def test_sources_and_their_errors(tokenizer_store, tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no config.json"):
         load_model(resolve_model_source(tokenizer_store, str(empty)))
-    (empty / "config.json").write_text("{}")
+    (empty / "config.json").write_text('{"model_type": "llama"}')
     with pytest.raises(InputError, match="no weights"):
         load_model(resolve_model_source(tokenizer_store, str(empty)))
 

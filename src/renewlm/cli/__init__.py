@@ -17,7 +17,7 @@ except ImportError:
     _TyperClickException = click.ClickException
 
 # Each module adds its commands to `app` when imported.
-from renewlm.cli import data, demo, mixture, schedule, train, versions  # noqa: E402,F401
+from renewlm.cli import data, demo, mixture, sample, schedule, train, versions  # noqa: E402,F401
 
 
 def _terminate(signum, frame):
@@ -25,7 +25,23 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _quiet_progress_bars() -> None:
+    # transformers and huggingface_hub draw tqdm bars while loading and saving weights; in a log file or
+    # a pipe they are noise. The variable covers libraries not imported yet (and torchrun's workers).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> None:
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        _quiet_progress_bars()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(args=argv, standalone_mode=False)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from renewlm import __version__
 from renewlm.store import STORE_ENV, Store
 
 app = typer.Typer(
@@ -16,6 +17,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click hands these to every subcommand's context, so `-h` works on each command and group
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 console = Console()
@@ -29,6 +32,21 @@ StoreOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"renewlm {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print renewlm's version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
+) -> None:
+    """Update language models with new data by continual pre-training."""
 
 
 def open_store(store: Path | None) -> Store:

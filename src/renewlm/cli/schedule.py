@@ -65,6 +65,7 @@ def plot(
     steps: Steps,
     output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")],
     tokens_per_step: TokensPerStep = None,
+    log: Annotated[bool, typer.Option("--log", help="Logarithmic learning-rate axis (a zero LR is left out).")] = False,
 ) -> None:
     """Draw several schedules on one chart, with stage boundaries marked."""
     import matplotlib
@@ -75,7 +76,8 @@ def plot(
     if output.suffix.lower() != ".png":
         raise ConfigError(f"-o {output} should be a .png file")
     schedules = [(path, load_schedule(path)) for path in specs]
-    fig, ax = plt.subplots(figsize=(9, 4.5), dpi=120)
+    # constrained layout makes room for the legend below the axes, where it covers no curve
+    fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
     for path, spec in schedules:
         schedule = spec.build(steps, tokens_per_step)
         xs = sorted({*range(0, steps + 1, max(1, steps // PLOT_POINTS)), *key_steps(schedule)})
@@ -87,10 +89,12 @@ def plot(
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     ax.set_xlim(0, steps)
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    if log:
+        ax.set_yscale("log", nonpositive="mask")
+    else:
+        ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3, which="both" if log else "major")
+    fig.legend(loc="outside lower center", ncols=min(3, len(schedules)), frameon=False)
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = output.with_name(f".tmp-{output.name}")
     fig.savefig(tmp, format="png")

@@ -53,13 +53,22 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
 @app.command("import")
 def import_cmd(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
-    folder: Annotated[Path, typer.Option("--from", help="A local Hugging Face model folder.")],
+    folder: Annotated[Path, typer.Option("--from", help="A local Hugging Face model folder (safetensors weights).")],
+    pretrain_tokens: Annotated[int | None, typer.Option("--pretrain-tokens", help="Tokens the model was pre-trained on, for the ledger.")] = None,
+    pretrain_seq_len: Annotated[
+        int | None, typer.Option("--pretrain-seq-len", help="Sequence length of that pre-training, for its FLOPs (default: the model's maximum positions, at most 8,192).")
+    ] = None,
+    peak_lr: Annotated[float | None, typer.Option("--peak-lr", help="Peak learning rate of its pre-training (update's default LR).")] = None,
+    final_lr: Annotated[float | None, typer.Option("--final-lr", help="Final (minimum) learning rate of its pre-training.")] = None,
     trust_remote_code: Annotated[bool, typer.Option("--trust-remote-code", help="Run the folder's own model code.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a version of that name.")] = False,
     store: StoreOption = None,
 ) -> None:
     """Bring a Hugging Face model folder into the store as a root version."""
-    path = import_version(open_store(store), name, folder, trust_remote_code=trust_remote_code, overwrite=overwrite)
+    path = import_version(
+        open_store(store), name, folder, trust_remote_code=trust_remote_code, overwrite=overwrite,
+        pretrain_tokens=pretrain_tokens, pretrain_seq_len=pretrain_seq_len, peak_lr=peak_lr, final_lr=final_lr,
+    )
     console.print(f"version {name}: {path}")
 
 
@@ -67,7 +76,7 @@ def import_cmd(
 def export(
     name: Annotated[str, typer.Argument(help="Version name.")],
     to: Annotated[Path, typer.Option("--to", help="Folder to write.")],
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the folder if it exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in that folder (nothing else).")] = False,
     store: StoreOption = None,
 ) -> None:
     """Write a version out as a plain Hugging Face folder."""

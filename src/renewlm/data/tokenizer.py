@@ -7,13 +7,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 from renewlm.data.sources import expand, one_line, unit_texts, units
-from renewlm.errors import ConfigError, InputError, StoreError
+from renewlm.errors import ConfigError, CorruptError, InputError, StoreError
+from renewlm.manifest import MANIFEST, read_manifest
 from renewlm.store import Store
 
 EOS = "<|endoftext|>"
+# Every file a Hugging Face tokenizer may be saved as; a folder holds some of them.
+TOKENIZER_FILES = (
+    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
+    "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model", "chat_template.jinja", "chat_template.json",
+)
 
 
 def train_tokenizer(
@@ -75,6 +82,7 @@ def load_tokenizer(store: Store, ref: str | Path):
         folder = store.path("tokenizers", name)
     elif _store_has(store, name):
         folder = store.path("versions", name)
+        _verify_version_tokenizer(folder, name)
     else:
         have = ", ".join(store.names("tokenizers")) or "none"
         raise StoreError(
@@ -106,3 +114,56 @@ def fingerprint(tokenizer) -> str:
     spec.pop("truncation", None)
     payload = json.dumps({"tokenizer": spec, "eos": tokenizer.eos_token_id}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def save_tokenizer(tokenizer, folder: Path) -> None:
+    """Write the tokenizer into `folder`: the files it was loaded from, byte for byte, when they still
+    give the same ids (re-saving rewrites some: transformers rebuilds Qwen2, GPT-NeoX and Gemma
+    tokenizers with their own normalizer and pre-tokenizer), else `save_pretrained`."""
+    from transformers import AutoTokenizer
+
+    source = Path(tokenizer.name_or_path or "")
+    files = [n for n in TOKENIZER_FILES if (source / n).is_file()] if source.is_dir() else []
+    if "tokenizer.json" in files:
+        try:
+            same = fingerprint(AutoTokenizer.from_pretrained(source, local_files_only=True)) == fingerprint(tokenizer)
+        except (OSError, ValueError):
+            same = False
+        if same:
+            for n in files:
+                shutil.copyfile(source / n, folder / n)
+            return
+    tokenizer.save_pretrained(folder)
+
+
+def _verify_version_tokenizer(folder: Path, name: str) -> None:
+    """Check the files a tokenizer load reads (config.json included: it can name the tokenizer's
+    class) against the version's manifest, without hashing the weights."""
+    if not (folder / MANIFEST).is_file():
+        raise CorruptError(
+            f"version {name!r} ({folder}) has no {MANIFEST}, so its files cannot be checked (written before "
+            f"renewlm kept manifests, or never completed); if you trust its files, seal it with "
+            f"`python -c \"from renewlm.manifest import write_manifest; write_manifest('{folder}')\"`, "
+            f"else remove it with `renewlm rm {name}`"
+        )
+    manifest = read_manifest(folder, f"version {name!r}")
+    listed, piece = manifest["files"], manifest["piece_bytes"]
+    for n in (*TOKENIZER_FILES, "config.json"):
+        path = folder / n
+        if n not in listed and not path.exists():
+            continue
+        if n not in listed:
+            raise CorruptError(f"version {name!r} holds {n!r}, which its manifest does not list (planted or altered); remove it")
+        if not path.is_file() or path.stat().st_size != listed[n]["bytes"] or _piece_digests(path, piece) != listed[n]["sha256"]:
+            raise CorruptError(f"version {name!r}: {n!r} does not match its manifest (missing, truncated or altered); remove the version")
+
+
+def _piece_digests(path: Path, piece_bytes: int) -> list[str]:
+    """sha256 of each `piece_bytes` piece of the file, as manifest.json lists them."""
+    digests = []
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(piece_bytes)
+            if not chunk and digests:
+                return digests
+            digests.append(hashlib.sha256(chunk).hexdigest())
