@@ -2,7 +2,9 @@
 
 Nothing half-written is ever read: each entry is built under a hidden temporary name beside its
 final place and renamed into place only once complete (a rename within one file system is atomic).
-Temporary entries left by a killed process are removed the next time the store is opened for writing.
+Temporary entries left by a killed process are removed the next time the store is opened for writing,
+by a process on the same host (another node's entries may be in progress: see renewlm.lock).
+Each entry being written is locked, so two writers of one name refuse each other.
 """
 
 from __future__ import annotations
@@ -16,11 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from renewlm.errors import StoreError
+from renewlm.lock import Lock, temporary_name, writer_gone
 
 DEFAULT_STORE = "renewlm-store"
 STORE_ENV = "RENEWLM_STORE"
 KINDS = {"tokenizers": "tokenizer", "corpora": "corpus", "versions": "version", "runs": "run"}
 _TMP_PREFIX = ".tmp-"
+# Temporary names add up to 94 bytes to a name (`.tmp-old-NAME@HOST-PID-XXXXXXXX`, a 64-byte host,
+# a 10-digit pid), and a file name has at most 255 bytes: 128 leaves room for suffixes too.
+MAX_NAME_BYTES = 128
 
 
 def resolve_root(store: str | os.PathLike | None = None) -> Path:
@@ -77,36 +83,48 @@ class Store:
         With `overwrite`, an existing entry is replaced only after the new one is complete.
         """
         final = self.path(kind, name)
-        if final.exists() and not overwrite:
-            raise StoreError(
-                f"{kind} entry {name!r} already exists in {self.root}; "
-                f"pass --overwrite to replace it or choose another name"
-            )
         final.parent.mkdir(parents=True, exist_ok=True)
-        clean_stale(final.parent)
-        tmp = final.parent / f"{_TMP_PREFIX}{name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            yield tmp
-            replace_dir(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        with self.lock(kind, name):
+            if final.exists() and not overwrite:
+                raise StoreError(
+                    f"{kind} entry {name!r} already exists in {self.root}; "
+                    f"pass --overwrite to replace it or choose another name"
+                )
+            clean_stale(final.parent)
+            tmp = final.parent / temporary_name(name)
+            tmp.mkdir()
+            try:
+                yield tmp
+                replace_dir(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+
+    def lock(self, kind: str, name: str) -> Lock:
+        """The lock of entry `name` of `kind`: `with store.lock("runs", name):` while writing it."""
+        self.path(kind, name)
+        return Lock(self.root / kind / f".lock-{name}", what=f"{KINDS[kind]} {name!r} in {self.root}")
 
 
 def check_name(name: str, what: str = "entry") -> None:
-    """Store names become folder names: letters, digits, '.', '_', '-' only."""
+    """Store names become folder names: letters, digits, '.', '_', '-' only, at most MAX_NAME_BYTES."""
     ok = name and not name.startswith(".") and all(c.isalnum() or c in "._-" for c in name)
     if not ok:
         raise StoreError(
             f"invalid {what} name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise StoreError(
+            f"invalid {what} name {name[:24]!r}... ({size} bytes): a name has at most {MAX_NAME_BYTES} bytes, "
+            f"so that the store's file names built from it fit the file system; choose a shorter name"
         )
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
     """Rename folder `tmp` to `final`, replacing an existing `final` only after `tmp` is complete."""
     if final.exists():
-        old = final.parent / f"{_TMP_PREFIX}old-{final.name}-{uuid.uuid4().hex[:8]}"
+        old = final.parent / temporary_name(f"old-{final.name}")
         os.rename(final, old)
         os.rename(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
@@ -115,24 +133,16 @@ def replace_dir(tmp: Path, final: Path) -> None:
 
 
 def clean_stale(folder: Path) -> None:
-    """Remove temporary entries whose writing process no longer runs (killed with SIGKILL, say)."""
+    """Remove temporary entries whose writer ran on this host and is gone (killed with SIGKILL, say).
+
+    Another host's entries are left alone: its writer may be alive, and no pid here says otherwise.
+    """
     for p in folder.glob(f"{_TMP_PREFIX}*"):
-        parts = p.name[len(_TMP_PREFIX) :].rsplit("-", 2)
-        if len(parts) == 3 and parts[1].isdigit() and _pid_alive(int(parts[1])):
-            continue
-        shutil.rmtree(p, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        if writer_gone(p.name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def write_json(path: Path, data: object) -> None:

@@ -1,15 +1,23 @@
-"""Checkpoints that resume a run exactly, with torch.distributed.checkpoint (DCP).
+"""Checkpoints that resume a run exactly, with torch.distributed.checkpoint (DCP), verified before use.
 
-A checkpoint holds the model, the optimizer, and `train.json` (step, tokens, the data counter, the
-guard counters) plus every process's RNG states. DCP files are sharded per process and can be
-loaded at another world size. Every process writes into one temporary folder; the main process adds
-`train.json` last and renames the folder to `step-NNNNNNNN`, so a folder with that name is complete.
+A checkpoint holds the model and optimizer (DCP files, sharded per process and loadable at another
+world size), `train.json` (step, tokens, the data counter, the guard counters), every process's RNG
+states in `rng.safetensors`, and `manifest.json`, the sha256 of each of those files. Every process
+writes into one temporary folder; the main process adds its files and the manifest last and renames
+the folder to `step-NNNNNNNN`. A checkpoint is complete when its manifest is there, and it is loaded
+only once its files match it: a corrupt newest checkpoint falls back to the one before.
+
+Nothing in a checkpoint is unpickled freely. DCP's `.metadata` is a pickle: it is read with an
+unpickler that builds only DCP's own metadata classes, and DCP's non-tensor items are read with
+`torch.load(weights_only=True)`; the RNG states are plain uint8 tensors in safetensors. So a file
+planted in a run folder cannot run code even if its manifest was rewritten to match it.
 """
 
 from __future__ import annotations
 
+import errno
 import json
-import os
+import pickle
 import shutil
 import warnings
 from pathlib import Path
@@ -17,7 +25,13 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.distributed.checkpoint import metadata as dcp_metadata
+from torch.distributed.checkpoint._traverse import set_element
+from torch.distributed.checkpoint.api import CheckpointException
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
+from torch.distributed.checkpoint.filesystem import FileSystemReader
 from torch.distributed.checkpoint.state_dict import (
     get_optimizer_state_dict,
     get_state_dict,
@@ -25,12 +39,127 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from renewlm.errors import TrainingError
+from renewlm.errors import CorruptError, TrainingError
+from renewlm.manifest import MANIFEST, verify_in_background, verify_manifest, write_manifest
+from renewlm.store import replace_dir
 from renewlm.train.distributed import Dist
 
 _PREFIX = "step-"
+RNG_FILE = "rng.safetensors"
+TRAIN_FILE = "train.json"
 # DCP works in one process without a process group, and says so on every save and load.
 warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
+
+
+class _MetadataUnpickler(pickle.Unpickler):
+    """Builds DCP's metadata classes, dtypes, sizes, layouts and paths; refuses every other callable."""
+
+    _ALLOWED = {
+        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
+        ("torch", "Size"),
+        ("torch.serialization", "_get_layout"),
+        ("pathlib", "PosixPath"),
+        ("pathlib", "PurePosixPath"),
+        ("collections", "OrderedDict"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if module == dcp_metadata.__name__ and isinstance(getattr(dcp_metadata, name, None), type):
+            return getattr(dcp_metadata, name)
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not part of DCP's metadata")
+
+
+class _SafeReader(FileSystemReader):
+    def read_metadata(self, *args, **kwargs):
+        with open(Path(self.path) / ".metadata", "rb") as f:
+            metadata = _MetadataUnpickler(f).load()
+        if not isinstance(metadata, dcp_metadata.Metadata):
+            raise pickle.UnpicklingError("the .metadata file does not hold DCP metadata")
+        for info in (metadata.storage_data or {}).values():
+            if Path(str(info.relative_path)).name != str(info.relative_path):  # no reading outside the folder
+                raise pickle.UnpicklingError(f"the .metadata points outside the checkpoint ({info.relative_path})")
+        if getattr(metadata, "storage_meta", None) is None:
+            metadata.storage_meta = dcp_metadata.StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
+
+
+class _SafePlanner(DefaultLoadPlanner):
+    def load_bytes(self, read_item, value) -> None:
+        # DefaultLoadPlanner unpickles these (optimizer hyperparameters) with weights_only=False.
+        obj = torch.load(value, weights_only=True)
+        if self.flatten_state_dict:
+            set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], obj)
+        else:
+            self.state_dict[read_item.dest_index.fqn] = obj
+
+
+def _reason(e: BaseException) -> str:
+    """One line for a failed save or load; DCP wraps each process's exception in a CheckpointException."""
+    if isinstance(e, CheckpointException) and e.failures:
+        e = next(iter(e.failures.values()))[0]
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def _raise_if_interrupted(e: BaseException) -> None:
+    """DCP wraps a Ctrl-C (or SIGTERM, which the CLI turns into one) like any failure: unwrap it."""
+    if isinstance(e, CheckpointException) and any(isinstance(x, KeyboardInterrupt) for x, _ in e.failures.values()):
+        raise KeyboardInterrupt from None
+
+
+def _no_space(e: BaseException) -> bool:
+    if isinstance(e, CheckpointException):
+        return any(_no_space(exc) for exc, _ in e.failures.values())
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def _dcp_load(state: dict, folder: Path, what: str, fix: str) -> None:
+    try:
+        dcp.load(state, storage_reader=_SafeReader(folder), planner=_SafePlanner())
+    except (Exception, CheckpointException) as e:  # CheckpointException is a BaseException
+        _raise_if_interrupted(e)
+        raise TrainingError(f"{what} cannot be loaded into this run's model or optimizer ({_reason(e)}); {fix}") from None
+
+
+def _collective_message(d: Dist | None, message: str | None) -> str | None:
+    """The first non-empty message of any process, on every process (a failure anywhere stops all)."""
+    if d is not None and not d.distributed:
+        return message
+    if d is None and not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return message
+    messages: list = [None] * dist.get_world_size()
+    dist.all_gather_object(messages, message)
+    return next((m for m in messages if m), None)
+
+
+def _is_main(d: Dist | None) -> bool:
+    if d is not None:
+        return d.is_main
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def _verify_on_main(d: Dist | None, folder: Path, what: str) -> None:
+    """Hash on one process (every process hashing one shared file system is N times the reads), tell all."""
+    message = None
+    if _is_main(d):
+        try:
+            verify_manifest(folder, what)
+        except CorruptError as e:
+            message = str(e)
+    message = _collective_message(d, message)
+    if message:
+        raise CorruptError(message)
+
+
+def _rng_tensors(states: list[dict]) -> dict[str, torch.Tensor]:
+    return {f"{device}.{rank}": t.contiguous() for rank, s in enumerate(states) for device, t in s.items()}
 
 
 def _rng_state() -> dict:
@@ -40,10 +169,48 @@ def _rng_state() -> dict:
     return state
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state(state["cuda"])
+class PendingResume:
+    """The newest checkpoint that verifies, being found on a thread; `.result()` on every process."""
+
+    def __init__(self, checkpointer: Checkpointer):
+        self._checkpointer = checkpointer
+        self._candidates = list(reversed(checkpointer.candidates())) if checkpointer.dist.is_main else []
+        self._future = verify_in_background(self._candidates[0], self._what(self._candidates[0])) if self._candidates else None
+
+    def _what(self, path: Path) -> str:
+        return f"checkpoint {path}"
+
+    def _search(self) -> tuple[str | None, list[str], str | None]:
+        notes: list[str] = []
+        for i, path in enumerate(self._candidates):
+            try:
+                if i == 0:
+                    self._future.result()
+                else:
+                    verify_manifest(path, self._what(path))
+            except CorruptError as e:
+                notes.append(f"{e}")
+                continue
+            if notes:
+                notes.append(f"resuming from the previous complete checkpoint, {path.name}, instead")
+            return path.name, notes, None
+        if notes:
+            error = (
+                f"no checkpoint of {self._checkpointer.folder} can be trusted ({len(notes)} refused; the newest: "
+                f"{notes[0]}); rerun with --fresh to start over"
+            )
+            return None, [], error
+        return None, [], None
+
+    def result(self) -> tuple[Path | None, list[str]]:
+        d = self._checkpointer.dist
+        found = list(self._search()) if d.is_main else [None, [], None]
+        if d.distributed:
+            dist.broadcast_object_list(found, src=0)
+        name, notes, error = found
+        if error:
+            raise CorruptError(error)
+        return (self._checkpointer.folder / name if name else None), notes
 
 
 class Checkpointer:
@@ -52,72 +219,153 @@ class Checkpointer:
         self.dist = dist_
         self.keep = keep
 
-    def complete(self) -> list[Path]:
-        """Complete checkpoints, oldest first."""
+    def candidates(self) -> list[Path]:
+        """Every `step-N` folder, oldest first, whether or not it verifies."""
         if not self.folder.is_dir():
             return []
-        found = [p for p in self.folder.glob(f"{_PREFIX}*") if (p / "train.json").is_file()]
+        found = [p for p in self.folder.glob(f"{_PREFIX}*") if p.is_dir() and p.name[len(_PREFIX) :].isdigit()]
         return sorted(found, key=lambda p: int(p.name[len(_PREFIX) :]))
+
+    def complete(self) -> list[Path]:
+        """Checkpoints whose writing finished (they have a manifest), oldest first; not yet verified."""
+        return [p for p in self.candidates() if (p / MANIFEST).is_file()]
 
     def latest(self) -> Path | None:
         done = self.complete()
         return done[-1] if done else None
 
+    def resume_point(self) -> tuple[Path | None, list[str]]:
+        """The newest checkpoint that verifies, and one sentence per newer one refused (print them).
+
+        (None, []) when there is none; CorruptError when there are checkpoints and none verifies.
+        A collective under torchrun: the main process hashes, every process gets its answer.
+        """
+        return PendingResume(self).result()
+
+    def resume_point_in_background(self) -> PendingResume:
+        """Start hashing the newest checkpoint now (build the model meanwhile); `.result()` as resume_point."""
+        return PendingResume(self)
+
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_state: dict) -> Path:
+        """Write checkpoint `step-N`, or raise TrainingError with nothing of it left (earlier ones intact)."""
+        d = self.dist
         step = int(train_state["step"])
         final = self.folder / f"{_PREFIX}{step:08d}"
         tmp = self.folder / f".tmp-{_PREFIX}{step:08d}"
-        if self.dist.is_main:
+        if d.is_main:
             self.folder.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-        self.dist.barrier()
-        model_sd, optim_sd = get_state_dict(model, optimizer)
-        dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
+            for stale in self.folder.glob(".tmp-*"):  # left by a killed save; the run lock makes us its only writer
+                shutil.rmtree(stale, ignore_errors=True)
+        d.barrier()
+        failure = None
+        try:
+            model_sd, optim_sd = get_state_dict(model, optimizer)
+            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
+        except (Exception, CheckpointException) as e:
+            _raise_if_interrupted(e)
+            failure = e
+        self._stop_if_failed(failure, final, tmp)
         rng = [_rng_state()]
-        if self.dist.distributed:
-            rng = [None] * self.dist.world
+        if d.distributed:
+            rng = [None] * d.world
             dist.all_gather_object(rng, _rng_state())
-        if self.dist.is_main:
-            torch.save(rng, tmp / "rng.pt")
-            (tmp / "train.json").write_text(json.dumps(train_state, indent=2) + "\n")
-            if final.exists():
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+        if d.is_main:
+            try:
+                save_file(_rng_tensors(rng), str(tmp / RNG_FILE), metadata={"world": str(d.world)})
+                (tmp / TRAIN_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
+                write_manifest(tmp)
+                replace_dir(tmp, final)
+            except Exception as e:
+                failure = e
+        self._stop_if_failed(failure, final, tmp)
+        if d.is_main:
             for old in self.complete()[: -self.keep]:
                 shutil.rmtree(old, ignore_errors=True)
-        self.dist.barrier()
+        d.barrier()
         return final
 
-    def load(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
-        """Restore model, optimizer and RNG from `path`; return its train state."""
+    def _stop_if_failed(self, failure: BaseException | None, final: Path, tmp: Path) -> None:
+        message = None
+        if failure is not None:
+            fix = "free disk space" if _no_space(failure) else "fix the cause"
+            message = (
+                f"could not write checkpoint {final.name} in {self.folder} ({_reason(failure)}); nothing of it was "
+                f"kept and earlier checkpoints are intact; {fix} and run the same command again to resume"
+            )
+        message = _collective_message(self.dist, message)
+        if message:
+            if self.dist.is_main:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise TrainingError(message)
+
+    def load(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, *, verified: bool = False) -> dict:
+        """Restore model, optimizer and RNG from `path` and return its train state.
+
+        The manifest is verified first unless `verified` (a path from `resume_point`).
+        """
+        path = Path(path)
+        what = f"checkpoint {path}"
+        if not verified:
+            _verify_on_main(self.dist, path, what)
+        try:
+            train_state = json.loads((path / TRAIN_FILE).read_text())
+            rng = load_file(str(path / RNG_FILE))
+        except Exception as e:  # verified files that still do not parse: written by something else
+            raise CorruptError(f"{what} holds an unreadable {TRAIN_FILE} or {RNG_FILE} ({_reason(e)}); remove it") from None
+        if not isinstance(train_state, dict) or type(train_state.get("step")) is not int:
+            raise CorruptError(f"{what} has a {TRAIN_FILE} without a step count; remove it")
         model_sd, optim_sd = get_state_dict(model, optimizer)
         state = {"model": model_sd, "optim": optim_sd}
-        try:
-            dcp.load(state, checkpoint_id=str(path))
-        except Exception as e:  # DCP raises many kinds; any of them means this checkpoint does not fit
-            raise TrainingError(
-                f"checkpoint {path} does not fit this run's model or optimizer ({type(e).__name__}: {e}); "
-                f"rerun with --fresh to start over"
-            ) from None
+        _dcp_load(state, path, what, "rerun with --fresh to start over")
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
-        rng = torch.load(path / "rng.pt", weights_only=False)
-        if self.dist.rank < len(rng):
-            _set_rng_state(rng[self.dist.rank])
-        return json.loads((path / "train.json").read_text())
+        rank = self.dist.rank
+        if f"cpu.{rank}" in rng:  # a process the checkpoint did not have (a larger world) keeps its seed
+            torch.set_rng_state(rng[f"cpu.{rank}"])
+            if f"cuda.{rank}" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rng[f"cuda.{rank}"])
+        return train_state
 
 
 def save_optimizer(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """The optimizer state alone (a trunk version's), for a branch to continue from."""
-    dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(folder))
+    """The optimizer state alone (a trunk version's), with its manifest, for a branch to continue from.
 
-
-def load_optimizer(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    state = {"optim": get_optimizer_state_dict(model, optimizer)}
+    A collective: every process writes its shard. Written to a temporary folder and renamed into place,
+    so a rerun after a kill never mixes in files of an earlier attempt.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    main = _is_main(None)
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    message = None
     try:
-        dcp.load(state, checkpoint_id=str(folder))
-    except Exception as e:
-        raise TrainingError(
-            f"the optimizer state in {folder} does not fit this model ({type(e).__name__}: {e}); "
-            f"branch from a trunk version of the same architecture, or set load_optimizer: false"
-        ) from None
+        dcp.save({"optim": get_optimizer_state_dict(model, optimizer)}, checkpoint_id=str(tmp))
+    except (Exception, CheckpointException) as e:
+        _raise_if_interrupted(e)
+        message = _reason(e)
+    if main and message is None:
+        try:
+            write_manifest(tmp)
+            replace_dir(tmp, folder)
+        except Exception as e:
+            message = _reason(e)
+    message = _collective_message(None, message)
+    if message:
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise TrainingError(f"could not write the optimizer state to {folder} ({message}); free disk space or fix the cause, then rerun")
+
+
+def load_optimizer(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, *, verified: bool = False) -> None:
+    """Load a trunk version's optimizer state, after checking its manifest unless `verified`."""
+    folder = Path(folder)
+    if not verified:
+        _verify_on_main(None, folder, f"the optimizer state in {folder}")
+    state = {"optim": get_optimizer_state_dict(model, optimizer)}
+    _dcp_load(
+        state, folder, f"the optimizer state in {folder}",
+        "branch from a trunk version of the same architecture, or set load_optimizer: false",
+    )
     set_optimizer_state_dict(model, optimizer, optim_state_dict=state["optim"])
