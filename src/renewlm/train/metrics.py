@@ -1,13 +1,15 @@
-"""What a run reports: `metrics.jsonl` always, TensorBoard when asked, and progress on the console.
+"""What a run reports: `metrics.jsonl` always, experiment trackers when asked, and progress on the console.
 
 One JSON object per line: training steps (`{"step", "tokens", "lr", "loss", "grad_norm", ...}`) and
-evaluations (`{"step", "eval": {corpus: loss}}`). Only the main process writes. On resume, lines
-past the checkpoint's step are dropped so the file always describes the run that continues.
+evaluations (`{"step", "tokens", "eval": {corpus: loss}}`). Only the main process writes. On resume,
+lines past the checkpoint's step are dropped so the file always describes the run that continues,
+and so are lines that cannot be read: a process killed mid-write leaves a torn last line.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,50 +17,110 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from renewlm.train.trackers import Status, Tracker, open_trackers
+
 
 class MetricsLog:
-    def __init__(self, path: Path, *, enabled: bool, resume_step: int | None, tensorboard: Path | None = None):
+    """`metrics.jsonl` and the run's trackers (see trackers.py), written from the main process.
+
+    `trackers` names them ("tensorboard", "wandb", "mlflow"); each writes under the run folder
+    (`path`'s folder). `run_id` (the run's id from run.json) lets a resumed run continue the same
+    tracker run; `config` (the run config as JSON-ready data) is logged to them once, at opening.
+    `tensorboard=FOLDER` is the older spelling of `trackers=["tensorboard"]`. After opening,
+    `dropped_lines` counts the unreadable lines removed from an existing file on resume.
+    """
+
+    def __init__(
+        self, path: Path, *, enabled: bool, resume_step: int | None, trackers: list[str] | tuple[str, ...] = (),
+        run_id: str | None = None, config: dict | None = None, tensorboard: Path | None = None,
+    ):
         self.path = Path(path)
         self.enabled = enabled
-        self._tb = None
+        self.dropped_lines = 0
+        self.trackers: list[Tracker] = []
         if not enabled:
             return
-        if resume_step is None:
-            self.path.write_text("")
-        elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= resume_step]
-            # An evaluation logged at the resume step is repeated by the resumed run.
-            kept = [line for line in kept if not (json.loads(line)["step"] == resume_step and "eval" in json.loads(line))]
-            self.path.write_text("".join(line + "\n" for line in kept))
-        self._file = self.path.open("a")
-        if tensorboard is not None:
-            from torch.utils.tensorboard import SummaryWriter
+        names = list(trackers) + (["tensorboard"] if tensorboard is not None else [])
+        folder = self.path.parent
+        # Trackers first: a missing library stops the run before the file is touched.
+        self.trackers = open_trackers(
+            names, folder, run_id=run_id or folder.name, run_name=folder.name, resume_step=resume_step
+        )
+        try:
+            for tracker in self.trackers:
+                if config is not None:
+                    tracker.log_config(config)
+            if resume_step is None:
+                self.path.write_text("")
+            elif self.path.exists():
+                self._truncate(resume_step)
+            self._file = self.path.open("a")
+        except BaseException:
+            for tracker in self.trackers:
+                tracker.close("failed")
+            raise
 
-            self._tb = SummaryWriter(str(tensorboard))
+    def _truncate(self, resume_step: int) -> None:
+        lines, self.dropped_lines = _parse(self.path)
+        # An evaluation logged at the resume step is repeated by the resumed run.
+        kept = [
+            line for line, record in lines
+            if record["step"] < resume_step or (record["step"] == resume_step and "eval" not in record)
+        ]
+        tmp = self.path.with_name(f".{self.path.name}.tmp")  # one writer per run folder: a fixed name
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)  # a kill while truncating leaves the old file, still readable
 
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
-        if self._tb is not None:
-            step = record["step"]
-            for key, value in record.items():
-                if key == "eval":
-                    for corpus, loss in value.items():
-                        self._tb.add_scalar(f"heldout/{corpus}", loss, step)
-                elif key != "step" and isinstance(value, (int, float)):
-                    self._tb.add_scalar(f"train/{key}", value, step)
+        for tracker in self.trackers:
+            if "eval" in record:
+                tracker.log_evaluation(record["step"], record["eval"])
+            else:
+                tracker.log_step(record)
 
     def close(self) -> None:
-        if self.enabled:
-            self._file.close()
-            if self._tb is not None:
-                self._tb.close()
+        """Close the file and the trackers; called from a `finally`, it tells them how the run ended."""
+        if not self.enabled:
+            return
+        self._file.close()
+        # The loop raises KeyboardInterrupt after checkpointing on SIGINT/SIGTERM: a stop to resume later.
+        error = sys.exc_info()[0]
+        status: Status = "finished" if error is None else "stopped" if issubclass(error, KeyboardInterrupt) else "failed"
+        for tracker in self.trackers:
+            tracker.close(status)
+
+
+def _parse(path: Path) -> tuple[list[tuple[str, dict]], int]:
+    lines, dropped = [], 0
+    # A kill can leave a partial line, or a block of NUL bytes after a crash; neither decodes as a record.
+    for line in Path(path).read_bytes().decode("utf-8", errors="replace").split("\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if not isinstance(record, dict) or not isinstance(record.get("step"), int):
+            dropped += 1
+            continue
+        lines.append((line, record))
+    return lines, dropped
+
+
+def scan_metrics(path: Path) -> tuple[list[dict], int]:
+    """The records of a `metrics.jsonl` and the number of lines that could not be read (and were skipped)."""
+    lines, dropped = _parse(path)
+    return [record for _, record in lines], dropped
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The readable records of a `metrics.jsonl` (a torn last line from a killed process is skipped)."""
+    return scan_metrics(path)[0]
 
 
 class ProgressDisplay:
