@@ -8,8 +8,8 @@ N releases, each adding T new tokens. Per release, the tokens each paradigm trai
 An update that replays a share F of every batch (compute-equivalent replay, Ibrahim et al. 2024) must
 train on T/(1−F) tokens to see all T new ones. Release 1 has no old data to replay, and retraining
 sees every release's data once, so neither grows with F.
-With F = 0 this is the cost model of recipes.md §3 [derived]: PTFS = T·N(N+1)/2, CPT = N·T,
-path switching = (1+A)·N·T.
+With F = 0 this is path switching's cost model (Wang et al. 2024, as our arithmetic):
+PTFS = T·N(N+1)/2, CPT = N·T, path switching = (1+A)·N·T. docs/plan.md has the details.
 """
 
 from __future__ import annotations
@@ -108,6 +108,18 @@ def cumulative(values) -> list[float]:
         total += v
         out.append(total)
     return out
+
+
+def format_count(x: float) -> str:
+    """A count for people: 10B, 14.5B, 1.05T, 950M, 7."""
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if x >= scale:
+            return _short(x / scale) + suffix
+    return _short(x)
+
+
+def _short(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def release_tokens(paradigm: str, release: int, tokens_per_release: float, decay_fraction: float, replay: float) -> float:
@@ -291,15 +303,18 @@ def plot_plan(plan: Plan, output: Path) -> Path:
         (line,) = ax.plot(xs, ys, marker="o", label=paradigm)
         if paradigm == "retrain":
             continue
+        # continue runs below switch: its labels go under its points so the two never overlap
+        below = paradigm == "continue"
         for x, y, ratio in zip(xs, ys, plan.ratios(paradigm)):
-            ax.annotate(f"{ratio:.0%}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
-                        fontsize=8, color=line.get_color())
+            ax.annotate(f"{ratio:.0%}", (x, y), textcoords="offset points", xytext=(0, -8 if below else 6), ha="center",
+                        va="top" if below else "bottom", fontsize=8, color=line.get_color())
     ax.set_xlabel("release")
     ax.set_ylabel("cumulative training FLOPs")
     ax.set_xticks(xs)
-    ax.set_ylim(bottom=0)
-    ax.set_title(f"{plan.model.description}: {plan.releases} releases of {plan.tokens_per_release:,.0f} tokens "
-                 f"(% = of retraining)", fontsize=9)
+    top = max(cumulative(plan.flops("retrain"))[-1], cumulative(plan.flops("switch"))[-1])
+    ax.set_ylim(-0.08 * top, 1.1 * top)  # room for the labels under continue's first point
+    ax.set_title(f"{plan.model.description}: {plan.releases} releases of {format_count(plan.tokens_per_release)} "
+                 f"tokens (% = of retraining so far)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

@@ -1,0 +1,103 @@
+"""`renewlm plan`: tokens, FLOPs and hours of retrain / continue / switch for N releases, before any compute is spent."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.errors import ConfigError
+from renewlm.updates.plan import (
+    DEFAULT_DECAY_FRACTION, PARADIGMS, Plan, cumulative, format_count, make_plan, parse_tokens, plot_plan,
+)
+
+WHAT = {
+    "retrain": "from scratch on all data so far: i·T at release i",
+    "continue": "the last release on the new data: T per release",
+    "switch": "trunk over the new data + branch decaying over A of it: (1+A)·T",
+}
+
+
+@app.command("plan")
+def plan_cmd(
+    releases: Annotated[int, typer.Option("--releases", help="Number of releases N (the first one is pre-training).")],
+    tokens_per_release: Annotated[str, typer.Option("--tokens-per-release", help="New tokens T per release: 10B, 500M, 1e10.")],
+    model: Annotated[str | None, typer.Option("--model", help="A preset (tiny ... 1b) or a version in the store (default 1b).", show_default=False)] = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="A preset's vocabulary (default 128,256, Llama 3's).", show_default=False)] = None,
+    seq_len: Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence (default: the version's, else 2,048).", show_default=False)] = None,
+    decay_fraction: Annotated[float, typer.Option("--decay-fraction", help="switch: a branch's decay, as a share A of the update's tokens.")] = DEFAULT_DECAY_FRACTION,
+    replay: Annotated[float, typer.Option("--replay", help="Share F of every update batch given to old data; an update trains on T/(1−F).")] = 0.0,
+    tokens_per_second: Annotated[float | None, typer.Option("--tokens-per-second", help="Training speed for hours (default: measured in the store's runs).", show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw cumulative cost per paradigm to this PNG file.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON instead of a table.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """What N releases cost when retrained, continued, or branched off a main path (path switching)."""
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise ConfigError(f"--plot {plot} should be a .png file")
+    result = make_plan(
+        open_store(store),
+        releases=releases,
+        tokens_per_release=parse_tokens(tokens_per_release),
+        model=model,
+        vocab_size=vocab_size,
+        seq_len=seq_len,
+        decay_fraction=decay_fraction,
+        replay=replay,
+        tokens_per_second=tokens_per_second,
+    )
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print(result, open_store(store))
+    if plot is not None:
+        path = plot_plan(result, plot)
+        if not as_json:
+            console.print(f"wrote {path}")
+
+
+def _print(plan: Plan, store) -> None:
+    m = plan.model
+    console.print(f"model: {m.description}, sequence {m.seq_len:,}: {_flops(m.flops_per_token)} FLOPs per token")
+    if plan.speed is not None:
+        console.print(f"speed: {plan.speed.tokens_per_second:,.0f} tokens/s ({plan.speed.source})")
+    else:
+        console.print(f"hours left out: no --tokens-per-second, and no run of this model in {store.root}")
+    hours = plan.speed is not None
+    table = Table(title=f"{plan.releases} releases of {format_count(plan.tokens_per_release)} new tokens each")
+    columns = ["paradigm", "release", "tokens", "FLOPs", *(["hours"] if hours else []), "FLOPs so far", "vs retrain"]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "paradigm" else "right", no_wrap=True)
+    for paradigm in PARADIGMS:
+        flops, ratios = plan.flops(paradigm), plan.ratios(paradigm)
+        hour_list = plan.hours(paradigm) or []
+        for i, (tokens, f, cum, ratio) in enumerate(zip(plan.tokens[paradigm], flops, cumulative(flops), ratios)):
+            row = [paradigm if i == 0 else "", str(i + 1), format_count(tokens), _flops(f)]
+            row += [_hours(hour_list[i])] if hours else []
+            table.add_row(*row, _flops(cum), f"{ratio:.0%}")
+        total = ["", "total", format_count(sum(plan.tokens[paradigm])), _flops(sum(flops))]
+        total += [_hours(sum(hour_list))] if hours else []
+        table.add_row(*total, "", f"{ratios[-1]:.0%}", style="bold", end_section=True)
+    console.print(table)
+    console.print(f"vs retrain: cost so far over retraining's so far; T = {format_count(plan.tokens_per_release)}, A = {plan.decay_fraction:g}")
+    for paradigm in PARADIGMS:
+        console.print(f"  {paradigm}: {WHAT[paradigm]}")
+    if plan.replay > 0:
+        update = plan.tokens_per_release / (1 - plan.replay)
+        console.print(
+            f"replay F = {plan.replay:g}: updates train on T/(1−F) = {format_count(update)} tokens to see all T new ones; "
+            f"release 1 and retraining replay nothing"
+        )
+
+
+def _flops(x: float) -> str:
+    return re.sub(r"e\+?0*", "e", f"{x:.3g}")
+
+
+def _hours(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
