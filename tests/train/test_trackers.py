@@ -114,7 +114,8 @@ def test_wandb_offline_run_has_the_history_and_a_resume_continues_the_same_run_i
         tracker.log_config(CONFIG)
         feed(tracker, steps, offset)
         tracker.close("finished")
-    first, resumed = sorted((tmp_path / "wandb").glob("offline-run-*"), key=lambda p: p.stat().st_mtime_ns)
+    # Named offline-run-<time>-<id>, with -1, -2... appended when two open in the same second.
+    first, resumed = sorted((tmp_path / "wandb").glob("offline-run-*"))
     assert first.name.endswith("-tiny-20260101T000000Z")
     history = wandb_history(first)
     assert history[1] == {"train/tokens": 256, "train/lr": 1e-3, "train/loss": 1, "train/skipped_steps": 0}
