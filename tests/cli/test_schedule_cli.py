@@ -128,3 +128,28 @@ def test_installed_command_prints_csv(tmp_path):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "step,lr\n0,3e-05\n1,3e-05\n2,3e-05\n3,3e-05\n"
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_plot_legend_sits_outside_the_axes_and_log_scales_the_lr(cli, tmp_path, monkeypatch, log):
+    from matplotlib.figure import Figure
+
+    saved = []
+    savefig = Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **kw: saved.append(self) or savefig(self, *a, **kw))
+    specs = [write(tmp_path, f"name: cosine\npeak_lr: {lr}\n", f"s{i}.yaml") for i, lr in enumerate(["1.0e-3", "3.0e-4", "1.0e-4"])]
+    code, _, err = cli("schedule", "plot", *specs, "--steps", "100", "-o", tmp_path / "out.png", *(["--log"] if log else []))
+    assert code == 0, err
+    (fig,) = saved
+    (ax,) = fig.axes
+    assert ax.get_yscale() == ("log" if log else "linear")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the figure was closed after saving: lay it out again
+    fig.draw(renderer)
+    legend, axes = fig.legends[0].get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["s0 (cosine)", "s1 (cosine)", "s2 (cosine)"]
+    assert legend.y1 <= axes.y0  # below the axes: it covers no curve
+    if log:  # the curves span 1e-5..1e-3: a log axis shows all three decades
+        low, high = ax.get_ylim()
+        assert low <= 1e-5 and high >= 1e-3

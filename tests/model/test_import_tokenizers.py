@@ -1,8 +1,8 @@
 """`import` keeps a folder's tokenizer files byte for byte, for every architecture a user brings.
 
 Each folder holds a tiny random model and the suite's BPE tokenizer under the tokenizer class that
-architecture's real checkpoints name: transformers rebuilds Qwen2, GPT-NeoX and Gemma tokenizers with
-their own normalizer and pre-tokenizer, so re-saving them would change tokenizer.json.
+architecture's real checkpoints name: transformers rebuilds Qwen2 and GPT-NeoX tokenizers with their
+own normalizer and pre-tokenizer, so re-saving them would change tokenizer.json.
 """
 
 import json
@@ -26,7 +26,8 @@ ARCHITECTURES = {
     "gpt_neox": ({"intermediate_size": 32, "max_position_embeddings": 64}, "GPTNeoXTokenizer"),
     "opt": ({"ffn_dim": 32, "word_embed_proj_dim": 16, "max_position_embeddings": 64}, "GPT2Tokenizer"),
     "phi": ({"intermediate_size": 32, "max_position_embeddings": 64}, "CodeGenTokenizer"),
-    "gemma": ({"intermediate_size": 32, "num_key_value_heads": 1, "head_dim": 8, "max_position_embeddings": 64}, "GemmaTokenizer"),
+    # GemmaTokenizer rebuilds a sentencepiece-style BPE that needs an <unk> this byte-level vocabulary lacks
+    "gemma": ({"intermediate_size": 32, "num_key_value_heads": 1, "head_dim": 8, "max_position_embeddings": 64}, "PreTrainedTokenizerFast"),
 }
 
 

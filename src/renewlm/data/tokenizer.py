@@ -118,8 +118,8 @@ def fingerprint(tokenizer) -> str:
 
 def save_tokenizer(tokenizer, folder: Path) -> None:
     """Write the tokenizer into `folder`: the files it was loaded from, byte for byte, when they still
-    give the same ids (re-saving rewrites some: transformers rebuilds Qwen2, GPT-NeoX and Gemma
-    tokenizers with their own normalizer and pre-tokenizer), else `save_pretrained`."""
+    give the same ids (re-saving rewrites some: transformers rebuilds Qwen2 and GPT-NeoX tokenizers
+    with its own normalizer and pre-tokenizer), else `save_pretrained`."""
     from transformers import AutoTokenizer
 
     source = Path(tokenizer.name_or_path or "")
