@@ -194,10 +194,42 @@ def test_a_killed_prepare_leaves_no_corpus_nor_workers_and_the_next_write_cleans
     proc.kill()
     proc.communicate(timeout=60)
     corpora = store.root / "corpora"
-    assert not store.exists("corpora", "big") and len(list(corpora.iterdir())) == 1  # the temporary folder
+    # Only the temporary folder (and the store's lock file for it, which names a dead holder).
+    assert not store.exists("corpora", "big") and len([p for p in corpora.iterdir() if p.name.startswith(".tmp-")]) == 1
     deadline = time.monotonic() + 10
     while any(Path(f"/proc/{pid}").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text() for pid in workers):
         assert time.monotonic() < deadline, "workers outlived their killed parent"
         time.sleep(0.05)
     assert cli(*prepare_args(store, "small", write_jsonl(tmp_path / "s.jsonl", ["text"])))[0] == 0
-    assert [p.name for p in corpora.iterdir()] == ["small"]
+    assert [p.name for p in corpora.iterdir() if not p.name.startswith(".lock-")] == ["small"]
+
+
+def test_corpora_lists_both_splits_and_a_small_heldout_split_warns_with_the_fix(cli, store, tmp_path, monkeypatch):
+    from renewlm.cli.app import console
+
+    monkeypatch.setattr(console, "width", 200)  # the table's headers on one line each
+    texts = prose_texts()
+    big = ["\n\n".join(texts[i::4]) for i in range(4)]
+    path = write_jsonl(tmp_path / "books.jsonl", big)
+    code, out, err = cli(*prepare_args(store, "books", path))
+    assert code == 0
+    warning = [line for line in err.splitlines() if line.strip()]
+    assert len(warning) == 1 and warning[0].startswith("warning: the held-out split holds only ")
+    assert "--min-heldout-tokens" in warning[0] and "--overwrite" in warning[0]
+    code, out, err = cli(*prepare_args(store, "books", path, extra=["--overwrite", "--min-heldout-tokens", "20000"]))
+    assert code == 0 and not err.strip() and "moved to the held-out split" in " ".join(out.split())
+    code, out, _ = cli("corpora", "--store", store.root)
+    for column in ("train tokens", "train documents", "held-out tokens", "held-out documents"):
+        assert column in out
+    m = json.loads((store.path("corpora", "books") / "corpus.json").read_text())
+    row = next(line for line in out.splitlines() if "books" in line)
+    cells = [c.strip() for c in row.split("│") if c.strip()]
+    expected = [f"{m['train']['tokens']:,}", f"{m['train']['documents']:,}", "20,000", f"{m['val']['documents']:,}"]
+    assert cells[1:5] == expected
+
+
+def test_format_txt_reads_files_without_an_extension(cli, store, tmp_path):
+    (tmp_path / "LICENSE").write_text(prose_texts()[0])
+    code, out, err = cli(*prepare_args(store, "lic", tmp_path / "LICENSE", extra=["--format", "txt", "--val-fraction", "0"]))
+    assert code == 0, err
+    assert "in 1 documents" in " ".join(out.split())

@@ -12,7 +12,7 @@ def test_mixture_show_plans_tokens_shares_and_epochs(cli, store, tmp_path):
     assert code == 0, err
     assert "big" in out and "small" in out and "80.0%" in out and "20.0%" in out and "700–1,000" in out
     code, _, err = cli("mixture", "show", mix, "--samples", "1000", "--seq-len", "64", "--store", store.root)
-    assert code == 2 and "schedule event 'switch'" in err
+    assert code == 2 and "schedule event 'switch'" in err and "--event switch=" in err and len(err.strip().splitlines()) == 1
     mix.write_text("phases:\n  - {corpora: {big: 1, small: 1}}\nmax_epochs: {small: 1}\n")
     code, _, err = cli("mixture", "show", mix, "--samples", "1000", "--seq-len", "64", "--store", store.root)
     assert code == 2 and "max_epochs 1" in err

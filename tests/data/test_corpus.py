@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from renewlm.data.corpus import Corpus, Split, list_corpora, prepare
-from renewlm.data.prepare import ShardWriter
+from renewlm.data.corpus import ShardWriter
 from renewlm.data.prepare import prepare as prepare_itself
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
 from renewlm.errors import CorruptError, StoreError

@@ -72,3 +72,18 @@ def test_load_mixture_from_file(tmp_path):
     assert load_mixture(path).phase_weights()[0] == {"prose": 0.75, "code": 0.25}
     with pytest.raises(ConfigError, match="does not exist"):
         load_mixture(tmp_path / "missing.yaml")
+
+
+def test_shares_are_exact_fractions_of_the_written_decimals():
+    from fractions import Fraction
+
+    m = single({"a": 0.7, "b": 0.2, "c": 0.1}, replay={"old": 1.0}, replay_fraction=0.05)
+    shares = m.phase_fractions()[0]
+    assert shares == {"a": Fraction(133, 200), "b": Fraction(19, 100), "c": Fraction(19, 200), "old": Fraction(1, 20)}
+    assert sum(shares.values()) == 1
+
+
+@pytest.mark.parametrize("bad", ["{a: .inf}", "{a: .nan}", "{a: 1e308, b: .inf}"])
+def test_non_finite_weights_are_refused(bad):
+    with pytest.raises(ConfigError, match="finite"):
+        spec(f"phases:\n  - corpora: {bad}\n")

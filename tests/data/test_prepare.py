@@ -143,3 +143,81 @@ def test_bad_settings_are_refused_before_any_work(store, tmp_path):
     with pytest.raises(ConfigError, match="--val-fraction 1"):
         prepare(store, "c", [path], "tok", val_fraction=1)
     assert not (store.root / "corpora").exists()
+
+
+def test_long_texts_tokenized_in_pieces_equal_the_whole_text(tokenizer_dir):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    from renewlm.data.prepare import encode_long, seam_mode
+
+    text = "\n\n".join(prose_texts()[:60]) + " tail: naïve  café\n"
+    tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    assert seam_mode(tok) == "keep"  # byte-level BPE: cut before a space between two words
+    whole = tok.encode(text, add_special_tokens=False).ids
+    for piece_chars in (50, 1000, 7777):
+        assert encode_long(tok, text, "keep", np.dtype(np.uint16), piece_chars).tolist() == whole
+    # A SentencePiece-style tokenizer prepends "▁" to every input: its pieces start after the space.
+    sp = Tokenizer(models.BPE(unk_token="<unk>"))
+    sp.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    sp.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
+    sp.train_from_iterator(prose_texts()[:60], trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>"], show_progress=False))
+    assert seam_mode(sp) == "drop"
+    whole = sp.encode(text, add_special_tokens=False).ids
+    assert encode_long(sp, text, "drop", np.dtype(np.uint16), 1000).tolist() == whole
+    # A BPE with no pre-tokenizer merges across spaces ("▁a▁b" is one token): no seam is safe, and
+    # its long texts are encoded whole.
+    glued = Tokenizer(models.BPE(unk_token="<unk>"))
+    glued.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    glued.train_from_iterator(["▁a▁b " * 50, "x y z"], trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>"], show_progress=False))
+    mode = seam_mode(glued)
+    assert mode is None
+    assert encode_long(glued, text, mode, np.dtype(np.uint16), 1000).tolist() == glued.encode(text).ids
+
+
+def test_prepare_of_a_long_document_matches_whole_text_tokenization(store, tmp_path, monkeypatch):
+    import renewlm.data.prepare as prepare_module
+
+    long_text = " ".join(prose_texts()[:80])
+    path = write_jsonl(tmp_path / "long.jsonl", [long_text, "short one"])
+    whole = all_tokens(prepare(store, "whole", [path], "tok", val_fraction=0, workers=1))
+    monkeypatch.setattr(prepare_module, "PIECE_CHARS", 4096)  # workers=1: this process tokenizes
+    pieces = prepare(store, "pieces", [path], "tok", val_fraction=0, workers=1)
+    assert len(long_text) > 20 * 4096 and np.array_equal(all_tokens(pieces), whole)
+
+
+def test_min_heldout_tokens_moves_documents_by_hash_whatever_the_order_or_workers(store, tmp_path):
+    from renewlm.data.prepare import heldout_warning
+
+    texts = prose_texts()
+    big = ["\n\n".join(texts[i::4]) for i in range(4)]  # four long documents
+    plain = prepare(store, "plain", [write_jsonl(tmp_path / "a.jsonl", big)], "tok", workers=1)
+    assert plain.val.num_tokens < 10_000 and "--min-heldout-tokens" in heldout_warning(plain.manifest)
+    total = plain.train.num_tokens + plain.val.num_tokens
+    want = total // 3
+    one = prepare(store, "one", [write_jsonl(tmp_path / "a.jsonl", big)], "tok", workers=1, min_heldout_tokens=want)
+    two = prepare(store, "two", [write_jsonl(tmp_path / "b.jsonl", big[::-1])], "tok", workers=2, min_heldout_tokens=want)
+    assert one.val.num_tokens == want == two.val.num_tokens
+    assert one.train.num_tokens + one.val.num_tokens == total + (1 if one.manifest["heldout_added"]["chunk_tokens"] else 0)
+    assert np.array_equal(one.val.read(0, want), two.val.read(0, want))
+    train_docs = sorted(bytes(one.train.document(i)) for i in range(one.train.num_documents))
+    assert train_docs == sorted(bytes(two.train.document(i)) for i in range(two.train.num_documents))
+    assert all(d[-2:] == np.array([one.eos_id], np.uint16).tobytes() for d in train_docs)  # a cut document ends with EOS too
+    added = one.manifest["heldout_added"]
+    assert one.manifest["min_heldout_tokens"] == want and added["tokens"] == want
+    assert added["whole_documents"] + one.train.num_documents == 4 - plain.val.num_documents
+    assert heldout_warning(one.manifest) is None
+    Corpus.open(store, "one")  # the rewritten shards match their manifest
+    # The held-out text is the documents' own text: a document moved whole decodes to itself.
+    held = decode(store, one.val.read(0, one.val.num_tokens))
+    assert held.endswith(EOS) and all(len(part) > 0 for part in held.split(EOS)[:-1])
+
+
+def test_files_without_an_extension_as_text_with_format(store, tmp_path):
+    (tmp_path / "NOTES").write_text(TEXTS[0])
+    corpus = prepare(store, "notes", [tmp_path / "NOTES"], "tok", val_fraction=0, input_format="txt")
+    assert decode(store, all_tokens(corpus)) == TEXTS[0] + EOS
+    assert corpus.manifest["input_format"] == "txt"
+    # A forced format applies to every file, whatever its name: a .jsonl read as text is one document.
+    lines = write_jsonl(tmp_path / "as_text.jsonl", TEXTS[:2])
+    corpus = prepare(store, "raw", [lines], "tok", val_fraction=0, input_format="txt")
+    assert decode(store, all_tokens(corpus)) == lines.read_text() + EOS

@@ -12,21 +12,22 @@ from renewlm.errors import ConfigError
 L = 8
 
 
-class ArraySplit:
-    def __init__(self, tokens):
-        self.tokens = tokens
-        self.num_tokens = len(tokens)
+class CountingSplit:
+    """A corpus split whose token at position p is `source * 1e6 + p`, computed on read, so a test
+    can have a corpus of 10^12 tokens."""
+
+    def __init__(self, source, num_tokens):
+        self.source, self.num_tokens = source, num_tokens
 
     def read(self, start, length):
         if start < 0 or start + length > self.num_tokens:
             raise IndexError(start)
-        return self.tokens[start : start + length]
+        return self.source * 1_000_000 + np.arange(start, start + length, dtype=np.int64)
 
 
 def fake_corpus(source: int, num_tokens: int, fingerprint: str = "same"):
     # Token value = source * 1e6 + position: every read says which corpus and where.
-    tokens = source * 1_000_000 + np.arange(num_tokens, dtype=np.int64)
-    return SimpleNamespace(train=ArraySplit(tokens), tokenizer_fingerprint=fingerprint)
+    return SimpleNamespace(train=CountingSplit(source, num_tokens), tokenizer_fingerprint=fingerprint)
 
 
 def corpora(**sizes):
@@ -157,7 +158,7 @@ def test_bad_stream_inputs_fail_clearly():
 
 def test_locate_matches_a_plain_count_for_contiguous_and_scattered_indices():
     s = stream({"a": 0.5, "b": 0.3, "c": 0.2}, dict(a=100_000, b=100_000, c=100_000), total=20_000)
-    src = s._sources.astype(int)
+    src, _ = s.locate(np.arange(20_000))
     expected, counts = np.zeros(len(src), dtype=int), np.zeros(3, dtype=int)
     for i, x in enumerate(src):  # the j-th sample of its source, counted one by one
         expected[i], counts[x] = counts[x], counts[x] + 1
@@ -166,3 +167,57 @@ def test_locate_matches_a_plain_count_for_contiguous_and_scattered_indices():
         assert np.array_equal(s.locate(idx)[1], expected[idx])
     scattered = np.random.default_rng(0).integers(0, 20_000, 50)
     assert np.array_equal(s.locate(scattered)[1], expected[scattered])
+
+
+def test_random_shares_keep_every_prefix_within_one_sequence_across_periods():
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = int(rng.integers(2, 9))
+        weights = {f"c{i}": float(rng.integers(1, 1000)) / 100 for i in range(n)}
+        s = stream(weights, {name: 10**9 for name in weights}, total=50_000)
+        src, j = s.locate(np.arange(50_000))
+        shares = np.array(list(s.spec.phase_weights()[0].values()))
+        k = np.arange(1, 50_001)
+        for i in range(n):
+            assert np.abs(np.cumsum(src == i) - shares[i] * k).max() < 1.0, weights
+            assert j[src == i].tolist() == list(range(np.count_nonzero(src == i)))  # j counts, across periods
+
+
+def test_planning_costs_nothing_for_a_trillion_samples():
+    s = stream({"a": 0.5, "b": 0.3, "c": 0.2}, dict(a=10**12, b=10**12, c=10**12), total=10**12)
+    assert s.counts_before(10**12).tolist() == [5 * 10**11, 3 * 10**11, 2 * 10**11]
+    last = np.arange(10**12 - 10, 10**12)
+    src, j = s.locate(last)
+    counts = s.counts_before(10**12 - 10)
+    for x, pos in zip(src.tolist(), j.tolist()):  # the tail continues the counts exactly
+        assert pos == counts[x]
+        counts[x] += 1
+    assert s.read(last).shape == (10, L + 1)
+
+
+def test_shares_without_a_short_period_are_rounded_and_none_is_dropped():
+    s = stream({"a": 1, "b": 1e-9, "c": 0.123456789}, dict(a=10**9, b=10**9, c=10**9), total=10**9)
+    counts = s.counts_before(10**9)
+    assert counts.sum() == 10**9 and counts[1] > 0
+    exact = np.array(list(s.spec.phase_weights()[0].values()))
+    # Rounded to multiples of 1/65,536: each share moves by less than two such steps (one for the
+    # rounding, one when the largest gives up a step so a tiny share is not rounded to nothing).
+    assert np.all(np.abs(counts / 10**9 - exact) < 2 / 65_536)
+
+
+def test_streams_beyond_64_bit_counters_are_refused():
+    with pytest.raises(ConfigError, match="beyond what 64-bit counters hold"):
+        stream({"a": 1}, dict(a=10_000), total=2**62 // 4)
+
+
+def test_phases_match_a_plain_count_across_their_bounds():
+    mix = validate_mixture({"phases": [{"corpora": {"a": 2, "b": 1}, "end": 0.3}, {"corpora": {"b": 1, "c": 3}, "end": 1.0}]})
+    s = MixtureStream(mix, corpora(a=10**6, b=10**6, c=10**6), seq_len=L, total_samples=1001, seed=0)
+    src, j = s.locate(np.arange(1001))
+    counts = np.zeros(3, dtype=int)
+    for i, x in enumerate(src.tolist()):
+        assert j[i] == counts[x]
+        counts[x] += 1
+        if i + 1 in (300, 1001):
+            assert s.counts_before(i + 1).tolist() == counts.tolist()
+    assert np.bincount(src[:300], minlength=3).tolist() == [200, 100, 0]

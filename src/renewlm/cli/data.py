@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.data.corpus import list_corpora
+from renewlm.data.prepare import heldout_warning
 from renewlm.data.prepare import prepare as prepare_corpus
 from renewlm.data.tokenizer import train_tokenizer
 
@@ -45,6 +47,13 @@ def prepare(
     tokenizer: Annotated[str, typer.Option("--tokenizer", help="Store tokenizer or version name, or a Hugging Face folder.")],
     text_field: TextField = "text",
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of documents held out, chosen by content hash.")] = 0.005,
+    min_heldout_tokens: Annotated[int, typer.Option(
+        "--min-heldout-tokens",
+        help="Move training documents (the last one cut) to the held-out split, by content hash, until it holds this many tokens.",
+    )] = 0,
+    input_format: Annotated[str | None, typer.Option(
+        "--format", help="Read every input file as jsonl, json, parquet, csv or txt, whatever its name (default: by extension).",
+    )] = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Tokenizing processes (default: all cores).")] = None,
     split_blank_lines: SplitBlank = False,
     overwrite: Overwrite = False,
@@ -59,7 +68,8 @@ def prepare(
             status.update(f"preparing {name}: {p['documents']:,} documents, {tokens[0]:,} tokens, {p['seconds']:.0f} s")
 
         corpus = prepare_corpus(open_store(store), name, inputs, tokenizer, text_field=text_field, val_fraction=val_fraction,
-                                workers=workers, overwrite=overwrite, split_blank_lines=split_blank_lines, progress=progress)
+                                min_heldout_tokens=min_heldout_tokens, input_format=input_format, workers=workers,
+                                overwrite=overwrite, split_blank_lines=split_blank_lines, progress=progress)
     m = corpus.manifest
     console.print(
         f"corpus {name}: {m['train']['tokens']:,} train tokens in {m['train']['documents']:,} documents, "
@@ -70,7 +80,15 @@ def prepare(
                       ("skipped_files", "file(s) of unknown format in the input folders skipped")):
         if m[key]:
             console.print(f"note: {m[key]:,} {what}")
+    added = m.get("heldout_added")
+    if added:
+        cut = f" and the last {added['chunk_tokens']:,} tokens of another" if added["chunk_tokens"] else ""
+        console.print(f"note: {added['whole_documents']:,} training document(s){cut} moved to the held-out split "
+                      f"to reach --min-heldout-tokens {m['min_heldout_tokens']:,}")
     console.print(f"written to {corpus.path}")
+    warning = heldout_warning(m)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 @app.command()
@@ -78,12 +96,13 @@ def corpora(store: StoreOption = None) -> None:
     """List the corpora in the store."""
     st = open_store(store)
     table = Table(title=f"corpora in {st.root}")
-    for column in ("name", "tokens", "documents", "held-out tokens", "tokenizer", "sources"):
-        table.add_column(column, justify="right" if "tokens" in column or column == "documents" else "left")
+    numbers = ("train tokens", "train documents", "held-out tokens", "held-out documents")
+    for column in ("name", *numbers, "tokenizer", "sources"):
+        table.add_column(column, justify="right" if column in numbers else "left", no_wrap=column in numbers)
     for m in list_corpora(st):
         sources = ", ".join(Path(s["path"]).name for s in m["sources"])
         table.add_row(
-            m["name"], f"{m['train']['tokens']:,}", f"{m['train']['documents'] + m['val']['documents']:,}",
-            f"{m['val']['tokens']:,}", f"{m['tokenizer']['ref']} ({m['tokenizer']['fingerprint'][:8]})", sources,
+            m["name"], f"{m['train']['tokens']:,}", f"{m['train']['documents']:,}", f"{m['val']['tokens']:,}",
+            f"{m['val']['documents']:,}", f"{m['tokenizer']['ref']} ({m['tokenizer']['fingerprint'][:8]})", sources,
         )
     console.print(table)

@@ -39,6 +39,13 @@ def show(
             events[name] = float(value)
         except ValueError:
             raise ConfigError(f"--event {item!r} is not NAME=FRACTION; write e.g. --event switch=0.711") from None
+    unplaced = [(i + 1, p.end) for i, p in enumerate(spec.phases) if isinstance(p.end, str) and p.end not in events]
+    if unplaced:
+        phase, name = unplaced[0]
+        raise ConfigError(
+            f"phase {phase} of {mixture} ends at schedule event {name!r}, which no --event places; "
+            f"pass --event {name}=FRACTION (e.g. --event {name}=0.8), the fraction of the run where the event falls"
+        )
     st = open_store(store)
     corpora = {name: Corpus.open(st, name) for name in spec.corpus_names()}
     stream = MixtureStream(spec, corpora, seq_len=seq_len, total_samples=samples, seed=seed, events=events)

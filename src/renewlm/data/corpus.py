@@ -20,6 +20,8 @@ import numpy as np
 from renewlm.errors import CorruptError
 from renewlm.store import Store, read_json
 
+SHARD_TOKENS = 1 << 28  # 512 MB of uint16 per shard file
+
 
 class Split:
     """The train or val tokens of a corpus, as one array across shards."""
@@ -119,6 +121,124 @@ def verify_shards(path: Path, manifest: dict) -> None:
                         f"corpus shard {file} was altered (its sha256 differs from corpus.json); "
                         f"prepare the corpus again with --overwrite"
                     )
+
+
+class ShardWriter:
+    """Appends documents to shard files of at most SHARD_TOKENS tokens, hashing as it writes."""
+
+    def __init__(self, folder: Path, dtype: np.dtype, shard_tokens: int = SHARD_TOKENS):
+        self.folder, self.dtype, self.shard_tokens = folder, dtype, shard_tokens
+        folder.mkdir(parents=True)
+        self.shards: list[dict] = []
+        self.documents = 0
+        self.tokens = 0
+        self._open = None
+
+    def _new_shard(self) -> None:
+        self._finish_shard()
+        stem = f"{len(self.shards):05d}"
+        self._open = {
+            "file": f"{stem}.bin", "index": f"{stem}.idx", "tokens": 0,
+            "bin": (self.folder / f"{stem}.bin").open("wb"), "idx": (self.folder / f"{stem}.idx").open("wb"),
+            "bin_hash": hashlib.sha256(), "idx_hash": hashlib.sha256(), "bin_bytes": 0, "idx_bytes": 0,
+        }
+
+    def _write(self, kind: str, array: np.ndarray) -> None:
+        data = memoryview(np.ascontiguousarray(array)).cast("B")
+        self._open[kind].write(data)
+        self._open[f"{kind}_hash"].update(data)
+        self._open[f"{kind}_bytes"] += len(data)
+
+    def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        ends = np.cumsum(lengths)
+        done_docs, done_tokens = 0, 0
+        while done_docs < len(lengths):
+            if self._open is None or self._open["tokens"] >= self.shard_tokens:
+                self._new_shard()
+            room = self.shard_tokens - self._open["tokens"]
+            # As many whole documents as fit (at least one: a longer document gets a shard of its own).
+            fit = int(np.searchsorted(ends[done_docs:] - done_tokens, room, side="right"))
+            if fit == 0 and self._open["tokens"]:
+                self._new_shard()
+                continue
+            take = max(1, fit)
+            stop_tokens = int(ends[done_docs + take - 1])
+            self._write("idx", ends[done_docs : done_docs + take] - done_tokens + self._open["tokens"])
+            self._write("bin", tokens[done_tokens:stop_tokens])
+            self._open["tokens"] += stop_tokens - done_tokens
+            done_docs += take
+            done_tokens = stop_tokens
+        self.documents += len(lengths)
+        self.tokens += int(done_tokens)
+
+    def _finish_shard(self) -> None:
+        if self._open is None:
+            return
+        o = self._open
+        o["bin"].close()
+        o["idx"].close()
+        self.shards.append({
+            "file": o["file"], "index": o["index"], "tokens": o["tokens"],
+            "file_bytes": o["bin_bytes"], "file_sha256": o["bin_hash"].hexdigest(),
+            "index_bytes": o["idx_bytes"], "index_sha256": o["idx_hash"].hexdigest(),
+        })
+        self._open = None
+
+    def close(self) -> dict:
+        if self._open is None and not self.shards:
+            self._new_shard()  # an empty split still has one (empty) shard, so every corpus looks alike
+        self._finish_shard()
+        return {"tokens": sum(s["tokens"] for s in self.shards), "documents": self.documents, "shards": self.shards}
+
+
+
+def replace_documents(folder: Path, info: dict, dtype: np.dtype, new: dict[int, np.ndarray | None]) -> dict:
+    """Rewrite the shards of a closed split so document g holds `new[g]` (None: drop it); shards
+    without such a document are left as they are. Returns the split's new manifest entry."""
+    split = Split(folder, info, dtype)
+    shards, first = [], 0
+    for k, shard in enumerate(info["shards"]):
+        ends = split._ends[k]
+        last = first + len(ends)
+        mine = sorted(g for g in new if first <= g < last)
+        if not mine:
+            shards.append(shard)
+            first = last
+            continue
+        starts = np.concatenate([[0], ends[:-1]])
+        keep_ends, cursor = [], 0
+        tmp_bin, tmp_idx = folder / f".{shard['file']}.new", folder / f".{shard['index']}.new"
+        bin_hash = hashlib.sha256()
+        with tmp_bin.open("wb") as out:
+            def write(array) -> None:
+                data = memoryview(np.ascontiguousarray(array, dtype=dtype)).cast("B")
+                out.write(data)
+                bin_hash.update(data)
+
+            tokens = split._tokens[k]
+            done = 0  # local documents already written
+            for g in mine + [last]:
+                local = g - first
+                if local > done:  # untouched documents between changes, in one slice
+                    write(tokens[starts[done] : ends[local - 1]])
+                    keep_ends.append(ends[done:local] - starts[done] + cursor)
+                    cursor += int(ends[local - 1] - starts[done])
+                if g == last:
+                    break
+                if new[g] is not None:
+                    write(new[g])
+                    cursor += len(new[g])
+                    keep_ends.append(np.array([cursor], dtype=np.int64))
+                done = local + 1
+        index = np.concatenate(keep_ends).astype(np.int64) if keep_ends else np.empty(0, np.int64)
+        index.tofile(tmp_idx)
+        tmp_bin.replace(folder / shard["file"])
+        tmp_idx.replace(folder / shard["index"])
+        shards.append({**shard, "tokens": cursor, "file_bytes": cursor * dtype.itemsize, "file_sha256": bin_hash.hexdigest(),
+                       "index_bytes": index.nbytes, "index_sha256": hashlib.sha256(index.tobytes()).hexdigest()})
+        first = last
+    documents = info["documents"] - sum(1 for v in new.values() if v is None)
+    return {"tokens": sum(s["tokens"] for s in shards), "documents": documents, "shards": shards}
 
 
 def list_corpora(store: Store) -> list[dict]:

@@ -10,6 +10,7 @@ Replay is compute-equivalent (Ibrahim et al. 2024 §4): with replay r, the phase
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Annotated
 
 from pydantic import AfterValidator, Field, model_validator
@@ -17,13 +18,17 @@ from pydantic import AfterValidator, Field, model_validator
 from renewlm.config import Config, load, validate
 from renewlm.errors import ConfigError
 
+
 def _some_positive(weights: dict[str, float]) -> dict[str, float]:
     if sum(weights.values()) <= 0:
         raise ValueError("the weights sum to 0; give at least one corpus a positive weight")
     return weights
 
 
-Weights = Annotated[dict[str, Annotated[float, Field(ge=0)]], Field(min_length=1), AfterValidator(_some_positive)]
+# Infinite or NaN weights are refused here: normalising them gives NaN shares (the audit's `.inf`
+# weight crashed the interleaving), and a finite total keeps every share exact (see phase_fractions).
+Weight = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Weights = Annotated[dict[str, Weight], Field(min_length=1), AfterValidator(_some_positive)]
 
 
 class Phase(Config):
@@ -39,7 +44,7 @@ class Phase(Config):
 class Replay(Config):
     """Old data mixed into every phase, taken from the new data's share (compute-equivalent)."""
 
-    fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+    fraction: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = Field(
         description="Share of every phase given to the replay corpora (0.05 for a weak shift, 0.25 for a strong one)."
     )
     corpora: Weights = Field(description="Replay corpus name to weight, split among them by weight.")
@@ -50,7 +55,7 @@ class MixtureSpec(Config):
 
     phases: list[Phase] = Field(min_length=1, description="Phases in order; the last ends at 1.")
     replay: Replay | None = Field(None, description="Old data mixed into every phase.")
-    max_epochs: dict[str, Annotated[float, Field(gt=0)]] = Field(
+    max_epochs: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
         default_factory=dict,
         description="Corpus name to the most passes over it the run may make; planning fails beyond it.",
     )
@@ -96,19 +101,32 @@ class MixtureSpec(Config):
             )
         return ends
 
+    def phase_fractions(self) -> list[dict[str, Fraction]]:
+        """Exact shares of each phase with replay folded in (each dict sums to exactly 1).
+
+        Each weight is read as the decimal it was written as (0.3 is 3/10, not the nearest binary
+        float), so the interleaving can repeat with a short exact period (see stream.py)."""
+        out = []
+        replay = Fraction(repr(self.replay.fraction)) if self.replay else Fraction(0)
+        for phase in self.phases:
+            own = {name: _exact(w) for name, w in phase.corpora.items()}
+            total = sum(own.values())
+            shares = {name: (1 - replay) * w / total for name, w in own.items()}
+            if self.replay is not None:
+                old = {name: _exact(w) for name, w in self.replay.corpora.items()}
+                old_total = sum(old.values())
+                for name, w in old.items():
+                    shares[name] = shares.get(name, Fraction(0)) + replay * w / old_total
+            out.append({name: w for name, w in shares.items() if w > 0})
+        return out
+
     def phase_weights(self) -> list[dict[str, float]]:
         """Normalised weights of each phase with replay folded in (each dict sums to 1)."""
-        out = []
-        for phase in self.phases:
-            total = sum(phase.corpora.values())
-            own = 1.0 - (self.replay.fraction if self.replay else 0.0)
-            weights = {name: own * w / total for name, w in phase.corpora.items()}
-            if self.replay is not None:
-                replay_total = sum(self.replay.corpora.values())
-                for name, w in self.replay.corpora.items():
-                    weights[name] = weights.get(name, 0.0) + self.replay.fraction * w / replay_total
-            out.append({name: w for name, w in weights.items() if w > 0})
-        return out
+        return [{name: float(w) for name, w in phase.items()} for phase in self.phase_fractions()]
+
+
+def _exact(weight: float) -> Fraction:
+    return Fraction(repr(float(weight)))
 
 
 def load_mixture(path) -> MixtureSpec:

@@ -9,7 +9,9 @@ the corpus is the same for any number of workers.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import itertools
+import math
 import multiprocessing
 import multiprocessing.pool
 import os
@@ -26,13 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from renewlm import __version__
-from renewlm.data.corpus import Corpus
+from renewlm.data.corpus import Corpus, ShardWriter, Split, replace_documents
 from renewlm.data.sources import Unit, expand, unit_texts, units
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
 from renewlm.errors import ConfigError, InputError
 from renewlm.store import Store, write_json
 
-SHARD_TOKENS = 1 << 28  # 512 MB of uint16 per shard file
 # fork starts workers in milliseconds and does not re-run the caller's __main__ (spawn would, so a
 # script calling prepare() without an `if __name__ == "__main__"` guard would fail). Workers use no
 # threads of their parent's: the tokenizer is built anew in each, with Rust parallelism off.
@@ -45,6 +46,7 @@ class Piece:
 
     train: np.ndarray
     train_lengths: np.ndarray
+    train_hashes: np.ndarray  # of each training document, for --min-heldout-tokens
     val: np.ndarray
     val_lengths: np.ndarray
     replaced: int
@@ -53,17 +55,57 @@ class Piece:
 
 def is_heldout(text: str, val_fraction: float) -> bool:
     """The document's split, by a hash of its content: the same text always lands in the same split."""
-    return _heldout(_SURROGATE.sub("\ufffd", text).encode("utf-8"), val_fraction)
+    return _hash(_SURROGATE.sub("\ufffd", text).encode("utf-8")) < val_fraction * 2**64
 
 
-def _heldout(data: bytes, val_fraction: float) -> bool:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") < val_fraction * 2**64
+def _hash(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
 
 
 # JSON may escape a lone UTF-16 surrogate ("\ud800"); it has no UTF-8 form, so it is replaced and
 # counted like invalid UTF-8.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _state: dict = {}
+
+# A text longer than this is tokenized in pieces: the Rust tokenizer keeps about 150 bytes per
+# character of one call's input alive (offsets, token strings, alignments), so one 50 MB document
+# took 7.8 GB whole.
+PIECE_CHARS = 1 << 20
+# A piece ends before a single space between two non-space characters. Regex pre-tokenizers
+# (GPT-2, Llama 3, Qwen2 byte-level BPE) never put a space after a non-space in one pre-token, so
+# the whole text has a token boundary there too, and the pieces' tokens are the whole text's.
+_SEAM = re.compile(r"(?<=\S) (?=\S)")
+_PROBES = (
+    "It was the best of times, it was the worst of times; it was 1859.",
+    "x = f(a, b) + 12 * y;  // don't   panic",
+    "Über die Brücke: naïve café — 42 km, 日本語 text.",
+    "one\ntwo three\n\n  four five",
+)
+
+
+def seam_mode(tokenizer) -> str | None:
+    """How a text may be cut at a seam with its tokens unchanged: "keep" (the next piece starts at
+    the space), "drop" (it starts after the space: tokenizers that prepend "▁" to every input, as
+    SentencePiece conversions do), or None (no cut reproduces this tokenizer's ids: encode whole)."""
+    def ids(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False).ids
+
+    whole = [(t, ids(t), [m.start() for m in _SEAM.finditer(t)]) for t in _PROBES]
+    for mode, skip in (("keep", 0), ("drop", 1)):
+        if all(ids(t[:c]) + ids(t[c + skip :]) == want for t, want, seams in whole for c in seams):
+            return mode
+    return None
+
+
+def encode_long(tokenizer, text: str, mode: str | None, dtype: np.dtype, piece_chars: int = PIECE_CHARS) -> np.ndarray:
+    """Token ids of `text`, encoded in pieces of about `piece_chars` characters cut at seams."""
+    parts, start = [], 0
+    while start < len(text):
+        seam = _SEAM.search(text, start + piece_chars) if mode and len(text) - start > piece_chars else None
+        stop = seam.start() if seam else len(text)
+        parts.append(np.array(tokenizer.encode(text[start:stop], add_special_tokens=False).ids, dtype=dtype))
+        start = stop + (1 if seam and mode == "drop" else 0)
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
 
 
 # Workers are born with these blocked (see _pool) and unblock them once their own handlers are set.
@@ -105,15 +147,16 @@ def _pool(workers: int, init: tuple) -> Iterator[multiprocessing.pool.Pool]:
 def _load_state(tokenizer_json: str, eos: int, text_field: str, val_fraction: float, dtype: str) -> None:
     from tokenizers import Tokenizer
 
-    _state.update(tokenizer=Tokenizer.from_str(tokenizer_json), eos=eos, text_field=text_field,
-                  val_fraction=val_fraction, dtype=np.dtype(dtype))
+    tokenizer = Tokenizer.from_str(tokenizer_json)
+    _state.update(tokenizer=tokenizer, eos=eos, text_field=text_field, val_fraction=val_fraction, dtype=np.dtype(dtype),
+                  seam=seam_mode(tokenizer))
 
 
 def _tokenize(unit: Unit) -> Piece:
     s = _state
     counter = [0]
     texts = unit_texts(unit, s["text_field"], counter)
-    kept, heldout = [], []
+    kept, hashes = [], []
     for text in texts:
         if not text.strip():
             continue
@@ -124,82 +167,40 @@ def _tokenize(unit: Unit) -> Piece:
             counter[0] += n
             data = text.encode("utf-8")
         kept.append(text)
-        heldout.append(_heldout(data, s["val_fraction"]))
-    encodings = s["tokenizer"].encode_batch_fast(kept, add_special_tokens=False)
-    eos = [s["eos"]]
+        hashes.append(_hash(data))
+        del data
+    short = [i for i, t in enumerate(kept) if len(t) <= PIECE_CHARS]
+    ids: list = [None] * len(kept)
+    for i, e in zip(short, s["tokenizer"].encode_batch_fast([kept[i] for i in short], add_special_tokens=False)):
+        ids[i] = e.ids
+    for i in range(len(kept)):
+        if ids[i] is None:
+            ids[i] = encode_long(s["tokenizer"], kept[i], s["seam"], s["dtype"])
+            kept[i] = None  # the text is no longer needed; free it before the next long one
+    hashes = np.array(hashes, dtype=np.uint64)
+    heldout = hashes < np.uint64(math.ceil(s["val_fraction"] * 2**64))  # exactly is_heldout's test
     out = []
     for want in (False, True):
-        ids = [e.ids for e, h in zip(encodings, heldout, strict=True) if h == want]
-        lengths = np.fromiter((len(x) + 1 for x in ids), dtype=np.int64, count=len(ids))
-        flat = np.fromiter(itertools.chain.from_iterable(x + eos for x in ids), dtype=s["dtype"], count=int(lengths.sum()))
-        out += [flat, lengths]
+        mine = [x for x, h in zip(ids, heldout.tolist(), strict=True) if h == want]
+        out += _pack(mine, s["eos"], s["dtype"])
+        if not want:
+            out.append(hashes[~heldout])
     return Piece(*out, replaced=counter[0], empty=len(texts) - len(kept))
 
 
-class ShardWriter:
-    """Appends documents to shard files of at most SHARD_TOKENS tokens, hashing as it writes."""
-
-    def __init__(self, folder: Path, dtype: np.dtype, shard_tokens: int = SHARD_TOKENS):
-        self.folder, self.dtype, self.shard_tokens = folder, dtype, shard_tokens
-        folder.mkdir(parents=True)
-        self.shards: list[dict] = []
-        self.documents = 0
-        self._open = None
-
-    def _new_shard(self) -> None:
-        self._finish_shard()
-        stem = f"{len(self.shards):05d}"
-        self._open = {
-            "file": f"{stem}.bin", "index": f"{stem}.idx", "tokens": 0,
-            "bin": (self.folder / f"{stem}.bin").open("wb"), "idx": (self.folder / f"{stem}.idx").open("wb"),
-            "bin_hash": hashlib.sha256(), "idx_hash": hashlib.sha256(), "bin_bytes": 0, "idx_bytes": 0,
-        }
-
-    def _write(self, kind: str, array: np.ndarray) -> None:
-        data = memoryview(np.ascontiguousarray(array)).cast("B")
-        self._open[kind].write(data)
-        self._open[f"{kind}_hash"].update(data)
-        self._open[f"{kind}_bytes"] += len(data)
-
-    def add(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
-        ends = np.cumsum(lengths)
-        done_docs, done_tokens = 0, 0
-        while done_docs < len(lengths):
-            if self._open is None or self._open["tokens"] >= self.shard_tokens:
-                self._new_shard()
-            room = self.shard_tokens - self._open["tokens"]
-            # As many whole documents as fit (at least one: a longer document gets a shard of its own).
-            fit = int(np.searchsorted(ends[done_docs:] - done_tokens, room, side="right"))
-            if fit == 0 and self._open["tokens"]:
-                self._new_shard()
-                continue
-            take = max(1, fit)
-            stop_tokens = int(ends[done_docs + take - 1])
-            self._write("idx", ends[done_docs : done_docs + take] - done_tokens + self._open["tokens"])
-            self._write("bin", tokens[done_tokens:stop_tokens])
-            self._open["tokens"] += stop_tokens - done_tokens
-            done_docs += take
-            done_tokens = stop_tokens
-        self.documents += len(lengths)
-
-    def _finish_shard(self) -> None:
-        if self._open is None:
-            return
-        o = self._open
-        o["bin"].close()
-        o["idx"].close()
-        self.shards.append({
-            "file": o["file"], "index": o["index"], "tokens": o["tokens"],
-            "file_bytes": o["bin_bytes"], "file_sha256": o["bin_hash"].hexdigest(),
-            "index_bytes": o["idx_bytes"], "index_sha256": o["idx_hash"].hexdigest(),
-        })
-        self._open = None
-
-    def close(self) -> dict:
-        if self._open is None and not self.shards:
-            self._new_shard()  # an empty split still has one (empty) shard, so every corpus looks alike
-        self._finish_shard()
-        return {"tokens": sum(s["tokens"] for s in self.shards), "documents": self.documents, "shards": self.shards}
+def _pack(docs: list, eos: int, dtype: np.dtype) -> list[np.ndarray]:
+    """Documents (id lists, or arrays for long ones) back to back, each followed by EOS."""
+    lengths = np.fromiter((len(x) + 1 for x in docs), dtype=np.int64, count=len(docs))
+    if not any(isinstance(x, np.ndarray) for x in docs):
+        flat = np.fromiter(itertools.chain.from_iterable(x + [eos] for x in docs), dtype=dtype, count=int(lengths.sum()))
+        return [flat, lengths]
+    flat = np.empty(int(lengths.sum()), dtype=dtype)
+    at = 0
+    for x in docs:
+        flat[at : at + len(x)] = x
+        flat[at + len(x)] = eos
+        at += len(x) + 1
+    return [flat, lengths]
 
 
 def _source_record(path: Path) -> dict:
@@ -213,6 +214,65 @@ def _source_record(path: Path) -> dict:
     return {"path": str(path.absolute()), "bytes": size, "sha256": digest.hexdigest()}
 
 
+# A held-out loss over fewer tokens is too noisy to show forgetting: with per-token losses of
+# spread ~2 nats, correlated over ~10 tokens, 10,000 tokens give a standard error near 0.06 nats,
+# already the size of the effects measured (replay changes forgetting by ~0.1 nats).
+SMALL_HELDOUT_TOKENS = 10_000
+
+
+class _Reserve:
+    """Training documents with the smallest content hashes, just enough to hold `tokens` tokens:
+    the documents --min-heldout-tokens moves to the held-out split, chosen by content (not by
+    position), so the choice is the same for any input order or worker count."""
+
+    def __init__(self, tokens: int):
+        self.tokens, self.held, self._heap = tokens, 0, []  # max-heap on (hash, length, document)
+
+    def add(self, hashes: np.ndarray, lengths: np.ndarray, first_document: int) -> None:
+        if self.tokens <= 0:
+            return
+        candidates = np.arange(len(hashes))
+        if self.held >= self.tokens:  # only a smaller hash than the largest kept can enter
+            candidates = candidates[hashes < np.uint64(-self._heap[0][0])]
+        for i in candidates.tolist():
+            heapq.heappush(self._heap, (-int(hashes[i]), -int(lengths[i]), -(first_document + i)))
+            self.held += int(lengths[i])
+            while self.held + self._heap[0][1] >= self.tokens:
+                self.held += heapq.heappop(self._heap)[1]
+
+    def take(self, need: int, eos: int, train) -> tuple[list[np.ndarray], dict[int, np.ndarray | None], dict]:
+        """Held-out documents worth `need` tokens: whole ones in hash order, the last cut so only its
+        tail moves. Returns them, the training split's replacements, and what was done."""
+        moved, replace, whole, chunk = [], {}, 0, 0
+        for h, length, g in sorted((-h, -n, -g) for h, n, g in self._heap):
+            if need <= 0:
+                break
+            tokens = np.asarray(train.document(g))
+            if length <= need:
+                moved.append(tokens)
+                replace[g] = None
+                whole += 1
+                need -= length
+            else:  # the tail keeps the document's EOS; the head left in train gets one of its own
+                moved.append(tokens[length - need :])
+                replace[g] = np.append(tokens[: length - need], np.array(eos, dtype=tokens.dtype))
+                chunk, need = need, 0
+        return moved, replace, {"whole_documents": whole, "chunk_tokens": chunk,
+                                "tokens": int(sum(len(m) for m in moved))}
+
+
+def heldout_warning(manifest: dict) -> str | None:
+    """One line when the held-out split is too small to measure a loss on, with the fix."""
+    val, total = manifest["val"], manifest["train"]["tokens"] + manifest["val"]["tokens"]
+    if manifest.get("min_heldout_tokens") or (manifest["val_fraction"] == 0) or val["tokens"] >= SMALL_HELDOUT_TOKENS:
+        return None
+    suggest = min(100_000, max(SMALL_HELDOUT_TOKENS, total // 20))
+    return (
+        f"the held-out split holds only {val['tokens']:,} tokens in {val['documents']:,} document(s), too few for a "
+        f"steady held-out loss; prepare again with --overwrite --min-heldout-tokens {suggest:,}"
+    )
+
+
 def prepare(
     store: Store,
     name: str,
@@ -221,6 +281,8 @@ def prepare(
     *,
     text_field: str = "text",
     val_fraction: float = 0.005,
+    min_heldout_tokens: int = 0,
+    input_format: str | None = None,
     workers: int | None = None,
     overwrite: bool = False,
     split_blank_lines: bool = False,
@@ -229,11 +291,13 @@ def prepare(
     """Tokenize `inputs` into corpus `name`; nothing is left behind if anything fails."""
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"--val-fraction {val_fraction} is outside [0, 1); use e.g. 0.005")
+    if min_heldout_tokens < 0:
+        raise ConfigError(f"--min-heldout-tokens {min_heldout_tokens} is negative; use 0 (off) or a number of tokens")
     if workers is None:
         workers = os.cpu_count() or 1
     if workers < 1:
         raise ConfigError(f"--workers {workers} must be at least 1")
-    paths, skipped = expand(inputs)
+    paths, skipped = expand(inputs, input_format)
     for path in paths:
         if path.is_file() and path.stat().st_size == 0:
             raise InputError(f"input {path} is empty; remove it from --input or give it content")
@@ -244,8 +308,10 @@ def prepare(
     with store.staging("corpora", name, overwrite=overwrite) as tmp:
         train, val = ShardWriter(tmp / "train", dtype), ShardWriter(tmp / "val", dtype)
         counts = {"replaced": 0, "empty": 0}
+        reserve = _Reserve(min_heldout_tokens)
 
         def take(piece: Piece) -> None:
+            reserve.add(piece.train_hashes, piece.train_lengths, train.documents)
             train.add(piece.train, piece.train_lengths)
             val.add(piece.val, piece.val_lengths)
             counts["replaced"] += piece.replaced
@@ -255,7 +321,7 @@ def prepare(
                           "tokens": int(piece.train_lengths.sum() + piece.val_lengths.sum())})
 
         init = (tok.backend_tokenizer.to_str(), tok.eos_token_id, text_field, val_fraction, dtype.str)
-        work = (unit for path in paths for unit in units(path, text_field, split_blank_lines))
+        work = (unit for path in paths for unit in units(path, text_field, split_blank_lines, input_format))
         if workers == 1:  # in this process, its signal handlers untouched
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker: one core
             _load_state(*init)
@@ -270,9 +336,23 @@ def prepare(
                         take(pending.popleft().get())
                 while pending:
                     take(pending.popleft().get())
-        train_info, val_info = train.close(), val.close()
-        if train_info["documents"] + val_info["documents"] == 0:
+        train_info = train.close()
+        if train_info["documents"] + val.documents == 0:
             raise InputError(f"no documents with text in {', '.join(map(str, inputs))}; check --text-field and the files")
+        added = None
+        need = min_heldout_tokens - val.tokens
+        if need > 0:
+            total = train_info["tokens"] + val.tokens
+            if 2 * min_heldout_tokens > total:
+                raise ConfigError(
+                    f"--min-heldout-tokens {min_heldout_tokens:,} is more than half of the corpus's {total:,} tokens; "
+                    f"lower it to at most {total // 2:,}"
+                )
+            moved, replace, added = reserve.take(need, tok.eos_token_id, Split(tmp / "train", train_info, dtype))
+            for tokens in moved:
+                val.add(tokens, np.array([len(tokens)], dtype=np.int64))
+            train_info = replace_documents(tmp / "train", train_info, dtype, replace)
+        val_info = val.close()
         manifest = {
             "name": name,
             "renewlm_version": __version__,
@@ -283,7 +363,10 @@ def prepare(
             },
             "dtype": dtype.name,
             "text_field": text_field,
+            "input_format": input_format,
             "val_fraction": val_fraction,
+            "min_heldout_tokens": min_heldout_tokens,
+            "heldout_added": added,
             "sources": [_source_record(p) for p in paths],
             "skipped_files": skipped,
             "replaced_characters": counts["replaced"],

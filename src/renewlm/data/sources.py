@@ -12,6 +12,7 @@ import codecs
 import gzip
 import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,18 +37,28 @@ class Unit:
     replaced: int = 0  # invalid UTF-8 sequences already replaced while reading `texts`
 
 
-def file_format(path: Path) -> str | None:
-    """jsonl, json, parquet, csv, txt or dataset (a `save_to_disk` folder); None if unknown."""
+def file_format(path: Path, forced: str | None = None) -> str | None:
+    """jsonl, json, parquet, csv, txt or dataset (a `save_to_disk` folder); None if unknown.
+    `forced` (from `--format`) is the format of every file, whatever its name."""
     if path.is_dir():
         return "dataset" if (path / "dataset_info.json").is_file() or (path / "dataset_dict.json").is_file() else None
+    if forced is not None:
+        return forced
     suffixes = path.suffixes
     if suffixes and suffixes[-1] in COMPRESSIONS:
         suffixes = suffixes[:-1]
     return FORMATS.get(suffixes[-1]) if suffixes else None
 
 
-def expand(paths: list[str | Path]) -> tuple[list[Path], int]:
+def check_format(fmt: str | None) -> str | None:
+    if fmt is not None and fmt not in FORMATS.values():
+        raise InputError(f"--format {fmt!r} is not one of {', '.join(FORMATS.values())}; pass one of those")
+    return fmt
+
+
+def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path], int]:
     """Input files and datasets in a stable order, and how many files in folders were skipped."""
+    check_format(fmt)
     if not paths:
         raise InputError("no input given; pass --input PATH (a file or folder) at least once")
     out, skipped = [], 0
@@ -55,7 +66,7 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], int]:
         path = Path(raw).expanduser()
         if not path.exists():
             raise InputError(f"input {path} does not exist; check the path")
-        kind = file_format(path)
+        kind = file_format(path, fmt)
         if kind is not None:
             out.append(path)
         elif path.is_dir():
@@ -63,7 +74,7 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], int]:
             for child in sorted(path.rglob("*")):
                 if any(p.startswith(".") for p in child.relative_to(path).parts) or any(d in child.parents for d in datasets):
                     continue
-                kind_ = file_format(child)
+                kind_ = file_format(child, fmt)
                 if child.is_dir() and kind_ == "dataset":
                     datasets.append(child)
                     out.append(child)
@@ -73,8 +84,8 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], int]:
                     skipped += 1
         else:
             raise InputError(
-                f"input {path} has an unknown format; use .jsonl, .json, .parquet, .csv or .txt "
-                f"(optionally .gz or .zst), or a folder of them"
+                f"input {path} has an unknown format; name it .jsonl, .json, .parquet, .csv or .txt "
+                f"(optionally .gz or .zst), or pass --format (e.g. --format txt)"
             )
     if not out:
         raise InputError(f"no readable input files under {', '.join(map(str, paths))}; use .jsonl, .json, .parquet, .csv or .txt")
@@ -82,17 +93,64 @@ def expand(paths: list[str | Path]) -> tuple[list[Path], int]:
 
 
 def open_binary(path: Path):
-    if path.suffix == ".gz":
-        return gzip.open(path, "rb")
-    if path.suffix == ".zst":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True)
+    if path.suffix in COMPRESSIONS:
+        return io.BufferedReader(_Decompressed(path), buffer_size=CHUNK_BYTES)
     return path.open("rb")
 
 
-def units(path: Path, text_field: str, split_blank_lines: bool) -> Iterator[Unit]:
-    kind = file_format(path)
+class _Decompressed(io.RawIOBase):
+    """A .gz or .zst file's content, whose damage (truncation, a bad CRC, corrupt blocks) is an
+    InputError naming the file rather than a library's EOFError or OSError mid-way through prepare.
+    zstd is read frame by frame with a decompressobj because its stream reader returns a truncated
+    frame's first half without a word."""
+
+    def __init__(self, path: Path):
+        self.path, self.kind = path, path.suffix[1:]
+        self._file = path.open("rb")
+        self._gzip = gzip.GzipFile(fileobj=self._file) if self.kind == "gz" else None
+        self._zstd, self._out = None, b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        import zstandard
+
+        try:
+            data = self._gzip.read(len(buffer)) if self._gzip else self._read_zstd(len(buffer))
+        except EOFError:
+            raise InputError(f"{self.path} is truncated (its {self.kind} stream ends early); copy or compress the file again") from None
+        except (OSError, zlib.error, zstandard.ZstdError) as e:
+            raise InputError(f"{self.path} is a damaged {self.kind} file ({one_line(e)}); copy or compress the file again") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def _read_zstd(self, size: int) -> bytes:
+        import zstandard
+
+        while len(self._out) < size:
+            chunk = self._file.read(1 << 16)
+            if not chunk:
+                if self._zstd is not None and not self._zstd.eof:
+                    raise EOFError
+                break
+            while chunk:
+                if self._zstd is None or self._zstd.eof:
+                    self._zstd = zstandard.ZstdDecompressor().decompressobj()
+                self._out += self._zstd.decompress(chunk)
+                chunk = self._zstd.unused_data if self._zstd.eof else b""
+        data, self._out = self._out[:size], self._out[size:]
+        return data
+
+    def close(self) -> None:
+        if self._gzip:
+            self._gzip.close()
+        self._file.close()
+        super().close()
+
+
+def units(path: Path, text_field: str, split_blank_lines: bool, fmt: str | None = None) -> Iterator[Unit]:
+    kind = file_format(path, fmt)
     if kind in ("jsonl", "json"):
         yield from _json_units(path, text_field, kind)
     elif kind == "parquet":
@@ -114,21 +172,25 @@ def _json_units(path: Path, text_field: str, kind: str) -> Iterator[Unit]:
                 records = json.loads(decode(head + f.read(), counter))
             except json.JSONDecodeError as e:
                 raise InputError(f"{path} is not valid JSON ({one_line(e)}); fix the file or write it as JSON lines") from None
+            except RecursionError:
+                raise InputError(f"{path} nests JSON deeper than can be parsed; flatten its records") from None
             for i in range(0, len(records), BATCH_DOCS):
                 texts = [field_text(r, text_field, str(path), i + k + 1, "record") for k, r in enumerate(records[i : i + BATCH_DOCS])]
                 yield Unit(str(path), i + 1, texts=texts, replaced=counter[0] if i == 0 else 0)
             return
-        line, rest, block = 1, b"", head
+        line, rest, block = 1, [], head
         while block:
-            buf = rest + block
-            cut = buf.rfind(b"\n") + 1
+            cut = block.rfind(b"\n") + 1
             if cut:  # whole lines go out; a line cut by the chunk waits for the next block
-                yield Unit(str(path), line, lines=buf[:cut])
-                line += buf.count(b"\n", 0, cut)
-            rest = buf[cut:]
+                buf = b"".join([*rest, block[:cut]])
+                yield Unit(str(path), line, lines=buf)
+                line += buf.count(b"\n")
+                rest = []
+            if cut < len(block):  # kept as a list: a 50 MB line costs no 50 re-copies of itself
+                rest.append(block[cut:])
             block = f.read(CHUNK_BYTES)
         if rest:
-            yield Unit(str(path), line, lines=rest)
+            yield Unit(str(path), line, lines=b"".join(rest))
 
 
 def _parquet_units(path: Path, text_field: str) -> Iterator[Unit]:
@@ -306,6 +368,8 @@ def parse_lines(unit: Unit, text_field: str, counter: list[int]) -> list[str]:
             record = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"{unit.source} line {unit.first_line + k} is not valid JSON ({e.msg}); fix or remove that line") from None
+        except RecursionError:
+            raise InputError(f"{unit.source} line {unit.first_line + k} nests JSON deeper than can be parsed; flatten that record") from None
         out.append(field_text(record, text_field, unit.source, unit.first_line + k))
     return out
 

@@ -1,10 +1,13 @@
 """The training stream of a mixture: sample i is a pure function of (mixture, corpora, seed, i).
 
 Sample i is a window of `seq_len + 1` tokens. Three steps take i to tokens:
-1. Interleaving (Megatron's blended datasets, computed once): within each phase, sample k goes to
-   the source furthest behind its weight, `argmax_s w_s·(k+1) − c_s`, so every prefix of the stream
-   holds each source's share to within about one sequence. Only the source id of each sample is
-   kept (one byte) plus every source's running count at each block of 512 samples.
+1. Interleaving (Megatron's greedy blending, made periodic): within each phase, sample k goes to the
+   source furthest behind its share, `argmax_s a_s·(k+1) − P·c_s` in integers, where the phase's
+   shares are a_s / P exactly. After P samples every deficit is back to 0, so the order repeats with
+   period P: one period is computed once (P ≤ 65,536), and sample k of a phase is position k mod P
+   of it, its rank among its source's samples `(k div P)·a_s + rank[k mod P]`. Planning costs the
+   same for 1e3 or 1e12 samples, and every prefix holds each source's share to within one sequence.
+   Shares with no period that short are rounded to multiples of 1/65,536 (largest remainders).
 2. Position in the source: the j-th sample drawn from a corpus is sequence `permute(j mod n)` of
    epoch `j div n`, a fresh seeded permutation per epoch (see shuffle.py), so a small corpus is
    reshuffled every time it runs out.
@@ -15,7 +18,10 @@ Nothing depends on the number of processes: rank r of w reads samples r, r + w, 
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,7 +29,10 @@ from renewlm.data.mixture import MixtureSpec
 from renewlm.data.shuffle import derive_key, permute
 from renewlm.errors import ConfigError
 
-_BLOCK = 512
+MAX_PERIOD = 1 << 16
+MAX_SOURCES = 255  # source ids are one byte
+# Sample and token counters are int64; leave headroom for sums of counts.
+MAX_TOKENS = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -51,11 +60,21 @@ class MixtureStream:
     ):
         if seq_len < 1 or total_samples < 1:
             raise ConfigError(f"a stream needs seq_len ≥ 1 and total_samples ≥ 1 (got {seq_len}, {total_samples})")
+        if total_samples * (seq_len + 1) > MAX_TOKENS:
+            raise ConfigError(
+                f"a stream of {total_samples:,} samples of {seq_len} tokens ({total_samples * seq_len:.3g} tokens) is "
+                f"beyond what 64-bit counters hold (about {MAX_TOKENS:.1g} tokens); lower the number of samples or steps"
+            )
         self.spec = spec
         self.seq_len = seq_len
         self.total_samples = total_samples
         self.seed = seed
         self.names = spec.corpus_names()
+        if len(self.names) > MAX_SOURCES:
+            raise ConfigError(
+                f"the mixture names {len(self.names)} corpora, more than the {MAX_SOURCES} a stream can interleave; "
+                f"merge some of them with `renewlm prepare` (it takes several inputs)"
+            )
         missing = [n for n in self.names if n not in corpora]
         if missing:
             raise ConfigError(f"the mixture names corpora {missing} that were not given; prepare them first")
@@ -73,24 +92,18 @@ class MixtureStream:
         ends = spec.phase_ends(events)
         self.phase_bounds = [0] + [round(e * total_samples) for e in ends]
         self.phase_bounds[-1] = total_samples
-        self._sources = np.empty(total_samples, dtype=np.uint8)
-        num = len(self.names)
         index = {name: i for i, name in enumerate(self.names)}
-        for p, weights in enumerate(spec.phase_weights()):
-            lo, hi = self.phase_bounds[p], self.phase_bounds[p + 1]
-            w = np.zeros(num)
-            for name, value in weights.items():
-                w[index[name]] = value
-            self._sources[lo:hi] = _interleave(w, hi - lo)
-        # counts[b, s]: samples of source s before sample b·_BLOCK.
-        blocks = -(-total_samples // _BLOCK)
-        per_block = np.zeros((blocks, num), dtype=np.int64)
-        padded = np.full(blocks * _BLOCK, 255, dtype=np.uint8)
-        padded[:total_samples] = self._sources
-        for s in range(num):
-            per_block[:, s] = (padded.reshape(blocks, _BLOCK) == s).sum(axis=1)
-        self._counts = np.zeros((blocks + 1, num), dtype=np.int64)
-        np.cumsum(per_block, axis=0, out=self._counts[1:])
+        # Per phase: the global source id of each of the phase's sources, and its period.
+        self._phases: list[tuple[np.ndarray, _Cycle]] = []
+        self._before = []  # samples of each source drawn in earlier phases
+        drawn = np.zeros(len(self.names), dtype=np.int64)
+        for p, shares in enumerate(spec.phase_fractions()):
+            ids = np.array([index[name] for name in shares], dtype=np.int64)
+            cycle = _cycle(tuple(_counts_per_period(list(shares.values()))))
+            self._phases.append((ids, cycle))
+            self._before.append(drawn.copy())
+            drawn[ids] += cycle.counts(self.phase_bounds[p + 1] - self.phase_bounds[p])
+        self._bounds = np.array(self.phase_bounds, dtype=np.int64)
         self._check_epochs()
 
     def __len__(self) -> int:
@@ -101,21 +114,17 @@ class MixtureStream:
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size and (idx.min() < 0 or idx.max() >= self.total_samples):
             raise IndexError(f"sample index out of range [0, {self.total_samples})")
-        src = self._sources[idx].astype(np.int64)
-        if idx.size == 0:
-            return src, src.copy()
-        lo = int(idx.min()) // _BLOCK * _BLOCK
-        hi = int(idx.max()) + 1
-        if hi - lo <= 8 * _BLOCK + idx.size:
-            # A batch is a contiguous range: count each source once over the span it covers.
-            span = self._sources[lo:hi, None] == np.arange(len(self.names), dtype=np.uint8)
-            before = np.zeros((hi - lo + 1, len(self.names)), dtype=np.int64)
-            np.cumsum(span, axis=0, out=before[1:])
-            return src, self._counts[lo // _BLOCK, src] + before[idx - lo, src]
-        block = idx // _BLOCK
-        j = self._counts[block, src].copy()
-        for k, (i, b, s) in enumerate(zip(idx.tolist(), block.tolist(), src.tolist())):
-            j[k] += np.count_nonzero(self._sources[b * _BLOCK : i] == s)
+        src = np.empty(idx.size, dtype=np.int64)
+        j = np.empty(idx.size, dtype=np.int64)
+        phase = np.searchsorted(self._bounds, idx, side="right") - 1
+        for p, (ids, cycle) in enumerate(self._phases):
+            sel = phase == p
+            if not sel.any():
+                continue
+            laps, pos = np.divmod(idx[sel] - self._bounds[p], cycle.period)
+            local = cycle.order[pos].astype(np.int64)
+            src[sel] = ids[local]
+            j[sel] = self._before[p][ids[local]] + laps * cycle.per_period[local] + cycle.rank[pos]
         return src, j
 
     def sequence_ids(self, indices) -> tuple[np.ndarray, np.ndarray]:
@@ -159,10 +168,11 @@ class MixtureStream:
 
     def counts_before(self, i: int) -> np.ndarray:
         """Samples drawn from each source among samples [0, i)."""
-        b = i // _BLOCK
-        counts = self._counts[min(b, len(self._counts) - 1)].copy()
-        tail = self._sources[b * _BLOCK : i]
-        counts += np.bincount(tail, minlength=len(self.names))[: len(self.names)]
+        p = max(0, int(np.searchsorted(self._bounds, i, side="right")) - 1)
+        p = min(p, len(self._phases) - 1)
+        ids, cycle = self._phases[p]
+        counts = self._before[p].copy()
+        counts[ids] += cycle.counts(i - self.phase_bounds[p])
         return counts
 
     def epochs(self) -> dict[str, float]:
@@ -185,25 +195,69 @@ def rank_indices(start: int, count: int, rank: int, world: int) -> np.ndarray:
     return np.arange(start + rank, start + count, world, dtype=np.int64)
 
 
-def _interleave(weights: np.ndarray, n: int) -> np.ndarray:
-    """Greedy interleaving: sample k goes to argmax_s w_s·(k+1) − c_s (first source on ties)."""
-    active = [s for s in range(len(weights)) if weights[s] > 0]
-    if len(active) == 1:
-        return np.full(n, active[0], dtype=np.uint8)
-    w = [float(weights[s]) for s in active]
-    counts = [0] * len(active)
-    chosen = bytearray(n)
-    pairs = list(enumerate(w))
-    for k in range(n):
-        k1 = k + 1
-        best, best_deficit = 0, w[0] * k1 - counts[0]
-        for s, ws in pairs[1:]:
-            d = ws * k1 - counts[s]
-            if d > best_deficit:
-                best, best_deficit = s, d
-        counts[best] += 1
-        chosen[k] = best
-    return np.asarray(active, dtype=np.uint8)[np.frombuffer(bytes(chosen), dtype=np.uint8)]
+class _Cycle:
+    """One period of a phase's interleaving: which source each position goes to, and its rank there."""
+
+    def __init__(self, order: np.ndarray, per_period: np.ndarray):
+        self.order = order  # local source id of each position, uint8
+        self.per_period = per_period  # samples of each source per period, int64
+        self.period = len(order)
+        self.rank = np.empty(self.period, dtype=np.int64)  # earlier positions with the same source
+        for s in range(len(per_period)):
+            mine = order == s
+            self.rank[mine] = np.arange(int(mine.sum()))
+
+    def counts(self, n: int) -> np.ndarray:
+        """Samples of each source among the first n of the phase."""
+        laps, rest = divmod(n, self.period)
+        tail = np.bincount(self.order[:rest], minlength=len(self.per_period))
+        return laps * self.per_period + tail
+
+
+def _counts_per_period(shares: list[Fraction]) -> list[int]:
+    """Integers a_s with a_s / sum(a) equal to the shares, or within 1/MAX_PERIOD of them."""
+    period = math.lcm(*(w.denominator for w in shares))
+    if period <= MAX_PERIOD:
+        return [int(w * period) for w in shares]
+    # Largest remainders (ties to the first source); a positive share never rounds to zero, so no
+    # corpus silently drops out: the one it would lose is taken from the largest.
+    exact = [w * MAX_PERIOD for w in shares]
+    counts = [math.floor(x) for x in exact]
+    by_remainder = sorted(range(len(shares)), key=lambda s: (counts[s] - exact[s], s))
+    for s in by_remainder[: MAX_PERIOD - sum(counts)]:
+        counts[s] += 1
+    for s in range(len(counts)):
+        if counts[s] == 0:
+            counts[s] = 1
+            counts[counts.index(max(counts))] -= 1
+    return counts
+
+
+@lru_cache(maxsize=64)
+def _cycle(counts: tuple[int, ...]) -> _Cycle:
+    """The greedy order over one period: position k goes to argmax_s a_s·(k+1) − P·c_s (first on ties).
+
+    Every deficit stays above −1 (the chosen source had the largest, and they sum to a positive
+    number), so after P samples each c_s is a_s exactly and the order repeats."""
+    period, num = sum(counts), len(counts)
+    if num == 1:
+        order = np.zeros(period, dtype=np.uint8)
+    else:
+        a = counts
+        taken = [0] * num
+        chosen = bytearray(period)
+        for k in range(period):
+            k1 = k + 1
+            best, best_deficit = 0, a[0] * k1 - period * taken[0]
+            for s in range(1, num):
+                d = a[s] * k1 - period * taken[s]
+                if d > best_deficit:
+                    best, best_deficit = s, d
+            taken[best] += 1
+            chosen[k] = best
+        order = np.frombuffer(bytes(chosen), dtype=np.uint8)
+        assert taken == list(counts)  # the period closes exactly (see the docstring)
+    return _Cycle(order, np.asarray(counts, dtype=np.int64))
 
 
 def _check_tokenizers(names: list[str], corpora: list) -> None:
