@@ -48,6 +48,7 @@ def test_a_lock_of_a_dead_process_on_this_host_is_taken_over(tmp_path):
     plant(path, pid=dead_pid())
     with Lock(path, what="run 'v2'"):
         assert read_holder(path)["pid"] == os.getpid()
+    assert not path.exists()  # and released like any other
 
 
 def test_a_reused_pid_does_not_keep_a_dead_holders_lock(tmp_path):

@@ -148,12 +148,12 @@ class Lock:
         self.release()
 
     def acquire(self) -> Lock:
-        holder = holder_identity(self.what)
-        body = json.dumps(holder, indent=1) + "\n"
+        mine = holder_identity(self.what)
+        body = json.dumps(mine, indent=1) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(5):  # a stale lock is broken and the race to replace it run again, a few times at most
             if self._create(body):
-                self._token = holder["token"]
+                self._token = mine["token"]
                 return self
             holder = read_holder(self.path)
             if holder is not None and _holder_dead(holder):

@@ -51,6 +51,10 @@ TRAIN_FILE = "train.json"
 warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
 
 
+class _Refused(Exception):
+    """A DCP file holds something other than plain checkpoint data: planted, or altered."""
+
+
 class _MetadataUnpickler(pickle.Unpickler):
     """Builds DCP's metadata classes, dtypes, sizes, layouts and paths; refuses every other callable."""
 
@@ -70,38 +74,63 @@ class _MetadataUnpickler(pickle.Unpickler):
             return getattr(torch, name)
         if (module, name) in self._ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"{module}.{name} is not part of DCP's metadata")
+        raise _Refused(f"its .metadata calls {module}.{name}, which is not part of DCP's metadata")
+
+
+def _read_metadata(folder: Path) -> dcp_metadata.Metadata:
+    """DCP's `.metadata`, unpickled with `_MetadataUnpickler`, or _Refused."""
+    with open(folder / ".metadata", "rb") as f:
+        try:
+            metadata = _MetadataUnpickler(f).load()
+        except _Refused:
+            raise
+        except Exception as e:
+            raise _Refused(f"its .metadata is not a readable pickle ({type(e).__name__})") from None
+    if not isinstance(metadata, dcp_metadata.Metadata):
+        raise _Refused("its .metadata does not hold DCP metadata")
+    for info in (metadata.storage_data or {}).values():
+        if Path(str(info.relative_path)).name != str(info.relative_path):  # no reading outside the folder
+            raise _Refused(f"its .metadata points outside the checkpoint ({info.relative_path})")
+    return metadata
 
 
 class _SafeReader(FileSystemReader):
+    """DCP's reader, handed metadata already read safely (DCP's own read is a plain pickle.load)."""
+
+    def __init__(self, path: Path, metadata: dcp_metadata.Metadata):
+        super().__init__(path)
+        self._metadata = metadata
+
     def read_metadata(self, *args, **kwargs):
-        with open(Path(self.path) / ".metadata", "rb") as f:
-            metadata = _MetadataUnpickler(f).load()
-        if not isinstance(metadata, dcp_metadata.Metadata):
-            raise pickle.UnpicklingError("the .metadata file does not hold DCP metadata")
-        for info in (metadata.storage_data or {}).values():
-            if Path(str(info.relative_path)).name != str(info.relative_path):  # no reading outside the folder
-                raise pickle.UnpicklingError(f"the .metadata points outside the checkpoint ({info.relative_path})")
-        if getattr(metadata, "storage_meta", None) is None:
-            metadata.storage_meta = dcp_metadata.StorageMeta()
-        metadata.storage_meta.load_id = self.load_id
-        return metadata
+        if getattr(self._metadata, "storage_meta", None) is None:
+            self._metadata.storage_meta = dcp_metadata.StorageMeta()
+        self._metadata.storage_meta.load_id = self.load_id
+        return self._metadata
 
 
 class _SafePlanner(DefaultLoadPlanner):
     def load_bytes(self, read_item, value) -> None:
         # DefaultLoadPlanner unpickles these (optimizer hyperparameters) with weights_only=False.
-        obj = torch.load(value, weights_only=True)
+        try:
+            obj = torch.load(value, weights_only=True)
+        except Exception:
+            raise _Refused(f"its item {read_item.dest_index.fqn} is not plain data (numbers, strings, lists)") from None
         if self.flatten_state_dict:
             set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], obj)
         else:
             self.state_dict[read_item.dest_index.fqn] = obj
 
 
-def _reason(e: BaseException) -> str:
-    """One line for a failed save or load; DCP wraps each process's exception in a CheckpointException."""
+def _unwrap(e: BaseException) -> BaseException:
+    """DCP wraps each process's exception in a CheckpointException: the first one."""
     if isinstance(e, CheckpointException) and e.failures:
-        e = next(iter(e.failures.values()))[0]
+        return next(iter(e.failures.values()))[0]
+    return e
+
+
+def _reason(e: BaseException) -> str:
+    """One line for a failed save or load."""
+    e = _unwrap(e)
     if isinstance(e, OSError) and e.strerror:
         return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
     text = str(e).strip().splitlines()
@@ -122,9 +151,17 @@ def _no_space(e: BaseException) -> bool:
 
 def _dcp_load(state: dict, folder: Path, what: str, fix: str) -> None:
     try:
-        dcp.load(state, storage_reader=_SafeReader(folder), planner=_SafePlanner())
+        metadata = _read_metadata(folder)
+    except _Refused as e:
+        raise CorruptError(f"{what} was refused: {e} (planted or altered); remove it") from None
+    except OSError as e:
+        raise CorruptError(f"{what} cannot be read ({_reason(e)}); remove it") from None
+    try:
+        dcp.load(state, storage_reader=_SafeReader(folder, metadata), planner=_SafePlanner())
     except (Exception, CheckpointException) as e:  # CheckpointException is a BaseException
         _raise_if_interrupted(e)
+        if isinstance(_unwrap(e), _Refused):
+            raise CorruptError(f"{what} was refused: {_unwrap(e)} (planted or altered); remove it") from None
         raise TrainingError(f"{what} cannot be loaded into this run's model or optimizer ({_reason(e)}); {fix}") from None
 
 
