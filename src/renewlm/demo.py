@@ -26,7 +26,7 @@ from renewlm.store import Store
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
-from renewlm.train.update import update_config
+from renewlm.updates.update import update_config
 from renewlm.versions import remove_version
 
 _SKIP = {"test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "turtledemo", "__pycache__"}

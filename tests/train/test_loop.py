@@ -140,7 +140,7 @@ def test_path_switching_branch_continues_the_trunk_optimizer_state(train_store, 
 
 def test_activation_checkpointing_gives_the_same_losses_and_tensorboard_gets_the_metrics(train_store):
     plain = train(validate_run(run_dict("ac-off", steps=3)), train_store, fresh=True)
-    recomputed = train(validate_run(run_dict("ac-on", steps=3, activation_checkpointing=True, tensorboard=True)), train_store, fresh=True)
+    recomputed = train(validate_run(run_dict("ac-on", steps=3, activation_checkpointing=True, trackers=["tensorboard"])), train_store, fresh=True)
     a = [r["loss"] for r in read_metrics(train_store.path("runs", "ac-off") / "metrics.jsonl") if "loss" in r]
     b = [r["loss"] for r in read_metrics(train_store.path("runs", "ac-on") / "metrics.jsonl") if "loss" in r]
     assert b == pytest.approx(a, abs=1e-5)

@@ -130,11 +130,6 @@ def test_a_close_during_an_exception_tells_the_trackers(tmp_path, recorder, erro
     assert recorder[0].calls[-1] == ("close", status) and recorder[0].kwargs["resume_step"] == 4
 
 
-def test_the_older_tensorboard_argument_opens_the_tensorboard_tracker(tmp_path, recorder):
-    MetricsLog(tmp_path / "metrics.jsonl", enabled=True, resume_step=None, tensorboard=tmp_path / "tensorboard").close()
-    assert recorder[0].names == ["tensorboard"]
-
-
 def test_a_real_tensorboard_tracker_gets_the_records(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -43,14 +43,20 @@ def train(
 def update(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
     parent: Annotated[str, typer.Option("--from", help="The version to update.")],
-    data: Annotated[list[str], typer.Option("--data", help="New corpus (repeat for several).")],
-    replay: Annotated[float, typer.Option(help="Share of every batch replayed from the parent's lineage corpora.")] = 0.0,
+    data: Annotated[
+        list[str],
+        typer.Option("--data", help="New corpus, NAME or NAME:WEIGHT (repeat for several; default weights: token counts)."),
+    ],
+    replay: Annotated[
+        float, typer.Option(help="Share of every batch replayed from the lineage's corpora, in [0, 1).")
+    ] = 0.0,
     replay_from: Annotated[
         list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")
     ] = None,
     recipe: Annotated[
-        Literal["cosine", "wsd", "reuse", "constant"], typer.Option(help="Learning-rate recipe.")
-    ] = "cosine",
+        Literal["cosine", "wsd", "reuse", "constant"] | None,
+        typer.Option(help="Learning-rate recipe (default cosine: re-warm and re-decay).", show_default=False),
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Top LR of the recipe (default: from the parent's schedule).")] = None,
     tokens: Annotated[int | None, typer.Option(help="Training tokens.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (instead of --tokens).")] = None,
@@ -59,14 +65,16 @@ def update(
     micro_batch: Annotated[int | None, typer.Option(help="Sequences per forward pass per process.")] = None,
     eval_every: Annotated[int, typer.Option(help="Held-out evaluation every N steps.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 0,
-    trunk: Annotated[bool, typer.Option("--trunk", help="Keep the optimizer state: a main-path version.")] = False,
+    trunk: Annotated[
+        bool, typer.Option("--trunk", help="A main-path version: held at its peak LR, kept with its optimizer state.")
+    ] = False,
     seed: Annotated[int, typer.Option(help="Data-order seed.")] = 0,
     fresh: Fresh = False,
     store: StoreOption = None,
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
     from renewlm.train.loop import train as run_training
-    from renewlm.train.update import update_config
+    from renewlm.updates.update import update_config
 
     st = open_store(store)
     cfg = update_config(

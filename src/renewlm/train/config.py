@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from renewlm.config import Config, load, validate
 from renewlm.data.mixture import MixtureSpec
 from renewlm.optim.schedule import ScheduleSpec
+from renewlm.train.trackers import TrackerName
 
 PositiveInt = Annotated[int, Field(gt=0)]
 
@@ -68,7 +69,9 @@ class RunConfig(Config):
     compile: bool | None = Field(None, description="torch.compile the model (default: on CUDA only).")
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     log_every: PositiveInt = Field(10, description="Print a progress line every N steps when not on a terminal.")
-    tensorboard: bool = Field(False, description="Also write TensorBoard events to runs/NAME/tensorboard.")
+    trackers: list[TrackerName] = Field(
+        default_factory=list, description="Experiment trackers beside metrics.jsonl, each writing under runs/NAME (offline)."
+    )
     max_bad_steps: PositiveInt = Field(
         5, description="Stop after this many non-finite losses in a row (each one skips its step)."
     )
@@ -86,6 +89,11 @@ class RunConfig(Config):
             problems.append(f"batch_tokens {self.batch_tokens} is not a multiple of seq_len {self.seq_len}")
         if self.load_optimizer and self.parent is None:
             problems.append("load_optimizer needs a parent trunk version")
+        if self.kind == "trunk" and (why := _decays(self.schedule)):
+            problems.append(
+                f"a trunk never decays (it stays at its peak LR for releases to branch off), but this {self.schedule.name} "
+                f"schedule {why}; use constant, or wsd with decay_fraction: 0"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -99,6 +107,22 @@ class RunConfig(Config):
         if self.steps is not None:
             return self.steps
         return max(1, self.tokens // self.batch_tokens)
+
+
+def _decays(schedule) -> str | None:
+    """Why a schedule lowers the LR from its peak, or None when it holds it to the end."""
+    def length(stage: str):  # a length in tokens, when given, replaces the fraction
+        tokens = getattr(schedule, f"{stage}_tokens")
+        return tokens if tokens is not None else getattr(schedule, f"{stage}_fraction")
+
+    name = schedule.name
+    if name in ("cosine", "reuse"):
+        return "decays by design"
+    if name in ("wsd", "branch") and length("decay") > 0:
+        return "has a decay stage"
+    if name == "infinite" and length("anneal") > 0:
+        return "has an anneal stage"
+    return None
 
 
 def load_run(path) -> RunConfig:

@@ -5,8 +5,11 @@ built by `prepare_run` before the first step.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import resource
+import socket
 import shutil
 import signal
 import time
@@ -15,7 +18,8 @@ import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from renewlm.data.stream import rank_indices
-from renewlm.errors import TrainingError
+from renewlm.errors import RenewError, TrainingError
+from renewlm.lock import Lock
 from renewlm.model.flops import peak_flops
 from renewlm.optim.schedule import set_lr
 from renewlm.store import Store
@@ -25,7 +29,7 @@ from renewlm.train.distributed import setup, teardown
 from renewlm.train.evaluate import heldout_loss, token_loss
 from renewlm.train.metrics import MetricsLog, ProgressDisplay
 from renewlm.train.run import Run, describe_start, prepare_run
-from renewlm.versions import write_version
+from renewlm.versions import list_versions, write_version
 
 
 class StopSignal:
@@ -44,16 +48,42 @@ class StopSignal:
 
 
 def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
-    """Run `cfg` to the end (resuming if its run folder has a checkpoint) and write its version."""
+    """Run `cfg` to the end (resuming if its run folder has a checkpoint) and write its version.
+
+    One writer per run: the main process holds the run's lock. A run that fails before it has a
+    checkpoint leaves no run folder behind (it has nothing to resume), so the corrected command
+    needs no --fresh.
+    """
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # renewlm reports progress itself
+    folder = store.path("runs", cfg.name)  # checks the name before anything else
     dist_ = setup()
     try:
-        run = prepare_run(cfg, store, dist_, fresh=fresh)
-        return _loop(run)
+        with run_lock(store, cfg.name, dist_):
+            try:
+                return _loop(prepare_run(cfg, store, dist_, fresh=fresh))
+            except BaseException:
+                if dist_.is_main and folder.is_dir() and not any((folder / "checkpoints").glob("step-*")):
+                    shutil.rmtree(folder, ignore_errors=True)
+                raise
     finally:
         teardown()
+
+
+@contextlib.contextmanager
+def run_lock(store: Store, name: str, dist_):
+    """The main process locks the run; every process learns whether it got the lock (one collective)."""
+    with contextlib.ExitStack() as stack:
+        refused = None
+        if dist_.is_main:
+            try:
+                stack.enter_context(Lock(store.root / "runs" / f".{name}.lock", f"run {name!r}"))
+            except RenewError as e:
+                refused = e
+        if dist_.sum([float(refused is not None)])[0]:
+            raise refused or TrainingError(f"run {name!r} is being written by another process; see the main process's message")
+        yield
 
 
 def evaluate(run: Run) -> dict[str, float]:
@@ -74,12 +104,17 @@ def _loop(run: Run) -> dict:
     mb, peak = cfg.micro_batch, peak_flops(d.device)
     display = ProgressDisplay(total_steps=total, start_step=state["step"], enabled=d.is_main, log_every=cfg.log_every, title=cfg.name)
     display.print(describe_start(run))
+    for note in run.notes:
+        display.print(note)
+    display.print(describe_plan(run, measured_speed(run)))
     if run.unmeasured:
         display.print(f"note: the lineage trained on {', '.join(run.unmeasured)}, no longer in the store; forgetting on them is not measured")
     metrics = MetricsLog(
-        run.folder / "metrics.jsonl", enabled=d.is_main, resume_step=state["step"] if run.start == "resume" else None,
-        tensorboard=run.folder / "tensorboard" if cfg.tensorboard else None,
+        run.folder / "metrics.jsonl", enabled=d.is_main, resume_step=state["step"] if run.resumed else None,
+        trackers=cfg.trackers, run_id=run.run_id, config=cfg.model_dump(mode="json"),
     )
+    if metrics.dropped_lines:
+        display.print(f"note: dropped {metrics.dropped_lines} unreadable line(s) of {metrics.path} (a process killed mid-write)")
     stop = StopSignal()
     shards = hasattr(model, "set_requires_gradient_sync")
     max_norm = cfg.optimizer.grad_clip or math.inf
@@ -123,6 +158,7 @@ def _loop(run: Run) -> dict:
                 state["skipped_steps"] += 1
             optimizer.zero_grad(set_to_none=True)
             seconds = time.perf_counter() - started
+            state["seconds"] += seconds
             state["step"] += 1
             state["tokens"] += batch * cfg.seq_len
             tokens_per_second = batch * cfg.seq_len / seconds
@@ -161,6 +197,47 @@ def _loop(run: Run) -> dict:
     return _write_version(run, losses)
 
 
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+
+
+def measured_speed(run: Run) -> tuple[float, str] | None:
+    """Tokens per second of the newest version trained on this host and device with the same model size,
+    world size and sequence length: an estimate of this run's speed before it starts."""
+    d, here = run.dist, socket.gethostname()
+    best = None
+    for meta in list_versions(run.store):
+        device = meta.get("device") or {}
+        same = (
+            device.get("host") == here and device.get("name") == device_name(d.device) and device.get("count") == d.world
+            and (meta.get("model") or {}).get("total") == run.parameters["total"] and meta.get("seq_len") == run.cfg.seq_len
+        )
+        if same and meta.get("seconds") and (best is None or meta["created"] > best["created"]):
+            best = meta
+    return (best["tokens"] / best["seconds"], best["name"]) if best else None
+
+
+def describe_plan(run: Run, speed: tuple[float, str] | None) -> str:
+    """Planned steps and tokens, and the time they take at a speed measured here before."""
+    cfg, total = run.cfg, run.schedule.total_steps
+    left = (total - run.state["step"]) * cfg.batch_tokens
+    line = f"plan: {total:,} steps × {cfg.batch_tokens:,} tokens = {total * cfg.batch_tokens:,} tokens"
+    if run.state["step"]:
+        line += f", {left:,} to go"
+    if speed is None:
+        return line + "; no speed measured on this machine for this model yet"
+    tokens_per_second, name = speed
+    return line + f"; about {_duration(left / tokens_per_second)} at {tokens_per_second:,.0f} tok/s (measured here by {name})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def _write_version(run: Run, losses: dict[str, float]) -> dict:
     cfg, d = run.cfg, run.dist
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
@@ -168,11 +245,15 @@ def _write_version(run: Run, losses: dict[str, float]) -> dict:
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
         save_optimizer(optimizer_folder, run.model, run.optimizer)
+    corpus_tokens: dict[str, int] = {}
+    for row in run.stream.plan():  # what each corpus gave the run: replay splits by it later
+        corpus_tokens[row.corpus] = corpus_tokens.get(row.corpus, 0) + row.tokens
     info = {
         "parent": cfg.parent,
         "kind": "pretrain" if cfg.preset is not None and not trunk else cfg.kind,
         "run_id": run.run_id,
         "corpora": cfg.mixture.corpus_names(),
+        "corpus_tokens": corpus_tokens,
         "mixture": cfg.mixture.model_dump(mode="json"),
         "schedule": cfg.schedule.model_dump(mode="json"),
         "seq_len": cfg.seq_len,
@@ -181,8 +262,11 @@ def _write_version(run: Run, losses: dict[str, float]) -> dict:
         "skipped_steps": run.state["skipped_steps"],
         "tokens": run.state["tokens"],
         "flops": run.flops_per_token * run.state["tokens"],
+        "seconds": round(run.state["seconds"], 3),
+        "device": {"name": device_name(d.device), "count": d.world, "host": socket.gethostname()},
         "losses": losses,
         "start": run.start,
+        "resumed_at_steps": run.state.get("resumed_at", []),
         "model_source": run.model_info,
     }
     if d.is_main:

@@ -26,13 +26,12 @@ class MetricsLog:
     `trackers` names them ("tensorboard", "wandb", "mlflow"); each writes under the run folder
     (`path`'s folder). `run_id` (the run's id from run.json) lets a resumed run continue the same
     tracker run; `config` (the run config as JSON-ready data) is logged to them once, at opening.
-    `tensorboard=FOLDER` is the older spelling of `trackers=["tensorboard"]`. After opening,
-    `dropped_lines` counts the unreadable lines removed from an existing file on resume.
+    After opening, `dropped_lines` counts the unreadable lines removed from an existing file on resume.
     """
 
     def __init__(
         self, path: Path, *, enabled: bool, resume_step: int | None, trackers: list[str] | tuple[str, ...] = (),
-        run_id: str | None = None, config: dict | None = None, tensorboard: Path | None = None,
+        run_id: str | None = None, config: dict | None = None,
     ):
         self.path = Path(path)
         self.enabled = enabled
@@ -40,7 +39,7 @@ class MetricsLog:
         self.trackers: list[Tracker] = []
         if not enabled:
             return
-        names = list(trackers) + (["tensorboard"] if tensorboard is not None else [])
+        names = list(trackers)
         folder = self.path.parent
         # Trackers first: a missing library stops the run before the file is touched.
         self.trackers = open_trackers(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import yaml
@@ -22,14 +24,15 @@ from torch import nn
 from renewlm.data.corpus import Corpus
 from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
-from renewlm.errors import ConfigError, RenewError
+from renewlm.errors import ConfigError, CorruptError, RenewError
 from renewlm.model.flops import flops_per_token, parameter_counts
-from renewlm.model.load import check_tokenizer, load_model, resolve_model_source
+from renewlm.model.load import check_tokenizer, load_model, max_positions, resolve_model_source
 from renewlm.optim.schedule import Schedule
-from renewlm.store import Store, write_json
+from renewlm.store import Store, read_json, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
 from renewlm.train.config import RunConfig
 from renewlm.train.distributed import Dist, decoder_layers, shard
+from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
 
 
@@ -50,9 +53,11 @@ class Run:
     flops_per_token: float
     parameters: dict
     model_info: dict
-    start: str  # "fresh" | "weights" | "weights+optimizer" | "resume"
-    state: dict = field(default_factory=dict)  # step, tokens, bad_steps, skipped_steps
+    start: str  # how the run began: "fresh" | "weights" | "weights+optimizer" (kept across resumes)
+    resumed: bool = False  # this process continues from a checkpoint of the run
+    state: dict = field(default_factory=dict)  # step, tokens, seconds, bad_steps, skipped_steps, start, resumed_at
     unmeasured: list[str] = field(default_factory=list)  # lineage corpora no longer in the store
+    notes: list[str] = field(default_factory=list)  # sentences to print before the first step (refused checkpoints)
     autocast: object = contextlib.nullcontext
 
     @property
@@ -91,11 +96,12 @@ def _open_corpora(store: Store, names: list[str], problems: list[str]) -> dict[s
 
 def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = False) -> Run:
     problems: list[str] = []
-    folder = store.path("runs", cfg.name)
+    folder = store.path("runs", cfg.name)  # checks the name (characters, length) before anything else
     if store.exists("versions", cfg.name):
         problems.append(
             f"version {cfg.name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {cfg.name}`"
         )
+    problems += check_trackers(cfg.trackers)
     steps = cfg.total_steps
     if cfg.batch_samples % (dist_.world * cfg.micro_batch):
         problems.append(
@@ -110,6 +116,13 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         source = resolve_model_source(store, cfg.parent if cfg.parent is not None else f"preset:{cfg.preset}")
     except RenewError as e:
         problems.append(str(e))
+    if source is not None and source.kind != "preset":
+        limit = model_positions(source.path)
+        if limit is not None and cfg.seq_len > limit:
+            problems.append(
+                f"seq_len {cfg.seq_len} is longer than the {limit} positions model {source.ref!r} supports; "
+                f"set seq_len (update: --seq-len) to {limit} or less"
+            )
     tokenizer = None
     tokenizer_ref = cfg.tokenizer or cfg.parent
     try:
@@ -154,30 +167,38 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     if problems:
         raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
 
-    # The run folder: the same config resumes, another one needs --fresh.
+    # The run folder: the same config resumes, another one needs --fresh. Its identity (config and
+    # run id) is one file written through a rename; run.yaml beside it is a copy for `renewlm train`.
     resolved = cfg.model_dump(mode="json")
-    run_yaml = folder / "run.yaml"
     if fresh and folder.exists() and dist_.is_main:
         shutil.rmtree(folder)
     dist_.barrier()
-    if run_yaml.exists():
-        before = yaml.safe_load(run_yaml.read_text())
+    identity = read_identity(folder)
+    if identity is not None and identity["config"] != resolved:
+        before = identity["config"]
         changed = sorted(k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k))
-        if changed:
-            raise ConfigError(
-                f"run {cfg.name!r} already exists in {folder} with other settings ({', '.join(changed)}); "
-                f"rerun with --fresh to start it over, or choose another name"
-            )
-    elif dist_.is_main:
+        raise ConfigError(
+            f"run {cfg.name!r} already exists in {folder} with other settings ({', '.join(changed)}); "
+            f"rerun with --fresh to start it over, or choose another name"
+        )
+    if dist_.is_main:
         folder.mkdir(parents=True, exist_ok=True)
-        run_yaml.write_text(yaml.safe_dump(resolved, sort_keys=False))
-        write_json(folder / "run.json", {"run_id": f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"})
+        if identity is None:
+            identity = {"run_id": f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}", "config": resolved}
+            write_json(folder / RUN_FILE, identity)
+        if not (folder / "run.yaml").is_file():
+            tmp = folder / ".run.yaml.tmp"
+            tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+            os.replace(tmp, folder / "run.yaml")
     dist_.barrier()
-    run_id = json.loads((folder / "run.json").read_text())["run_id"]
+    run_id = read_identity(folder)["run_id"]
 
     # The model: same initialisation on every process (seeded), then sharded.
     torch.manual_seed(cfg.seed)
-    model, info = load_model(source, tokenizer=tokenizer, trust_remote_code=cfg.trust_remote_code)
+    model, info = load_model(
+        source, tokenizer=tokenizer, trust_remote_code=cfg.trust_remote_code,
+        max_position_embeddings=max(cfg.seq_len, 2048),
+    )
     check_tokenizer(model, tokenizer)
     model.to(dist_.device)
     model.train()
@@ -199,13 +220,13 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     optimizer = build_optimizer(model, cfg, dist_.device)
 
     checkpointer = Checkpointer(folder / "checkpoints", dist_, cfg.keep_checkpoints)
-    state = {"step": 0, "tokens": 0, "bad_steps": 0, "skipped_steps": 0}
-    latest = checkpointer.latest()
+    latest, notes = checkpointer.resume_point()
     if latest is not None:
         state = checkpointer.load(latest, model, optimizer)
-        start = "resume"
-    elif cfg.parent is not None:
-        start = "weights"
+        state["resumed_at"] = [*state.get("resumed_at", []), state["step"]]
+        start, resumed = state.get("start", "weights" if cfg.parent else "fresh"), True
+    else:
+        start, resumed = ("weights" if cfg.parent is not None else "fresh"), False
         if cfg.load_optimizer:
             parent = read_version(store, cfg.parent)
             opt_folder = store.path("versions", cfg.parent) / "optimizer"
@@ -216,8 +237,7 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
                 )
             load_optimizer(opt_folder, model, optimizer)
             start = "weights+optimizer"
-    else:
-        start = "fresh"
+        state = {"step": 0, "tokens": 0, "seconds": 0.0, "bad_steps": 0, "skipped_steps": 0, "start": start, "resumed_at": []}
 
     def autocast():
         return torch.autocast(dist_.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -226,18 +246,40 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         cfg=cfg, store=store, dist=dist_, folder=folder, run_id=run_id, tokenizer=tokenizer, model=model,
         optimizer=optimizer, schedule=schedule, stream=stream, eval_corpora=eval_corpora,
         checkpointer=checkpointer, flops_per_token=per_token, parameters=parameters, model_info=info,
-        start=start, state=state, autocast=autocast, unmeasured=missing,
+        start=start, resumed=resumed, state=state, autocast=autocast, unmeasured=missing, notes=notes,
     )
+
+
+RUN_FILE = "run.json"
+
+
+def read_identity(folder: Path) -> dict | None:
+    """The run's config and id from `run.json`, or None for a folder that has none yet."""
+    path = folder / RUN_FILE
+    if not path.is_file():
+        return None
+    identity = read_json(path)
+    if not isinstance(identity, dict) or not {"run_id", "config"} <= set(identity):
+        raise CorruptError(f"{path} is not a run record (it lacks run_id or config); rerun with --fresh to start the run over")
+    return identity
+
+
+def model_positions(folder: Path) -> int | None:
+    """The longest sequence a Hugging Face folder's model supports, from its config.json."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None  # the loader reports a missing or broken config in one sentence
+    return max_positions(SimpleNamespace(**config)) if isinstance(config, dict) else None
 
 
 def describe_start(run: Run) -> str:
     """One line saying what the run does with its starting point (resume is not loading weights)."""
     cfg = run.cfg
-    if run.start == "resume":
+    if run.resumed:
         return f"resuming run {cfg.name} from step {run.state['step']} (model, optimizer, data position and RNG restored)"
     if run.start == "fresh":
         return f"pre-training preset {cfg.preset} from random weights (seed {cfg.seed})"
     if run.start == "weights+optimizer":
         return f"continuing from {cfg.parent}: weights and optimizer state loaded, step 0"
     return f"starting from {cfg.parent}: weights only (fresh optimizer, step 0, the schedule's warmup re-warms)"
-

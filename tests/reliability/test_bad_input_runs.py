@@ -1,0 +1,90 @@
+"""Bad input to `renewlm train` / `update`: one sentence, exit 2, and no run folder or version left behind."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+from renewlm.train.config import validate_run
+from renewlm.updates.update import update_config
+from tests.train.conftest import run_dict
+
+
+@pytest.fixture(scope="module")
+def gpt2_64(train_store, tmp_path_factory):
+    """A GPT-2 folder whose model has 64 positions, saved as a user would, with the store's tokenizer."""
+    folder = tmp_path_factory.mktemp("gpt2-64") / "gpt2"
+    tokenizer = AutoTokenizer.from_pretrained(train_store.path("tokenizers", "tok"))
+    config = GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2, n_positions=64,
+                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_update_of_an_import_takes_its_sequence_length_from_the_model(train_store, gpt2_64, cli):
+    if not train_store.exists("versions", "imp64"):
+        code, _, err = cli("import", "imp64", "--from", gpt2_64, "--store", train_store.root)
+        assert code == 0, err
+    cfg = update_config(train_store, "imp-up", parent="imp64", data=["prose"], steps=1)
+    assert cfg.seq_len == 64 and cfg.batch_tokens % 64 == 0
+    code, out, err = cli("update", "imp-up", "--from", "imp64", "--data", "prose", "--steps", "1", "--seq-len", "128",
+                         "--batch-tokens", "256", "--store", train_store.root)
+    assert code == 2 and "seq_len 128 is longer than the 64 positions" in err and "Traceback" not in err + out
+    assert not train_store.path("runs", "imp-up").exists()
+    code, out, err = cli("update", "imp-up", "--from", "imp64", "--data", "prose", "--steps", "1", "--seq-len", "64",
+                         "--batch-tokens", "256", "--store", train_store.root)
+    assert code == 0, err  # the corrected command runs without --fresh
+    assert "plan: 1 steps × 256 tokens = 256 tokens" in out
+
+
+def test_a_run_that_fails_before_a_checkpoint_leaves_no_run_folder(train_store, monkeypatch):
+    from renewlm.train import loop
+
+    def broken(run):
+        assert run.folder.is_dir()  # the folder was made...
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(loop, "_loop", broken)
+    with pytest.raises(RuntimeError):
+        loop.train(validate_run(run_dict("doomed")), train_store, fresh=True)
+    assert not train_store.path("runs", "doomed").exists()  # ...and is gone
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--replay", "-0.5", "--replay must be a share"), ("--replay", "nan", "--replay must be a share"),
+    ("--seq-len", "0", "--seq-len must be a positive"), ("--batch-tokens", "0", "--batch-tokens must be a positive"),
+    ("--micro-batch", "0", "--micro-batch must be a positive"), ("--data", "code:0", "weight after ':'"),
+])
+def test_update_refuses_values_it_used_to_replace_silently(train_store, cli, flag, value, says):
+    base = "bad-base"
+    if not train_store.exists("versions", base):
+        from renewlm.train.loop import train
+
+        train(validate_run(run_dict(base, steps=1)), train_store, fresh=True)
+    args = ["update", "bad-up", "--from", base, "--steps", "1", "--store", train_store.root, flag, value]
+    if flag != "--data":
+        args += ["--data", "code"]
+    code, out, err = cli(*args)
+    assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
+    assert not train_store.path("runs", "bad-up").exists() and not train_store.exists("versions", "bad-up")
+
+
+def test_run_identity_is_one_file_and_a_missing_yaml_copy_is_rewritten(train_store):
+    from renewlm.train.loop import train
+
+    train(validate_run(run_dict("ident", steps=2, checkpoint_every=1)), train_store, fresh=True)
+    folder = train_store.path("runs", "ident")
+    identity = json.loads((folder / "run.json").read_text())
+    assert identity["run_id"].startswith("ident-") and identity["config"]["steps"] == 2
+    # Killed between the identity and its YAML copy: the rerun resumes and rewrites the copy.
+    (folder / "run.yaml").unlink()
+    import shutil
+
+    shutil.rmtree(train_store.path("versions", "ident"))
+    info = train(validate_run(run_dict("ident", steps=2, checkpoint_every=1)), train_store)
+    assert (folder / "run.yaml").is_file() and info["run_id"] == identity["run_id"]
+    meta = json.loads((train_store.path("versions", "ident") / "version.json").read_text())
+    assert meta["start"] == "fresh" and meta["resumed_at_steps"] == [2]
