@@ -65,7 +65,9 @@ def make_soup(
 ) -> dict:
     """Make version `name`; returns its path, its record, and the sweep's or greedy search's rows."""
     from renewlm.merge import search
+    from renewlm.merge.tensors import return_freed_tensors
 
+    return_freed_tensors()
     from_, on = list(from_), list(on or [])
     check_new_name(store, name)
     m = methods.method(method)
