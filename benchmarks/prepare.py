@@ -5,8 +5,11 @@
    num_proc=N)` with the same fast tokenizer, appending EOS. Both must produce the same token array.
 2. Peak memory of `renewlm prepare` at two input sizes (main process and its largest worker).
 3. Reading one batch of 64 × 2049 tokens from a 3-corpus mixture (median over random steps).
+4. Peak memory of `renewlm prepare` on one huge document (50 MB of text in one JSON line), which it
+   tokenizes in ~1 MB pieces, against the peak of encoding a smaller text whole in one call.
 
     python benchmarks/prepare.py --size-mb 200 --workers 2
+    python benchmarks/prepare.py --only-long-document --long-document-mb 50
 
 Prints tables and writes benchmarks/results/prepare.json.
 """
@@ -73,6 +76,48 @@ print(json.dumps({{"seconds": seconds, "tokens": c.train.num_tokens,
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def generate_one_document(path: Path, size_mb: float) -> Path:
+    """One JSON line whose text is `size_mb` MB of the generated English-like words."""
+    words = generate(path.with_suffix(".words.jsonl"), size_mb, seed=4)
+    text = " ".join(json.loads(line)["text"] for line in words.read_text().splitlines())
+    words.unlink()
+    path.write_text(json.dumps({"text": text[: int(size_mb * 1e6)]}) + "\n")
+    return path
+
+
+def measure_whole_encode(tokenizer_dir: Path, data: Path) -> dict:
+    """Peak RSS of encoding the document of `data` in one tokenizer call, as prepare did before."""
+    code = f"""
+import json, resource
+from tokenizers import Tokenizer
+tok = Tokenizer.from_file({str(tokenizer_dir / "tokenizer.json")!r})
+text = json.loads(open({str(data)!r}).read())["text"]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+ids = tok.encode(text, add_special_tokens=False).ids
+print(json.dumps({{"tokens": len(ids), "before_mb": before, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def long_document(tmp: Path, store, args) -> dict:
+    big = generate_one_document(tmp / "one-doc.jsonl", args.long_document_mb)
+    small = generate_one_document(tmp / "one-small-doc.jsonl", args.whole_mb)
+    result = {"document_mb": big.stat().st_size / 1e6, "whole_document_mb": small.stat().st_size / 1e6}
+    for workers in (1, 2):
+        result[f"prepare_workers_{workers}"] = measure_renewlm(store.root, f"long{workers}", big, workers)
+    result["whole_encode"] = measure_whole_encode(store.path("tokenizers", "bench"), small)
+    w = result["whole_encode"]
+    print(f"\none document of {result['document_mb']:.0f} MB (tokenized in pieces of ~1 MB):")
+    print(f"{'workers':>8} {'seconds':>8} {'tokens':>12} {'main MB':>8} {'worker MB':>10}")
+    for workers in (1, 2):
+        r = result[f"prepare_workers_{workers}"]
+        print(f"{workers:>8} {r['seconds']:8.1f} {r['tokens']:12,} {r['main_peak_mb']:8.0f} {r['worker_peak_mb']:10.0f}")
+    print(f"encoding {result['whole_document_mb']:.0f} MB whole in one call: peak {w['peak_mb']:.0f} MB "
+          f"({(w['peak_mb'] - w['before_mb']) / result['whole_document_mb']:.0f} MB per MB of text above the {w['before_mb']:.0f} MB before)")
+    return result
+
+
 def measure_datasets(tokenizer_dir: Path, data: Path, workers: int, cache: Path) -> dict:
     """What a user would write with `datasets`, in a fresh process, and the tokens it produced."""
     code = f"""
@@ -131,12 +176,25 @@ def main() -> None:
     p.add_argument("--small-mb", type=float, default=50, help="the second size for the memory comparison")
     p.add_argument("--workers", type=int, default=os.cpu_count())
     p.add_argument("--vocab-size", type=int, default=32000)
+    p.add_argument("--long-document-mb", type=float, default=50, help="size of the one-document input")
+    p.add_argument("--whole-mb", type=float, default=5, help="size of the text encoded whole for comparison")
+    p.add_argument("--only-long-document", action="store_true", help="measure the one-document case only")
     args = p.parse_args()
 
     from renewlm.data.tokenizer import train_tokenizer
     from renewlm.store import Store
 
     machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    if args.only_long_document:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            store = Store(tmp / "store")
+            train_tokenizer(store, "bench", [generate(tmp / "sample.jsonl", 5, seed=2)], args.vocab_size)
+            result = long_document(tmp, store, args)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "prepare_long_document.json").write_text(json.dumps({"machine": machine, **result}, indent=2))
+        print(f"written: {RESULTS / 'prepare_long_document.json'}")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         big = generate(tmp / "big.jsonl", args.size_mb, seed=0)

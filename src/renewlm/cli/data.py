@@ -98,7 +98,7 @@ def corpora(store: StoreOption = None) -> None:
     table = Table(title=f"corpora in {st.root}")
     numbers = ("train tokens", "train documents", "held-out tokens", "held-out documents")
     for column in ("name", *numbers, "tokenizer", "sources"):
-        table.add_column(column, justify="right" if column in numbers else "left", no_wrap=column in numbers)
+        table.add_column(column, justify="right" if column in numbers else "left")
     for m in list_corpora(st):
         sources = ", ".join(Path(s["path"]).name for s in m["sources"])
         table.add_row(
