@@ -12,12 +12,12 @@ import math
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 from renewlm import __version__
 from renewlm.errors import ConfigError, StoreError
+from renewlm.lock import temporary_name
 from renewlm.manifest import MANIFEST, write_manifest
 from renewlm.store import Store, check_name, read_json, replace_dir, write_json
 
@@ -197,7 +197,7 @@ def export_version(store: Store, name: str, to_dir: str | Path, *, overwrite: bo
     check_export_target(store, target, overwrite)
     verify_version(source, name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{target.name}-export-{uuid.uuid4().hex[:8]}"
+    tmp = target.parent / temporary_name(f"export-{target.name}")
     try:
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("optimizer", MANIFEST))
         write_manifest(tmp)
@@ -252,6 +252,6 @@ def remove_version(store: Store, name: str, *, force: bool = False) -> None:
             f"version {name!r} is the parent of {', '.join(kids)}; remove those first or pass --force "
             f"(their lineage will then end at {name!r})"
         )
-    doomed = path.parent / f".tmp-rm-{name}-{uuid.uuid4().hex[:8]}"
+    doomed = path.parent / temporary_name(f"rm-{name}")
     os.rename(path, doomed)  # gone from the store at once, whatever happens to the deletion
     shutil.rmtree(doomed, ignore_errors=True)

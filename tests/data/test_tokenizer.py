@@ -37,3 +37,14 @@ def test_load_errors(tokenizer_store, tmp_path):
     PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))).save_pretrained(no_eos)
     with pytest.raises(ConfigError, match="no EOS token"):
         load_tokenizer(tokenizer_store, str(no_eos))
+
+
+def test_tokenizer_train_reads_files_without_an_extension_with_format(store, cli, tmp_path):
+    plain = tmp_path / "README"  # no extension: refused unless the format is given
+    plain.write_text("\n".join(f"line {i} of plain text about tokenizers" for i in range(300)))
+    code, _, err = cli("tokenizer", "train", "plain", "--input", plain, "--vocab-size", "300", "--store", store.root)
+    assert code == 2 and "--format" in err
+    code, _, err = cli("tokenizer", "train", "plain", "--input", plain, "--vocab-size", "300", "--format", "txt",
+                       "--store", store.root)
+    assert code == 0, err
+    assert store.exists("tokenizers", "plain")

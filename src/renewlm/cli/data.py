@@ -22,6 +22,9 @@ Inputs = Annotated[list[Path], typer.Option("--input", help="Input file or folde
 TextField = Annotated[str, typer.Option("--text-field", help="Field holding the text in jsonl/json/parquet/csv/datasets.")]
 SplitBlank = Annotated[bool, typer.Option("--split-blank-lines", help="In .txt files, one document per blank-line-separated paragraph.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing entry of that name.")]
+InputFormat = Annotated[str | None, typer.Option(
+    "--format", help="Read every input file as jsonl, json, parquet, csv or txt, whatever its name (default: by extension).",
+)]
 
 
 @tokenizer_app.command("train")
@@ -31,12 +34,13 @@ def tokenizer_train(
     vocab_size: Annotated[int, typer.Option("--vocab-size", help="Vocabulary size, EOS included.")],
     text_field: TextField = "text",
     split_blank_lines: SplitBlank = False,
+    input_format: InputFormat = None,
     overwrite: Overwrite = False,
     store: StoreOption = None,
 ) -> None:
     """Train a byte-level BPE tokenizer (with an EOS token) and save it in the store."""
     path = train_tokenizer(open_store(store), name, inputs, vocab_size, text_field=text_field,
-                           split_blank_lines=split_blank_lines, overwrite=overwrite)
+                           split_blank_lines=split_blank_lines, input_format=input_format, overwrite=overwrite)
     console.print(f"tokenizer {name}: {path}")
 
 
@@ -51,9 +55,7 @@ def prepare(
         "--min-heldout-tokens",
         help="Move training documents (the last one cut) to the held-out split, by content hash, until it holds this many tokens.",
     )] = 0,
-    input_format: Annotated[str | None, typer.Option(
-        "--format", help="Read every input file as jsonl, json, parquet, csv or txt, whatever its name (default: by extension).",
-    )] = None,
+    input_format: InputFormat = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Tokenizing processes (default: all cores).")] = None,
     split_blank_lines: SplitBlank = False,
     overwrite: Overwrite = False,

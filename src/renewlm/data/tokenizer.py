@@ -31,15 +31,18 @@ def train_tokenizer(
     *,
     text_field: str = "text",
     split_blank_lines: bool = False,
+    input_format: str | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Train a byte-level BPE on the inputs (streamed) and save it as `tokenizers/NAME`."""
+    """Train a byte-level BPE on the inputs (streamed) and save it as `tokenizers/NAME`.
+
+    `input_format` reads every input file in that format whatever its name (as `prepare --format`)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     if vocab_size < 257:
         raise ConfigError(f"--vocab-size {vocab_size} is too small: a byte-level BPE needs at least 257 (256 bytes + EOS)")
-    paths, _ = expand(inputs)
+    paths, _ = expand(inputs, input_format)
     if store.exists("tokenizers", name) and not overwrite:
         raise StoreError(f"tokenizer {name!r} already exists in {store.root}; pass --overwrite to replace it")
     documents = [0]
@@ -47,7 +50,7 @@ def train_tokenizer(
     def texts():
         counter = [0]
         for path in paths:
-            for unit in units(path, text_field, split_blank_lines):
+            for unit in units(path, text_field, split_blank_lines, input_format):
                 for text in unit_texts(unit, text_field, counter):
                     if text.strip():
                         documents[0] += 1

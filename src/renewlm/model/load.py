@@ -178,8 +178,12 @@ def load_model(
     trust_remote_code: bool = False,
     dtype: torch.dtype = torch.float32,
     max_position_embeddings: int = 2048,
+    verified: bool = False,
 ) -> tuple[nn.Module, dict]:
-    """The model and what was loaded (kind, path, architecture, parameter counts)."""
+    """The model and what was loaded (kind, path, architecture, parameter counts).
+
+    A version's files are checked against its manifest first, unless the caller did (`verified`).
+    """
     if source.kind == "preset":
         if tokenizer is None:
             raise ConfigError(f"preset {source.ref!r} needs a tokenizer for its vocabulary; give a tokenizer")
@@ -189,7 +193,7 @@ def load_model(
         )
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation="sdpa")
     else:
-        if source.kind == "version":
+        if source.kind == "version" and not verified:
             verify_version(source.path, source.ref)
         check_folder(source.path, trust_remote_code)
         model = _from_pretrained(source.path, trust_remote_code, dtype)

@@ -19,7 +19,6 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 
 from renewlm.data.stream import rank_indices
 from renewlm.errors import RenewError, TrainingError
-from renewlm.lock import Lock
 from renewlm.model.flops import peak_flops
 from renewlm.optim.schedule import set_lr
 from renewlm.store import Store
@@ -78,7 +77,7 @@ def run_lock(store: Store, name: str, dist_):
         refused = None
         if dist_.is_main:
             try:
-                stack.enter_context(Lock(store.root / "runs" / f".{name}.lock", f"run {name!r}"))
+                stack.enter_context(store.lock("runs", name))
             except RenewError as e:
                 refused = e
         if dist_.sum([float(refused is not None)])[0]:

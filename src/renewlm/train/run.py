@@ -26,7 +26,7 @@ from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
 from renewlm.errors import ConfigError, CorruptError, RenewError
 from renewlm.model.flops import flops_per_token, parameter_counts
-from renewlm.model.load import check_tokenizer, load_model, max_positions, resolve_model_source
+from renewlm.model.load import check_tokenizer, load_model, max_positions, resolve_model_source, verify_version
 from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, read_json, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
@@ -116,6 +116,11 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         source = resolve_model_source(store, cfg.parent if cfg.parent is not None else f"preset:{cfg.preset}")
     except RenewError as e:
         problems.append(str(e))
+    if source is not None and source.kind == "version":
+        try:  # a corrupted or altered parent is refused before the run folder exists
+            verify_version(source.path, source.ref)
+        except RenewError as e:
+            problems.append(str(e))
     if source is not None and source.kind != "preset":
         limit = model_positions(source.path)
         if limit is not None and cfg.seq_len > limit:
@@ -193,11 +198,15 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     dist_.barrier()
     run_id = read_identity(folder)["run_id"]
 
+    # The newest checkpoint is hashed on a thread while the model is built.
+    checkpointer = Checkpointer(folder / "checkpoints", dist_, cfg.keep_checkpoints)
+    pending = checkpointer.resume_point_in_background()
+
     # The model: same initialisation on every process (seeded), then sharded.
     torch.manual_seed(cfg.seed)
     model, info = load_model(
         source, tokenizer=tokenizer, trust_remote_code=cfg.trust_remote_code,
-        max_position_embeddings=max(cfg.seq_len, 2048),
+        max_position_embeddings=max(cfg.seq_len, 2048), verified=True,
     )
     check_tokenizer(model, tokenizer)
     model.to(dist_.device)
@@ -219,10 +228,9 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         model.compile()
     optimizer = build_optimizer(model, cfg, dist_.device)
 
-    checkpointer = Checkpointer(folder / "checkpoints", dist_, cfg.keep_checkpoints)
-    latest, notes = checkpointer.resume_point()
+    latest, notes = pending.result()
     if latest is not None:
-        state = checkpointer.load(latest, model, optimizer)
+        state = checkpointer.load(latest, model, optimizer, verified=True)
         state["resumed_at"] = [*state.get("resumed_at", []), state["step"]]
         start, resumed = state.get("start", "weights" if cfg.parent else "fresh"), True
     else:
@@ -235,7 +243,7 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
                     f"load_optimizer is set but version {cfg.parent!r} has no optimizer state; "
                     f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
                 )
-            load_optimizer(opt_folder, model, optimizer)
+            load_optimizer(opt_folder, model, optimizer, verified=True)  # inside the version verified in preflight
             start = "weights+optimizer"
         state = {"step": 0, "tokens": 0, "seconds": 0.0, "bad_steps": 0, "skipped_steps": 0, "start": start, "resumed_at": []}
 
