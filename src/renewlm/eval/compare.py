@@ -23,7 +23,7 @@ from renewlm.eval.evaluator import HeldOut
 from renewlm.eval.heldout import SingleProcess, heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, read_json, write_json
-from renewlm.versions import lineage, lineage_corpora, load_version, read_version
+from renewlm.versions import lineage, lineage_corpora, load_version, parent_names, read_version
 
 RECORD = "evaluations.json"
 DEFAULT_EVAL_TOKENS = 65536  # RunConfig.eval_tokens' default: the same windows a run measures
@@ -167,16 +167,9 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
     return {"settings": settings, "corpora": list(plan.corpora), "versions": out, "notes": plan.notes}
 
 
-def parents_of(meta: dict) -> list[str]:
-    """A record's parents: `parents` (names, or {name, weight}) where the record has them, else `parent`."""
-    if meta.get("parents"):
-        return [p["name"] if isinstance(p, dict) else p for p in meta["parents"]]
-    return [meta["parent"]] if meta.get("parent") else []
-
-
 def version_lineage(store: Store, name: str) -> Lineage:
     meta = read_version(store, name)
-    parents = [p for p in parents_of(meta) if store.exists("versions", p)]
+    parents = [p for p in parent_names(meta) if store.exists("versions", p)]
     before = list(dict.fromkeys(c for p in parents for c in lineage_corpora(store, p)))
     ancestors = [m["name"] for m in lineage(store, name) if m["name"] != name]
     return lineage_of(meta.get("corpora", []), parents, ancestors, before)
