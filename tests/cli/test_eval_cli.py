@@ -66,7 +66,7 @@ def test_the_table_shows_versions_by_corpora(cli, trained):
 @pytest.mark.xfail(strict=True, reason="needs verify_version to accept evaluations.json, which it does not list (the lead's change)")
 def test_evaluating_again_merges_into_the_record(cli, trained):
     store, _, _ = trained
-    code, out, err = cli("eval", "ev-table", "--corpora", "prose", "--eval-tokens", "256", "--store", store.root)
+    code, _, err = cli("eval", "ev-table", "--corpora", "prose", "--eval-tokens", "256", "--store", store.root)
     assert code == 0, err
     saved = json.loads((store.path("versions", "ev-table") / "evaluations.json").read_text())
     assert set(saved["heldout"]) == {"code", "prose"}
@@ -117,14 +117,14 @@ def test_bad_input_is_one_sentence_and_changes_no_record(cli, trained, args, say
     store, _, _ = trained
     record = store.path("versions", "ev-base") / "evaluations.json"
     before = record.read_bytes() if record.exists() else None
-    code, out, err = cli("eval", *args, "--store", store.root)
+    code, _, err = cli("eval", *args, "--store", store.root)
     assert code == 2 and says in err and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
     assert (record.read_bytes() if record.exists() else None) == before
 
 
 def test_a_corpus_of_another_tokenizer_is_refused(cli, trained, other_corpus):
     store, _, _ = trained
-    code, out, err = cli("eval", "ev-child", "--corpora", other_corpus, "--store", store.root)
+    code, _, err = cli("eval", "ev-child", "--corpora", other_corpus, "--store", store.root)
     assert code == 2 and "was prepared with another tokenizer than version 'ev-child'" in err
 
 
@@ -132,5 +132,5 @@ def test_an_unknown_local_task_lists_close_matches(cli, trained, tmp_path):
     pytest.importorskip("lm_eval")
     store, _, _ = trained
     (tmp_path / "t.yaml").write_text("task: tiny_words\ndataset_path: json\noutput_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n")
-    code, out, err = cli("eval", "ev-base", "--tasks", "tiny_word", "--include-path", tmp_path, "--store", store.root)
+    code, _, err = cli("eval", "ev-base", "--tasks", "tiny_word", "--include-path", tmp_path, "--store", store.root)
     assert code == 2 and "unknown lm-eval task 'tiny_word' (close: tiny_words" in err

@@ -1,6 +1,7 @@
 """Cadences: the planned steps, and evaluators firing at exactly those steps in a loop."""
 
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -18,9 +19,9 @@ def test_log_spaced_steps_are_dense_at_the_start_and_include_both_ends():
 
 def test_log_spaced_gaps_grow():
     steps = LogSpaced(log=10).steps(100_000)
-    gaps = [b - a for a, b in zip(steps, steps[1:])]
+    gaps = [b - a for a, b in pairwise(steps)]
     assert gaps == sorted(gaps)
-    assert all(math.isclose((b + 1) / (a + 1), 100_001 ** (1 / 9), rel_tol=0.05) for a, b in zip(steps[3:], steps[4:]))
+    assert all(math.isclose((b + 1) / (a + 1), 100_001 ** (1 / 9), rel_tol=0.05) for a, b in pairwise(steps[3:]))
 
 
 def test_every_n_steps_includes_the_first_and_last_step():

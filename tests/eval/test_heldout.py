@@ -7,7 +7,13 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from renewlm.eval.heldout import SingleProcess, heldout_loss, heldout_sums, heldout_windows, perplexity
+from renewlm.eval.heldout import (
+    SingleProcess,
+    heldout_loss,
+    heldout_sums,
+    heldout_windows,
+    perplexity,
+)
 from renewlm.model.loss import token_loss, token_losses
 
 

@@ -3,11 +3,27 @@ matrix with its adaptation/forgetting summary. Every evaluator has a name, a cad
 returns named numbers; the training loop calls a run's evaluators, `renewlm eval` calls them on versions."""
 
 from renewlm.eval.cadence import Cadence, Every, LogSpaced
-from renewlm.eval.config import EvaluationSpec, Evaluations, build_evaluators, default_evaluations
+from renewlm.eval.config import (
+    Evaluations,
+    EvaluationSpec,
+    build_evaluators,
+    default_evaluations,
+)
 from renewlm.eval.evaluator import Evaluator, HeldOut, evaluate_due
 from renewlm.eval.heldout import SingleProcess, heldout_loss, perplexity
 
 __all__ = [
-    "Cadence", "Every", "LogSpaced", "EvaluationSpec", "Evaluations", "build_evaluators", "default_evaluations",
-    "Evaluator", "HeldOut", "evaluate_due", "SingleProcess", "heldout_loss", "perplexity",
+    "Cadence",
+    "EvaluationSpec",
+    "Evaluations",
+    "Evaluator",
+    "Every",
+    "HeldOut",
+    "LogSpaced",
+    "SingleProcess",
+    "build_evaluators",
+    "default_evaluations",
+    "evaluate_due",
+    "heldout_loss",
+    "perplexity",
 ]

@@ -23,7 +23,13 @@ from renewlm.eval.evaluator import HeldOut
 from renewlm.eval.heldout import SingleProcess, heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, read_json, write_json
-from renewlm.versions import lineage, lineage_corpora, load_version, parent_names, read_version
+from renewlm.versions import (
+    lineage,
+    lineage_corpora,
+    load_version,
+    parent_names,
+    read_version,
+)
 
 RECORD = "evaluations.json"
 DEFAULT_EVAL_TOKENS = 65536  # RunConfig.eval_tokens' default: the same windows a run measures

@@ -66,7 +66,8 @@ def heldout_sums(
         return 0.0, 0
     mine = rank_indices(0, n, dist_.rank, dist_.world)
     # Every process must run the same number of forward passes (FSDP gathers parameters in each).
-    passes = -(-(-(-n // dist_.world)) // micro_batch)
+    per_process = -(-n // dist_.world)  # ceiling divisions
+    passes = -(-per_process // micro_batch)
     was_training = model.training
     model.eval()
     # Summed on the device and read once at the end: one host sync per corpus, not one per pass.
