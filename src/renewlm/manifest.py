@@ -21,7 +21,7 @@ import json
 import os
 import stat
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -166,19 +166,34 @@ def read_manifest(folder: str | os.PathLike, what: str) -> dict:
     return manifest
 
 
-def verify_manifest(folder: str | os.PathLike, what: str, threads: int | None = None) -> dict:
+def verify_manifest(
+    folder: str | os.PathLike, what: str, threads: int | None = None, *,
+    only: Iterable[str] | None = None, unlisted: Iterable[str] = (),
+) -> dict:
     """Return the manifest, or raise CorruptError naming the first file that does not match it.
 
     `what` names the folder for the message ("checkpoint runs/x/checkpoints/step-00000010").
-    A file the manifest does not list is refused too: nothing planted after the fact is loaded.
+    A file the manifest does not list is refused too: nothing planted after the fact is loaded,
+    except the `unlisted` names (records renewlm rewrites in place and only reads as JSON, such as a
+    version's evaluations.json, and their temporaries). `only` checks just those files (those present
+    or listed), for a reader that opens nothing else.
     """
     folder = Path(folder)
     manifest = read_manifest(folder, what)
     listed = manifest["files"]
     present, odd = _walk(folder)
+    if only is not None:
+        wanted = set(only)
+        listed = {n: e for n, e in listed.items() if n in wanted}
+        present = {n: b for n, b in present.items() if n in wanted}
+        odd = [n for n in odd if n in wanted]
     if odd:
         raise CorruptError(f"{what} holds {odd[0]!r}, which is not a regular file (planted); remove it")
-    extra = sorted(set(present) - set(listed))
+    allowed = tuple(unlisted)
+    extra = sorted(
+        n for n in set(present) - set(listed)
+        if n not in allowed and not any(n.startswith(f".tmp-{a}-") for a in allowed)
+    )
     if extra:
         raise CorruptError(f"{what} holds {extra[0]!r}, which its manifest does not list (planted or altered); remove it")
     for name, entry in listed.items():

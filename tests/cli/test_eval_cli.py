@@ -63,7 +63,6 @@ def test_the_table_shows_versions_by_corpora(cli, trained):
     assert saved["heldout"]["code"]["eval_tokens"] == 256
 
 
-@pytest.mark.xfail(strict=True, reason="needs verify_version to accept evaluations.json, which it does not list (the lead's change)")
 def test_evaluating_again_merges_into_the_record(cli, trained):
     store, _, _ = trained
     code, _, err = cli("eval", "ev-table", "--corpora", "prose", "--eval-tokens", "256", "--store", store.root)

@@ -13,7 +13,7 @@ from renewlm.manifest import verify_manifest
 from renewlm.merge import make_soup, methods
 from renewlm.merge.tensors import Weights, write_file
 from renewlm.train.distributed import Dist
-from renewlm.train.evaluate import heldout_loss
+from renewlm.eval.heldout import heldout_loss
 from renewlm.versions import load_version, write_version
 from tests.conftest import prose_texts
 

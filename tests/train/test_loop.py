@@ -10,7 +10,7 @@ from renewlm.data.corpus import Corpus
 from renewlm.errors import ConfigError, TrainingError
 from renewlm.train.config import validate_run
 from renewlm.train.distributed import Dist
-from renewlm.train.evaluate import heldout_loss
+from renewlm.eval.heldout import heldout_loss
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
 from tests.train.conftest import run_dict

@@ -34,9 +34,9 @@ def train(
 ) -> None:
     """Run a fully specified training run; rerunning the same command resumes it."""
     from renewlm.train.config import load_run
-    from renewlm.train.loop import train as run_training  # torch loads only for commands that train
+    from renewlm.updates.paradigm import run_file  # torch loads only for commands that train
 
-    _report(run_training(load_run(run), open_store(store), fresh=fresh))
+    _report(run_file(load_run(run), open_store(store), fresh=fresh))
 
 
 @app.command()
@@ -65,21 +65,26 @@ def update(
     micro_batch: Annotated[int | None, typer.Option(help="Sequences per forward pass per process.")] = None,
     eval_every: Annotated[int, typer.Option(help="Held-out evaluation every N steps.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 0,
-    trunk: Annotated[
-        bool, typer.Option("--trunk", help="A main-path version: held at its peak LR, kept with its optimizer state.")
-    ] = False,
+    paradigm: Annotated[
+        Literal["continue", "switch", "retrain"],
+        typer.Option(help="continue: from the weights; switch: path switching (trunk + release); retrain: from scratch."),
+    ] = "continue",
+    decay_fraction: Annotated[
+        float, typer.Option(help="switch: the release's decay, as a share of the update's tokens.")
+    ] = 0.1,
+    then: Annotated[
+        list[str] | None, typer.Option("--then", help="reuse recipe: the second blend's corpora, from LR = start/5 on.")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Data-order seed.")] = 0,
     fresh: Fresh = False,
     store: StoreOption = None,
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
-    from renewlm.train.loop import train as run_training
-    from renewlm.updates.update import update_config
+    from renewlm.updates.paradigm import run_update
 
-    st = open_store(store)
-    cfg = update_config(
-        st, name, parent=parent, data=data, replay=replay, replay_from=replay_from, recipe=recipe, lr=lr,
-        tokens=tokens, steps=steps, seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch,
-        eval_every=eval_every, checkpoint_every=checkpoint_every, seed=seed, kind="trunk" if trunk else "release",
-    )
-    _report(run_training(cfg, st, fresh=fresh))
+    _report(run_update(
+        open_store(store), name, parent=parent, data=data, paradigm=paradigm, decay_fraction=decay_fraction,
+        recipe=recipe, then=then, replay=replay, replay_from=replay_from, lr=lr, tokens=tokens, steps=steps,
+        seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
+        checkpoint_every=checkpoint_every, seed=seed, fresh=fresh,
+    ))

@@ -10,44 +10,76 @@ import typer
 from rich.tree import Tree
 
 from renewlm.cli.app import StoreOption, app, console, open_store
-from renewlm.versions import cost, export_version, import_version, list_versions, read_version, remove_version
+from renewlm.versions import (
+    cost, export_version, import_version, list_versions, parent_names, read_version, remove_version,
+)
+from renewlm.versions.lineage import display_parent
 
 
-def _line(meta: dict) -> str:
-    losses = ", ".join(f"{c} {v:.3f}" for c, v in meta.get("losses", {}).items())
-    tokens = meta.get("tokens", 0)
-    return f"[bold]{meta['name']}[/] ({meta.get('kind')}) {tokens:,} tokens, {meta.get('flops', 0):.3g} FLOPs" + (f" — held-out {losses}" if losses else "")
+def _cost_text(c: dict) -> str:
+    text = f"own {c['tokens']:,} tokens / {c['flops']:.3g} FLOPs, cumulative {c['cumulative_flops']:.3g} FLOPs"
+    if c["series_ratio"] is not None and len(c["series"]) > 1:
+        text += f", {len(c['series'])} releases at {c['series_ratio']:.0%} of retraining each"
+    return text
+
+
+def _line(meta: dict, c: dict) -> str:
+    losses = ", ".join(f"{corpus} {v:.3f}" for corpus, v in meta.get("losses", {}).items())
+    others = parent_names(meta)[1:]
+    line = f"[bold]{meta['name']}[/] ({meta.get('kind')}) {_cost_text(c)}"
+    line += f" — held-out {losses}" if losses else ""
+    line += f" [dim](also from {', '.join(others)})[/]" if others else ""
+    return f"[dim]{line}[/]" if meta.get("kind") == "trunk" else line
 
 
 @app.command()
 def versions(store: StoreOption = None) -> None:
-    """The version tree: each version under its parent."""
+    """The version tree: releases in series, each trunk dimmed under the release that branched off it."""
     st = open_store(store)
     metas = {m["name"]: m for m in list_versions(st)}
+    if not metas:
+        console.print(f"no versions in {st.root}")
+        return
+    under = {name: display_parent(meta, metas) for name, meta in metas.items()}
     tree = Tree(f"versions in {st.root}")
-    nodes = {}
 
-    def add(name: str, parent_node) -> None:
-        nodes[name] = parent_node.add(_line(metas[name]))
-        for child in sorted(n for n, m in metas.items() if m.get("parent") == name):
-            add(child, nodes[name])
+    def add(name: str, node) -> None:
+        branch = node.add(_line(metas[name], cost(st, name)))
+        # Trunks first: each sits right under the release that branched off it.
+        for child in sorted((n for n, p in under.items() if p == name), key=lambda n: (metas[n].get("kind") != "trunk", n)):
+            add(child, branch)
 
-    for name, meta in sorted(metas.items()):
-        if meta.get("parent") not in metas:
-            label = f" (from {meta['parent']})" if meta.get("parent") else ""
-            add(name, tree.add(f"[dim]root{label}[/]") if label else tree)
-    console.print(tree if metas else f"no versions in {st.root}")
+    for name in sorted(n for n, p in under.items() if p is None):
+        meta = metas[name]
+        outside = [p for p in parent_names(meta) if p not in metas]
+        add(name, tree.add(f"[dim]from {', '.join(outside)}[/]") if outside else tree)
+    console.print(tree)
 
 
 @app.command()
 def show(name: Annotated[str, typer.Argument(help="Version name.")], store: StoreOption = None) -> None:
-    """A version's record, lineage and cost."""
+    """A version's record, lineage and cost against retraining."""
+    from renewlm.eval.compare import read_evaluations
+
     st = open_store(store)
     meta = read_version(st, name)
     console.print_json(json.dumps(meta))
+    if evaluations := read_evaluations(st, name):  # what `renewlm eval` measured, kept beside the record
+        console.print_json(json.dumps({"evaluations": evaluations}))
     c = cost(st, name)
-    console.print(f"lineage: {' → '.join(c['lineage'])}")
-    console.print(f"cost: own {c['tokens']:,} tokens / {c['flops']:.3g} FLOPs; with ancestors {c['cumulative_tokens']:,} tokens / {c['cumulative_flops']:.3g} FLOPs")
+    console.print(f"lineage: {' → '.join(c['lineage'])}", highlight=False)
+    console.print(f"cost: {_cost_text(c)}; {c['cumulative_tokens']:,} tokens along the lineage", highlight=False)
+    if c["retrain_flops"] is not None:
+        console.print(
+            f"retraining it from scratch on the {c['data_tokens']:,} tokens of data it has seen: {c['retrain_flops']:.3g} FLOPs",
+            highlight=False,
+        )
+    if c["series_ratio"] is not None and len(c["series"]) > 1:
+        console.print(
+            f"its series ({', '.join(c['series'])}): {c['series_flops']:.3g} FLOPs spent, retraining each "
+            f"{c['series_retrain_flops']:.3g}: {c['series_ratio']:.0%}, a saving of {1 - c['series_ratio']:.0%}",
+            highlight=False,
+        )
 
 
 @app.command("import")

@@ -11,8 +11,7 @@ import shutil
 from pathlib import Path
 
 from renewlm.data.sources import expand, one_line, unit_texts, units
-from renewlm.errors import ConfigError, CorruptError, InputError, StoreError
-from renewlm.manifest import MANIFEST, read_manifest
+from renewlm.errors import ConfigError, InputError, StoreError
 from renewlm.store import Store
 
 EOS = "<|endoftext|>"
@@ -142,31 +141,6 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
 def _verify_version_tokenizer(folder: Path, name: str) -> None:
     """Check the files a tokenizer load reads (config.json included: it can name the tokenizer's
     class) against the version's manifest, without hashing the weights."""
-    if not (folder / MANIFEST).is_file():
-        raise CorruptError(
-            f"version {name!r} ({folder}) has no {MANIFEST}, so its files cannot be checked (written before "
-            f"renewlm kept manifests, or never completed); if you trust its files, seal it with "
-            f"`python -c \"from renewlm.manifest import write_manifest; write_manifest('{folder}')\"`, "
-            f"else remove it with `renewlm rm {name}`"
-        )
-    manifest = read_manifest(folder, f"version {name!r}")
-    listed, piece = manifest["files"], manifest["piece_bytes"]
-    for n in (*TOKENIZER_FILES, "config.json"):
-        path = folder / n
-        if n not in listed and not path.exists():
-            continue
-        if n not in listed:
-            raise CorruptError(f"version {name!r} holds {n!r}, which its manifest does not list (planted or altered); remove it")
-        if not path.is_file() or path.stat().st_size != listed[n]["bytes"] or _piece_digests(path, piece) != listed[n]["sha256"]:
-            raise CorruptError(f"version {name!r}: {n!r} does not match its manifest (missing, truncated or altered); remove the version")
+    from renewlm.model.load import verify_version
 
-
-def _piece_digests(path: Path, piece_bytes: int) -> list[str]:
-    """sha256 of each `piece_bytes` piece of the file, as manifest.json lists them."""
-    digests = []
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(piece_bytes)
-            if not chunk and digests:
-                return digests
-            digests.append(hashlib.sha256(chunk).hexdigest())
+    verify_version(folder, name, only=(*TOKENIZER_FILES, "config.json"))

@@ -2,7 +2,7 @@
 
 Candidates are evaluated in memory: one model is built from the first parent and each candidate's
 weights are loaded into it tensor by tensor, so nothing is written until the best one is chosen.
-The held-out windows are those of training (train/evaluate.py), so a soup's losses compare with
+The held-out windows are those of training (eval/heldout.py), so a soup's losses compare with
 those its parents recorded when they were trained at the same seq_len.
 """
 
@@ -18,7 +18,7 @@ from renewlm.errors import ConfigError
 from renewlm.merge.soup import Parent, Recipe, load_into
 from renewlm.store import Store
 from renewlm.train.distributed import Dist
-from renewlm.train.evaluate import heldout_loss, heldout_windows
+from renewlm.eval.heldout import heldout_loss, heldout_windows
 
 # Without a seq_len from the first parent's training record: long enough for a real context, short
 # enough that a small held-out split still holds a few windows.

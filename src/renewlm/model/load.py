@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM
+from transformers import AutoConfig, AutoModelForCausalLM
 from transformers.utils import logging as hf_logging
 
 from renewlm.errors import ConfigError, CorruptError, InputError
@@ -58,8 +58,13 @@ def max_positions(config) -> int | None:
     return None
 
 
-def verify_version(path: Path, name: str) -> None:
-    """Refuse a version whose files do not match its manifest, before any of them is opened."""
+# Records renewlm rewrites in place after a version is written; read as JSON only, never as code or weights.
+MUTABLE_RECORDS = ("evaluations.json",)
+
+
+def verify_version(path: Path, name: str, only: tuple[str, ...] | None = None) -> None:
+    """Refuse a version whose files (or just the `only` ones a reader opens) do not match its
+    manifest, before any of them is opened."""
     if not (path / MANIFEST).is_file():
         raise CorruptError(
             f"version {name!r} ({path}) has no {MANIFEST}, so its files cannot be checked (written before "
@@ -67,7 +72,7 @@ def verify_version(path: Path, name: str) -> None:
             f"`python -c \"from renewlm.manifest import write_manifest; write_manifest('{path}')\"`, "
             f"else remove it with `renewlm rm {name}`"
         )
-    verify_manifest(path, f"version {name!r}")
+    verify_manifest(path, f"version {name!r}", only=only, unlisted=MUTABLE_RECORDS)
 
 
 def check_folder(path: Path, trust_remote_code: bool) -> None:
@@ -179,10 +184,13 @@ def load_model(
     dtype: torch.dtype = torch.float32,
     max_position_embeddings: int = 2048,
     verified: bool = False,
+    random_init: bool = False,
 ) -> tuple[nn.Module, dict]:
     """The model and what was loaded (kind, path, architecture, parameter counts).
 
     A version's files are checked against its manifest first, unless the caller did (`verified`).
+    `random_init` builds the folder's architecture from its config with fresh (seeded) weights and
+    reads none of its weights: the retrain-from-scratch baseline.
     """
     if source.kind == "preset":
         if tokenizer is None:
@@ -196,7 +204,11 @@ def load_model(
         if source.kind == "version" and not verified:
             verify_version(source.path, source.ref)
         check_folder(source.path, trust_remote_code)
-        model = _from_pretrained(source.path, trust_remote_code, dtype)
+        if random_init:
+            config = AutoConfig.from_pretrained(source.path, local_files_only=True, trust_remote_code=trust_remote_code)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+        else:
+            model = _from_pretrained(source.path, trust_remote_code, dtype)
     info = {
         "kind": source.kind,
         "ref": source.ref,

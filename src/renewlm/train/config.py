@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from renewlm.config import Config, load, validate
 from renewlm.data.mixture import MixtureSpec
+from renewlm.eval.config import Evaluations
 from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 
@@ -42,6 +43,18 @@ class RunConfig(Config):
         None, description="Tokenizer (store name or folder); defaults to the parent's. Required with a preset."
     )
     trust_remote_code: bool = Field(False, description="Allow a parent folder's own model code to run.")
+    from_scratch: bool = Field(
+        False,
+        description="Random weights in the parent's architecture instead of its trained ones (the retrain baseline).",
+    )
+    paradigm: Literal["single", "switch"] = Field(
+        "single",
+        description="single: this run writes version NAME. switch (path switching): this run is the main path, written as "
+        "trunk NAME-trunk, and release NAME branches off it with a complete decay over decay_fraction of its tokens.",
+    )
+    decay_fraction: float = Field(
+        0.1, gt=0, le=1, description="With paradigm switch: the release's decay, as a share of this run's tokens (MiniCPM: 10%)."
+    )
     kind: Literal["release", "trunk"] = Field(
         "release",
         description="release: a decayed model for use. trunk: a main-path point kept with its optimizer state.",
@@ -59,6 +72,10 @@ class RunConfig(Config):
     steps: PositiveInt | None = Field(None, description="Optimizer steps (or give tokens).")
     tokens: PositiveInt | None = Field(None, description="Training tokens, rounded down to whole steps.")
     eval_every: int = Field(0, ge=0, description="Held-out evaluation every N steps (0: at the start and end only).")
+    evaluations: Evaluations = Field(
+        default_factory=list,
+        description="Evaluators and their cadences (default: held-out loss every eval_every steps); see docs/evaluation.md.",
+    )
     eval_tokens: PositiveInt = Field(65536, description="Held-out tokens evaluated per corpus.")
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
     keep_checkpoints: PositiveInt = Field(2, description="Newest checkpoints kept.")
@@ -89,11 +106,15 @@ class RunConfig(Config):
             problems.append(f"batch_tokens {self.batch_tokens} is not a multiple of seq_len {self.seq_len}")
         if self.load_optimizer and self.parent is None:
             problems.append("load_optimizer needs a parent trunk version")
-        if self.kind == "trunk" and (why := _decays(self.schedule)):
+        if (self.kind == "trunk" or self.paradigm == "switch") and (why := _decays(self.schedule)):
             problems.append(
                 f"a trunk never decays (it stays at its peak LR for releases to branch off), but this {self.schedule.name} "
                 f"schedule {why}; use constant, or wsd with decay_fraction: 0"
             )
+        if self.from_scratch and self.parent is None:
+            problems.append("from_scratch needs a parent whose architecture to build (a preset run is from scratch already)")
+        if self.from_scratch and self.load_optimizer:
+            problems.append("from_scratch starts from random weights, so it cannot load the parent's optimizer state")
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -18,17 +18,18 @@ import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from renewlm.data.stream import rank_indices
+from renewlm.eval.evaluator import evaluate_due
 from renewlm.errors import RenewError, TrainingError
 from renewlm.model.flops import peak_flops
+from renewlm.model.loss import token_loss
 from renewlm.optim.schedule import set_lr
 from renewlm.store import Store
 from renewlm.train.checkpoint import save_optimizer
 from renewlm.train.config import RunConfig
 from renewlm.train.distributed import setup, teardown
-from renewlm.train.evaluate import heldout_loss, token_loss
 from renewlm.train.metrics import MetricsLog, ProgressDisplay
 from renewlm.train.run import Run, describe_start, prepare_run
-from renewlm.versions import list_versions, write_version
+from renewlm.versions import lineage_corpora, list_versions, write_version
 
 
 class StopSignal:
@@ -85,16 +86,13 @@ def run_lock(store: Store, name: str, dist_):
         yield
 
 
-def evaluate(run: Run) -> dict[str, float]:
-    losses = {}
-    for name, corpus in run.eval_corpora.items():
-        loss = heldout_loss(
-            run.model, corpus.val, seq_len=run.cfg.seq_len, max_tokens=run.cfg.eval_tokens,
-            micro_batch=run.cfg.micro_batch, dist_=run.dist, autocast=run.autocast,
-        )
-        if loss is not None:
-            losses[name] = loss
-    return losses
+def evaluate(run: Run, step: int, metrics: MetricsLog, display: ProgressDisplay) -> dict:
+    """Every evaluator due at `step`, logged; the held-out losses (evaluator `eval`) are returned."""
+    results = evaluate_due(run.evaluators, run.model, step, run.schedule.total_steps)
+    if results:
+        metrics.write({"step": step, "tokens": run.state["tokens"], **results})
+        display.evaluation(step, results.get("eval", {}))
+    return results
 
 
 def _loop(run: Run) -> dict:
@@ -117,14 +115,11 @@ def _loop(run: Run) -> dict:
     stop = StopSignal()
     shards = hasattr(model, "set_requires_gradient_sync")
     max_norm = cfg.optimizer.grad_clip or math.inf
-    losses: dict[str, float] = {}
+    results: dict[str, dict] = {}
     try:
         while state["step"] < total:
             step = state["step"]
-            if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
-                losses = evaluate(run)
-                metrics.write({"step": step, "tokens": state["tokens"], "eval": losses})
-                display.evaluation(step, losses)
+            evaluate(run, step, metrics, display)
             lr = run.schedule.lr(step)
             set_lr(optimizer, lr)
             started = time.perf_counter()
@@ -186,14 +181,12 @@ def _loop(run: Run) -> dict:
                 display.close()
                 display.print(f"stopped at step {state['step']}; checkpoint written; run the same command again to resume")
                 raise KeyboardInterrupt
-        losses = evaluate(run)
-        metrics.write({"step": state["step"], "tokens": state["tokens"], "eval": losses})
-        display.evaluation(state["step"], losses)
+        results = evaluate(run, state["step"], metrics, display)
     finally:
         stop.close()
         display.close()
         metrics.close()
-    return _write_version(run, losses)
+    return _write_version(run, results)
 
 
 def device_name(device: torch.device) -> str:
@@ -237,7 +230,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _write_version(run: Run, losses: dict[str, float]) -> dict:
+def _paradigm(cfg: RunConfig) -> str | None:
+    if cfg.from_scratch:
+        return "retrain"
+    if cfg.kind == "trunk" or cfg.load_optimizer:
+        return "switch"
+    return "continue" if cfg.parent else None
+
+
+def _write_version(run: Run, results: dict[str, dict]) -> dict:
     cfg, d = run.cfg, run.dist
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     trunk = cfg.kind == "trunk"
@@ -247,12 +248,18 @@ def _write_version(run: Run, losses: dict[str, float]) -> dict:
     corpus_tokens: dict[str, int] = {}
     for row in run.stream.plan():  # what each corpus gave the run: replay splits by it later
         corpus_tokens[row.corpus] = corpus_tokens.get(row.corpus, 0) + row.tokens
+    seen = set(lineage_corpora(run.store, cfg.parent)) if cfg.parent and run.store.exists("versions", cfg.parent) else set()
+    branch = cfg.load_optimizer and not trunk
     info = {
-        "parent": cfg.parent,
+        "parents": [{"name": cfg.parent, "weight": 1.0}] if cfg.parent else [],
         "kind": "pretrain" if cfg.preset is not None and not trunk else cfg.kind,
+        "paradigm": _paradigm(cfg),
+        "trunk": cfg.parent if branch else None,  # a release branched off this trunk (path switching)
         "run_id": run.run_id,
         "corpora": cfg.mixture.corpus_names(),
         "corpus_tokens": corpus_tokens,
+        # Tokens of data the lineage had not trained on: what a retrain on everything it has seen must read.
+        "data_tokens": sum(t for c, t in corpus_tokens.items() if c not in seen),
         "mixture": cfg.mixture.model_dump(mode="json"),
         "schedule": cfg.schedule.model_dump(mode="json"),
         "seq_len": cfg.seq_len,
@@ -263,7 +270,8 @@ def _write_version(run: Run, losses: dict[str, float]) -> dict:
         "flops": run.flops_per_token * run.state["tokens"],
         "seconds": round(run.state["seconds"], 3),
         "device": {"name": device_name(d.device), "count": d.world, "host": socket.gethostname()},
-        "losses": losses,
+        "losses": results.get("eval", {}),
+        "evaluations": {name: numbers for name, numbers in results.items() if name != "eval"},
         "start": run.start,
         "resumed_at_steps": run.state.get("resumed_at", []),
         "model_source": run.model_info,

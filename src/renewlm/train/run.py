@@ -24,6 +24,8 @@ from torch import nn
 from renewlm.data.corpus import Corpus
 from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
+from renewlm.eval.config import build_evaluators, default_evaluations
+from renewlm.eval.evaluator import Evaluator
 from renewlm.errors import ConfigError, CorruptError, RenewError
 from renewlm.model.flops import flops_per_token, parameter_counts
 from renewlm.model.load import check_tokenizer, load_model, max_positions, resolve_model_source, verify_version
@@ -49,6 +51,7 @@ class Run:
     schedule: Schedule
     stream: MixtureStream
     eval_corpora: dict[str, Corpus]
+    evaluators: list[Evaluator]
     checkpointer: Checkpointer
     flops_per_token: float
     parameters: dict
@@ -169,6 +172,21 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
             )
         except RenewError as e:
             problems.append(str(e))
+    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dist_.device.type == "cuda")
+
+    def autocast():
+        return torch.autocast(dist_.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+    evaluators = []
+    if not problems:  # lm-eval tasks are looked up here: an unknown task stops the run before any work
+        try:
+            evaluators = build_evaluators(
+                cfg.evaluations or default_evaluations(cfg.eval_every), corpora=eval_corpora, tokenizer=tokenizer,
+                seq_len=cfg.seq_len, eval_tokens=cfg.eval_tokens, micro_batch=cfg.micro_batch, dist_=dist_,
+                autocast=autocast,
+            )
+        except RenewError as e:
+            problems.append(str(e))
     if problems:
         raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
 
@@ -206,7 +224,7 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     torch.manual_seed(cfg.seed)
     model, info = load_model(
         source, tokenizer=tokenizer, trust_remote_code=cfg.trust_remote_code,
-        max_position_embeddings=max(cfg.seq_len, 2048), verified=True,
+        max_position_embeddings=max(cfg.seq_len, 2048), verified=True, random_init=cfg.from_scratch,
     )
     check_tokenizer(model, tokenizer)
     model.to(dist_.device)
@@ -215,7 +233,6 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         model.config.use_cache = False
     if cfg.activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dist_.device.type == "cuda")
     compile_ = cfg.compile if cfg.compile is not None else dist_.device.type == "cuda"
     parameters = parameter_counts(model)
     per_token = flops_per_token(model.config, cfg.seq_len)
@@ -234,7 +251,7 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         state["resumed_at"] = [*state.get("resumed_at", []), state["step"]]
         start, resumed = state.get("start", "weights" if cfg.parent else "fresh"), True
     else:
-        start, resumed = ("weights" if cfg.parent is not None else "fresh"), False
+        start, resumed = ("weights" if cfg.parent is not None and not cfg.from_scratch else "fresh"), False
         if cfg.load_optimizer:
             parent = read_version(store, cfg.parent)
             opt_folder = store.path("versions", cfg.parent) / "optimizer"
@@ -247,12 +264,9 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
             start = "weights+optimizer"
         state = {"step": 0, "tokens": 0, "seconds": 0.0, "bad_steps": 0, "skipped_steps": 0, "start": start, "resumed_at": []}
 
-    def autocast():
-        return torch.autocast(dist_.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
     return Run(
         cfg=cfg, store=store, dist=dist_, folder=folder, run_id=run_id, tokenizer=tokenizer, model=model,
-        optimizer=optimizer, schedule=schedule, stream=stream, eval_corpora=eval_corpora,
+        optimizer=optimizer, schedule=schedule, stream=stream, eval_corpora=eval_corpora, evaluators=evaluators,
         checkpointer=checkpointer, flops_per_token=per_token, parameters=parameters, model_info=info,
         start=start, resumed=resumed, state=state, autocast=autocast, unmeasured=missing, notes=notes,
     )
@@ -286,6 +300,8 @@ def describe_start(run: Run) -> str:
     cfg = run.cfg
     if run.resumed:
         return f"resuming run {cfg.name} from step {run.state['step']} (model, optimizer, data position and RNG restored)"
+    if run.start == "fresh" and cfg.from_scratch:
+        return f"training from scratch in {cfg.parent}'s architecture, from random weights (seed {cfg.seed})"
     if run.start == "fresh":
         return f"pre-training preset {cfg.preset} from random weights (seed {cfg.seed})"
     if run.start == "weights+optimizer":

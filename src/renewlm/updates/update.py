@@ -20,7 +20,7 @@ from renewlm.optim.schedule import validate_schedule
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.train.run import model_positions
-from renewlm.versions import lineage, lineage_corpora, read_version
+from renewlm.versions import lineage_corpora, lineage_corpus_tokens, read_version
 
 Recipe = Literal["cosine", "wsd", "reuse", "constant"]
 
@@ -120,10 +120,7 @@ def _replay_weights(store: Store, parent: str, data: list[str], replay: float, r
         )
     if replay_from:
         return _train_tokens(store, old)
-    seen: dict[str, float] = {}
-    for meta in lineage(store, parent):
-        for corpus, tokens in (meta.get("corpus_tokens") or {}).items():
-            seen[corpus] = seen.get(corpus, 0.0) + tokens
+    seen = lineage_corpus_tokens(store, parent)
     if all(seen.get(c, 0) > 0 for c in old):
         return {c: seen[c] for c in old}
     return {c: 1.0 for c in old}  # older records do not say how much each corpus was trained on: split equally
@@ -139,12 +136,48 @@ def _positive(flag: str, value: int | None, unit: str) -> None:
         raise ConfigError(f"{flag} must be a positive number of {unit} (got {value}); leave it out to take the parent's")
 
 
+def update_shape(
+    store: Store, parent: str, info: dict, *, tokens: int | None, steps: int | None, seq_len: int | None,
+    batch_tokens: int | None, micro_batch: int | None,
+) -> dict:
+    """Length and batch of an update: given values checked (never replaced), the rest from the parent's
+    record, or, for a model with no record of them, from the model's maximum positions."""
+    _positive("--seq-len", seq_len, "tokens")
+    _positive("--batch-tokens", batch_tokens, "tokens")
+    _positive("--micro-batch", micro_batch, "sequences")
+    _positive("--tokens", tokens, "tokens")
+    _positive("--steps", steps, "steps")
+    if (tokens is None) == (steps is None):
+        raise ConfigError("give exactly one of --tokens and --steps for the update's length")
+    if seq_len is None:
+        seq_len = info.get("seq_len") or min(DEFAULT_SEQ_LEN, model_positions(store.path("versions", parent)) or DEFAULT_SEQ_LEN)
+    if batch_tokens is None:
+        batch_tokens = info.get("batch_tokens")
+        if not batch_tokens or batch_tokens % seq_len:
+            batch_tokens = max(1, DEFAULT_BATCH_TOKENS // seq_len) * seq_len
+    micro_batch = micro_batch or _micro_batch(batch_tokens // seq_len or 1)
+    return {"seq_len": seq_len, "batch_tokens": batch_tokens, "micro_batch": micro_batch, "tokens": tokens, "steps": steps}
+
+
+def resolve_data(store: Store, data: list[str]) -> dict[str, float]:
+    """Corpus weights of `--data` items: as given, or the corpora's training tokens (as if concatenated)."""
+    weights = parse_data(data)
+    missing = [c for c in weights if not store.exists("corpora", c)]
+    if missing:
+        have = ", ".join(store.names("corpora")) or "none"
+        raise ConfigError(f"--data names corpora {missing} that are not in the store (it has: {have}); prepare them first")
+    if any(w is None for w in weights.values()):
+        return _train_tokens(store, list(weights))
+    return weights
+
+
 def update_config(
     store: Store,
     name: str,
     *,
     parent: str,
     data: list[str],
+    then: list[str] | None = None,
     replay: float = 0.0,
     replay_from: list[str] | None = None,
     recipe: Recipe | None = None,
@@ -159,27 +192,25 @@ def update_config(
     seed: int = 0,
     kind: Literal["release", "trunk"] = "release",
 ) -> RunConfig:
+    """The run of a `continue` update (weights only, re-warm + re-decay, replay from the lineage), or
+    of a trunk (`kind="trunk"`). `then` is Parmar et al.'s second blend, from the reuse recipe's
+    `switch` event (LR at start/5) to the end."""
     store.path("runs", name)  # the name is checked (characters, length) before anything else
     if not (math.isfinite(replay) and 0 <= replay < 1):
         raise ConfigError(f"--replay must be a share of every batch in [0, 1) (got {replay}); e.g. --replay 0.05")
     if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise ConfigError(f"--lr must be a positive learning rate (got {lr}); e.g. --lr 3e-4")
-    _positive("--seq-len", seq_len, "tokens")
-    _positive("--batch-tokens", batch_tokens, "tokens")
-    _positive("--micro-batch", micro_batch, "sequences")
-    _positive("--tokens", tokens, "tokens")
-    _positive("--steps", steps, "steps")
-    if (tokens is None) == (steps is None):
-        raise ConfigError("give exactly one of --tokens and --steps for the update's length")
     info = read_version(store, parent)
-    weights = parse_data(data)
-    missing = [c for c in weights if not store.exists("corpora", c)]
-    if missing:
-        have = ", ".join(store.names("corpora")) or "none"
-        raise ConfigError(f"--data names corpora {missing} that are not in the store (it has: {have}); prepare them first")
-    if any(w is None for w in weights.values()):
-        weights = _train_tokens(store, list(weights))
-    old = _replay_weights(store, parent, list(weights), replay, replay_from)
+    shape = update_shape(store, parent, info, tokens=tokens, steps=steps, seq_len=seq_len, batch_tokens=batch_tokens,
+                         micro_batch=micro_batch)
+    weights = resolve_data(store, data)
+    second = resolve_data(store, then) if then else None
+    if second is not None and recipe != "reuse":
+        raise ConfigError(
+            "--then starts a second blend at the reuse recipe's switch event (LR at start/5, Parmar et al. 2024); "
+            "add --recipe reuse, or use a run file with phases for other schedules"
+        )
+    old = _replay_weights(store, parent, list(dict.fromkeys([*weights, *(second or {})])), replay, replay_from)
 
     peak, floor = parent_lrs(info)
     trunk = kind == "trunk"
@@ -201,25 +232,17 @@ def update_config(
     continues_trunk = trunk and info.get("kind") == "trunk" and bool(info.get("optimizer_state"))
     schedule = trunk_schedule(lr, continues_trunk) if trunk else recipe_schedule(recipe, lr)
 
-    mixture = single(weights, replay=old, replay_fraction=replay)
-    if seq_len is None:
-        seq_len = info.get("seq_len") or min(DEFAULT_SEQ_LEN, model_positions(store.path("versions", parent)) or DEFAULT_SEQ_LEN)
-    if batch_tokens is None:
-        batch_tokens = info.get("batch_tokens")
-        if not batch_tokens or batch_tokens % seq_len:
-            batch_tokens = max(1, DEFAULT_BATCH_TOKENS // seq_len) * seq_len
+    mixture = single(weights, replay=old, replay_fraction=replay).model_dump(mode="json")
+    if second is not None:
+        mixture["phases"] = [{"corpora": weights, "end": "switch"}, {"corpora": second, "end": 1.0}]
     run = {
         "name": name,
         "parent": parent,
         "kind": kind,
         "load_optimizer": continues_trunk,
-        "mixture": mixture.model_dump(mode="json"),
+        "mixture": mixture,
         "schedule": validate_schedule(schedule).model_dump(mode="json"),
-        "seq_len": seq_len,
-        "batch_tokens": batch_tokens,
-        "micro_batch": micro_batch or _micro_batch(batch_tokens // seq_len),
-        "tokens": tokens,
-        "steps": steps,
+        **shape,
         "eval_every": eval_every,
         "checkpoint_every": checkpoint_every,
         "seed": seed,

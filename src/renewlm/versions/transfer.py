@@ -1,133 +1,18 @@
-"""Versions: models in the store, their lineage, and the ledger of what each one cost.
-
-A version is `versions/NAME/`: a Hugging Face folder (safetensors, config, generation config,
-tokenizer) plus `version.json`; a trunk version also keeps its optimizer state in `optimizer/`.
-The ledger is the tokens and FLOPs of every run along a version's lineage.
-"""
+"""Import and export: Hugging Face folders into the store as root versions, and versions out as
+plain folders."""
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from renewlm import __version__
 from renewlm.errors import ConfigError, StoreError
 from renewlm.lock import temporary_name
 from renewlm.manifest import MANIFEST, write_manifest
-from renewlm.store import Store, check_name, read_json, replace_dir, write_json
-
-
-def write_version(
-    store: Store,
-    name: str,
-    model,
-    tokenizer,
-    info: dict,
-    *,
-    state_dict: dict | None = None,
-    overwrite: bool = False,
-    extra: Callable[[Path], None] | None = None,
-) -> Path:
-    """Save `model` (or `state_dict` into its architecture) and `tokenizer` as version `name`.
-
-    The tokenizer's own files are copied byte for byte where it was loaded from a folder, so a
-    version carries its parent's (or its import folder's) tokenizer unchanged. The manifest is
-    written last, over everything else in the folder (`extra`'s optimizer state included).
-    """
-    from renewlm.data.tokenizer import fingerprint, save_tokenizer
-    from renewlm.model.flops import parameter_counts
-    from renewlm.model.load import max_positions
-
-    with store.staging("versions", name, overwrite=overwrite) as tmp:
-        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        save_tokenizer(tokenizer, tmp)
-        if extra is not None:
-            extra(tmp)
-        meta = {
-            "name": name,
-            "parent": None,
-            "kind": "release",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "renewlm_version": __version__,
-            "model": {"architecture": type(model).__name__, **parameter_counts(model)},
-            "max_positions": max_positions(model.config),
-            "tokenizer_fingerprint": fingerprint(tokenizer),
-            "corpora": [],
-            "steps": 0,
-            "tokens": 0,
-            "flops": 0.0,
-            "losses": {},
-            "optimizer_state": (tmp / "optimizer").is_dir(),
-        }
-        meta.update(info)
-        write_json(tmp / "version.json", meta)
-        write_manifest(tmp)
-    return store.path("versions", name)
-
-
-def load_version(store: Store, name: str, *, trust_remote_code: bool = False):
-    """(model, tokenizer) of a version, each checked against its manifest before it is opened."""
-    from renewlm.data.tokenizer import load_tokenizer
-    from renewlm.model.load import ModelSource, check_tokenizer, load_model
-
-    path = store.require("versions", name)
-    tokenizer = load_tokenizer(store, name)
-    model, _ = load_model(ModelSource("version", name, path), trust_remote_code=trust_remote_code)
-    check_tokenizer(model, tokenizer)
-    return model, tokenizer
-
-
-def read_version(store: Store, name: str) -> dict:
-    store.require("versions", name)
-    return read_json(store.path("versions", name) / "version.json")
-
-
-def list_versions(store: Store) -> list[dict]:
-    return [read_version(store, n) for n in store.names("versions") if (store.path("versions", n) / "version.json").is_file()]
-
-
-def lineage(store: Store, name: str) -> list[dict]:
-    """The version and its ancestors in the store, root first."""
-    chain, seen = [], set()
-    current: str | None = name
-    while current is not None and current not in seen:
-        seen.add(current)
-        if not store.exists("versions", current):
-            break  # a parent outside the store (a local folder) ends the chain
-        meta = read_version(store, current)
-        chain.append(meta)
-        current = meta.get("parent")
-    return chain[::-1]
-
-
-def lineage_corpora(store: Store, name: str) -> list[str]:
-    """Every corpus the version and its ancestors trained on, in first-seen order."""
-    names: dict[str, None] = {}
-    for meta in lineage(store, name):
-        names.update(dict.fromkeys(meta.get("corpora", [])))
-    return list(names)
-
-
-def cost(store: Store, name: str) -> dict:
-    """The ledger: this version's own tokens and FLOPs, and the sum along its lineage."""
-    chain = lineage(store, name)
-    own = chain[-1]
-    return {
-        "tokens": own.get("tokens", 0),
-        "flops": own.get("flops", 0.0),
-        "cumulative_tokens": sum(m.get("tokens", 0) for m in chain),
-        "cumulative_flops": sum(m.get("flops", 0.0) for m in chain),
-        "lineage": [m["name"] for m in chain],
-    }
-
-
-def children(store: Store, name: str) -> list[str]:
-    return [m["name"] for m in list_versions(store) if m.get("parent") == name]
+from renewlm.store import Store, check_name, replace_dir
+from renewlm.versions.record import write_version
 
 
 # Llama 3 §3.4: pre-training ran at 8,192 tokens, the 128k context came in a short final stage; a
@@ -242,16 +127,3 @@ def _unexpected_in_export(folder: Path) -> str | None:
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()} - {MANIFEST}
     extra = sorted(present - listed)
     return f"it holds {extra[0]!r}, which no export writes" if extra else None
-
-
-def remove_version(store: Store, name: str, *, force: bool = False) -> None:
-    path = store.require("versions", name)
-    kids = children(store, name)
-    if kids and not force:
-        raise StoreError(
-            f"version {name!r} is the parent of {', '.join(kids)}; remove those first or pass --force "
-            f"(their lineage will then end at {name!r})"
-        )
-    doomed = path.parent / temporary_name(f"rm-{name}")
-    os.rename(path, doomed)  # gone from the store at once, whatever happens to the deletion
-    shutil.rmtree(doomed, ignore_errors=True)

@@ -1,0 +1,56 @@
+"""Retraining from scratch: the baseline the papers measure updates against (Ibrahim et al.'s union
+run, Wang et al.'s PTFS).
+
+A `retrain` update builds the parent's architecture with random weights and its tokenizer, and
+trains it on the union of every corpus its lineage trained on and the new data, each in proportion to
+the tokens it was (or is to be) trained on, for as many tokens as the lineage's data and the update
+together, with the cosine schedule of the lineage's pre-training.
+"""
+
+from __future__ import annotations
+
+from renewlm.errors import ConfigError
+from renewlm.store import Store
+from renewlm.train.config import RunConfig, validate_run
+from renewlm.updates.update import DEFAULT_PEAK_LR, parent_lrs, resolve_data, update_shape
+from renewlm.versions import data_tokens, lineage, lineage_corpus_tokens, read_version
+
+
+def retrain_config(
+    store: Store, name: str, *, parent: str, data: list[str], tokens: int | None = None, steps: int | None = None,
+    seq_len: int | None = None, batch_tokens: int | None = None, micro_batch: int | None = None, lr: float | None = None,
+    eval_every: int = 0, checkpoint_every: int = 0, seed: int = 0,
+) -> RunConfig:
+    info = read_version(store, parent)
+    shape = update_shape(store, parent, info, tokens=tokens, steps=steps, seq_len=seq_len, batch_tokens=batch_tokens,
+                         micro_batch=micro_batch)
+    new = resolve_data(store, data)
+    chain = lineage(store, parent)
+    old = lineage_corpus_tokens(store, parent)
+    if not old:
+        raise ConfigError(
+            f"--paradigm retrain needs the data {parent!r}'s lineage trained on, but its records name no corpora "
+            f"(an import keeps none); retrain with `renewlm train` and a run file naming stand-in corpora"
+        )
+    missing = [c for c in old if not store.exists("corpora", c)]
+    if missing:
+        raise ConfigError(
+            f"--paradigm retrain reads every corpus {parent!r}'s lineage trained on, but {', '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} no longer in the store; prepare {'it' if len(missing) == 1 else 'them'} again"
+        )
+    update_tokens = shape["tokens"] or shape["steps"] * shape["batch_tokens"]
+    weights = dict(old)
+    total_new = sum(new.values())
+    for corpus, w in new.items():
+        weights[corpus] = weights.get(corpus, 0.0) + update_tokens * w / total_new
+    root = next((m for m in chain if m.get("schedule")), {})
+    peak = lr or parent_lrs(root)[0] or DEFAULT_PEAK_LR
+    run = {
+        "name": name, "parent": parent, "from_scratch": True, "kind": "release",
+        "mixture": {"phases": [{"corpora": weights}]},
+        "schedule": {"name": "cosine", "peak_lr": peak},
+        "seq_len": shape["seq_len"], "batch_tokens": shape["batch_tokens"], "micro_batch": shape["micro_batch"],
+        "tokens": sum(data_tokens(m) for m in chain) + update_tokens,
+        "eval_every": eval_every, "checkpoint_every": checkpoint_every, "seed": seed,
+    }
+    return validate_run(run, f"retrain {name}")

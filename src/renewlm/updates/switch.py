@@ -1,0 +1,76 @@
+"""Path switching (Wang et al. 2024): the user names releases; renewlm keeps the main path.
+
+A `switch` update is two runs. The main path (trunk `NEW-trunk`) continues the trunk the parent
+release branched off (weights + AdamW state, constant LR at the trunk's peak), or, for a release with
+no trunk yet, starts one from its weights (warmup, then the peak held). The release `NEW` then
+branches off that new trunk: its weights and optimizer state, the same mixture, and a complete, fast
+decay over `decay_fraction` of the trunk update's tokens (MiniCPM: 10% is enough; recipes.md §3).
+The next update continues the trunk, never the release. Re-running the command skips a finished
+trunk and resumes whatever was interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from renewlm.errors import ConfigError
+from renewlm.store import Store
+from renewlm.train.config import RunConfig, validate_run
+from renewlm.train.run import read_identity
+from renewlm.versions import list_versions, read_version
+
+TRUNK_SUFFIX = "-trunk"
+
+
+def trunk_name(release: str) -> str:
+    return f"{release}{TRUNK_SUFFIX}"
+
+
+def main_path_of(store: Store, release: str) -> str:
+    """The version a switch update from `release` continues: its trunk, or the release itself."""
+    meta = read_version(store, release)
+    if meta.get("kind") == "trunk":
+        released = sorted(m["name"] for m in list_versions(store) if m.get("trunk") == release)
+        hint = f"name the release that branched off it ({', '.join(released)})" if released else "name a release"
+        raise ConfigError(
+            f"--paradigm switch takes a release, but {release!r} is a trunk that renewlm keeps for you; {hint}"
+        )
+    return meta.get("trunk") or release
+
+
+def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConfig:
+    """The release branching off `trunk` (once written): its state, its mixture, a complete decay
+    from the LR the trunk ended at over `decay_fraction` of the trunk's steps."""
+    steps = trunk.total_steps
+    end_lr = trunk.schedule.build(steps, trunk.batch_tokens).lr(steps - 1)
+    run = {
+        **trunk.model_dump(mode="json"),
+        "name": name, "parent": trunk.name, "preset": None, "tokenizer": None, "from_scratch": False,
+        "kind": "release", "load_optimizer": True, "paradigm": "single",
+        "schedule": {"name": "branch", "start_lr": end_lr, "decay_fraction": 1.0},
+        "steps": max(1, round(decay_fraction * steps)), "tokens": None,
+        "seed": trunk.seed + 1,  # the decay reads other samples of the same mixture than the trunk's first ones
+    }
+    return validate_run(run, f"release {name}")
+
+
+def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float, train: Callable, *, fresh: bool) -> dict:
+    """Write trunk `trunk.name` (unless a finished trunk of the same config exists), then release `name`."""
+    if store.exists("versions", name):
+        raise ConfigError(f"version {name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {name}`")
+    if store.exists("versions", trunk.name):
+        identity = read_identity(store.path("runs", trunk.name)) if store.path("runs", trunk.name).is_dir() else None
+        if identity is None or identity["config"] != trunk.model_dump(mode="json"):
+            raise ConfigError(
+                f"trunk {trunk.name!r} already exists from another update; remove it with `renewlm rm {trunk.name}` "
+                f"or name the release differently"
+            )
+    else:
+        train(trunk, store, fresh=fresh)
+    return train(branch_config(name, trunk, decay_fraction), store, fresh=fresh)
+
+
+def trunk_of_run(cfg: RunConfig) -> RunConfig:
+    """A run file with `paradigm: switch`: the run itself is the main path, written as NAME-trunk."""
+    run = {**cfg.model_dump(mode="json"), "name": trunk_name(cfg.name), "kind": "trunk", "paradigm": "single"}
+    return validate_run(run, f"trunk of {cfg.name}")

@@ -1,0 +1,88 @@
+"""The ledger: what each version cost, and what retraining from scratch would have cost instead.
+
+- own: the tokens, FLOPs and seconds of the run that wrote the version (an import: what it records
+  of its pre-training; a soup: nothing).
+- cumulative: the sum over the version and its ancestors, each counted once, so a trunk shared by
+  many releases is paid once (Wang et al. 2024's path switching).
+- retrain: a run from scratch on all the data the version has seen, once: the FLOPs per token of its
+  architecture × its data tokens (tokens of corpora that each run's lineage had not trained on;
+  replayed data and a release's decay re-read data already counted).
+- series: the releases in the version's history (release ancestors, every release branched off a
+  trunk ancestor, and the version itself); what producing all of them cost (each run once) against
+  retraining each of them from scratch, the comparison of Wang et al. (four versions of path
+  switching ≈ 58% of retraining, recipes.md §3).
+"""
+
+from __future__ import annotations
+
+from renewlm.store import Store
+from renewlm.versions.lineage import lineage
+from renewlm.versions.record import list_versions, read_version
+
+
+def data_tokens(meta: dict) -> int:
+    """New data a version's own run read; records without the field count all their tokens."""
+    return int(meta.get("data_tokens", meta.get("tokens", 0)) or 0)
+
+
+def _flops_per_token(chain: list[dict]) -> float | None:
+    """FLOPs per token of the version's architecture, from the newest record in its lineage that ran."""
+    for meta in reversed(chain):
+        if meta.get("tokens") and meta.get("flops"):
+            return meta["flops"] / meta["tokens"]
+    return None
+
+
+def _sum(metas, key: str) -> float:
+    return sum(m.get(key, 0) or 0 for m in metas)
+
+
+def _series(store: Store, name: str, chain: list[dict]) -> list[str]:
+    """The releases of the version's history in order: each release ancestor, and after each trunk
+    ancestor the releases branched off it; the version itself last."""
+    branched: dict[str, list[str]] = {}
+    for meta in list_versions(store):
+        if meta.get("trunk"):
+            branched.setdefault(meta["trunk"], []).append(meta["name"])
+    series: list[str] = []
+    for meta in chain:
+        if meta.get("kind") == "trunk":
+            series += sorted(branched.get(meta["name"], []))
+        elif meta.get("kind") != "soup":
+            series.append(meta["name"])
+    return list(dict.fromkeys([*series, name]))
+
+
+def cost(store: Store, name: str) -> dict:
+    """Own, cumulative, retrain and series figures of version `name` (FLOPs; None where unknown)."""
+    chain = lineage(store, name)
+    own = read_version(store, name)
+    per_token = _flops_per_token(chain)
+    retrain = per_token * _sum_data(chain) if per_token else None
+    series = _series(store, name, chain)
+    spent: dict[str, dict] = {}
+    retrain_each = 0.0
+    for release in series:
+        release_chain = chain if release == name else lineage(store, release)
+        spent.update({m["name"]: m for m in release_chain})
+        retrain_each += (per_token or 0.0) * _sum_data(release_chain)
+    series_flops = _sum(spent.values(), "flops")
+    return {
+        "lineage": [m["name"] for m in chain],
+        "tokens": own.get("tokens", 0),
+        "flops": own.get("flops", 0.0),
+        "seconds": own.get("seconds"),
+        "cumulative_tokens": int(_sum(chain, "tokens")),
+        "cumulative_flops": _sum(chain, "flops"),
+        "cumulative_seconds": _sum(chain, "seconds"),
+        "data_tokens": _sum_data(chain),
+        "retrain_flops": retrain,
+        "series": series,
+        "series_flops": series_flops,
+        "series_retrain_flops": retrain_each if per_token else None,
+        "series_ratio": series_flops / retrain_each if per_token and retrain_each else None,
+    }
+
+
+def _sum_data(chain: list[dict]) -> int:
+    return sum(data_tokens(m) for m in chain)

@@ -1,0 +1,73 @@
+"""Lineage: versions form a graph (a run has one parent, a soup several), and a version's lineage
+is every ancestor in the store, each once, parents before children."""
+
+from __future__ import annotations
+
+from renewlm.store import Store
+from renewlm.versions.record import parent_names, read_version
+
+
+def lineage(store: Store, name: str) -> list[dict]:
+    """The version and all its ancestors in the store, each once, every parent before its children.
+
+    A parent outside the store (a local folder a run started from) ends that branch of the graph.
+    """
+    order: list[dict] = []
+    done: set[str] = set()
+    stack: list[tuple[str, bool]] = [(name, False)]
+    while stack:  # depth-first, iterative: a long series of versions never hits the recursion limit
+        current, expanded = stack.pop()
+        if current in done:
+            continue
+        meta = read_version(store, current)
+        if expanded:
+            done.add(current)
+            order.append(meta)
+            continue
+        stack.append((current, True))
+        for parent in reversed(parent_names(meta)):
+            if parent not in done and store.exists("versions", parent):
+                stack.append((parent, False))
+    return order
+
+
+def lineage_corpora(store: Store, name: str) -> list[str]:
+    """Every corpus the version and its ancestors trained on, in first-seen order."""
+    names: dict[str, None] = {}
+    for meta in lineage(store, name):
+        names.update(dict.fromkeys(meta.get("corpora", [])))
+    return list(names)
+
+
+def lineage_corpus_tokens(store: Store, name: str) -> dict[str, float]:
+    """Tokens each corpus gave the runs of the lineage (each run once), where the records say."""
+    tokens: dict[str, float] = {}
+    for meta in lineage(store, name):
+        for corpus, count in (meta.get("corpus_tokens") or {}).items():
+            tokens[corpus] = tokens.get(corpus, 0.0) + count
+    return tokens
+
+
+def display_parent(meta: dict, metas: dict[str, dict]) -> str | None:
+    """Where a version sits in the version tree (of the versions `metas`, by name).
+
+    The user names releases and renewlm keeps the trunks (path switching), so the tree reads as a
+    series of releases: a trunk sits under the release that branched off it, a release branched off a
+    trunk sits under the release before it, and anything else under its first parent (a soup's other
+    parents are named on its line).
+    """
+
+    def released_from(trunk: str) -> str | None:
+        return min((n for n, m in metas.items() if m.get("trunk") == trunk), default=None)
+
+    parents = [p for p in parent_names(meta) if p in metas]
+    if meta.get("kind") == "trunk" and (release := released_from(meta["name"])):
+        return release
+    if meta.get("trunk") in metas:
+        before = [p for p in parent_names(metas[meta["trunk"]]) if p in metas]
+        if not before:
+            return None
+        if metas[before[0]].get("kind") == "trunk":
+            return released_from(before[0]) or before[0]
+        return before[0]
+    return parents[0] if parents else None

@@ -1,0 +1,114 @@
+"""Version records: write, read, list and remove versions.
+
+A version is `versions/NAME/`: a Hugging Face folder (safetensors, config, generation config,
+tokenizer) plus `version.json`; a trunk version also keeps its optimizer state in `optimizer/`.
+`version.json` lists the version's `parents` (`{name, weight}`: one for a run, several for a soup);
+records written before that hold a single `parent`, read through `parent_names`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from renewlm import __version__
+from renewlm.errors import StoreError
+from renewlm.lock import temporary_name
+from renewlm.manifest import write_manifest
+from renewlm.store import Store, read_json, write_json
+
+
+def write_version(
+    store: Store,
+    name: str,
+    model,
+    tokenizer,
+    info: dict,
+    *,
+    state_dict: dict | None = None,
+    overwrite: bool = False,
+    extra: Callable[[Path], None] | None = None,
+) -> Path:
+    """Save `model` (or `state_dict` into its architecture) and `tokenizer` as version `name`.
+
+    The tokenizer's own files are copied byte for byte where it was loaded from a folder, so a
+    version carries its parent's (or its import folder's) tokenizer unchanged. The manifest is
+    written last, over everything else in the folder (`extra`'s optimizer state included).
+    """
+    from renewlm.data.tokenizer import fingerprint, save_tokenizer
+    from renewlm.model.flops import parameter_counts
+    from renewlm.model.load import max_positions
+
+    with store.staging("versions", name, overwrite=overwrite) as tmp:
+        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
+        save_tokenizer(tokenizer, tmp)
+        if extra is not None:
+            extra(tmp)
+        meta = {
+            "name": name,
+            "parents": [],
+            "kind": "release",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "renewlm_version": __version__,
+            "model": {"architecture": type(model).__name__, **parameter_counts(model)},
+            "max_positions": max_positions(model.config),
+            "tokenizer_fingerprint": fingerprint(tokenizer),
+            "corpora": [],
+            "steps": 0,
+            "tokens": 0,
+            "flops": 0.0,
+            "losses": {},
+            "optimizer_state": (tmp / "optimizer").is_dir(),
+        }
+        meta.update(info)
+        write_json(tmp / "version.json", meta)
+        write_manifest(tmp)
+    return store.path("versions", name)
+
+
+def load_version(store: Store, name: str, *, trust_remote_code: bool = False):
+    """(model, tokenizer) of a version, each checked against its manifest before it is opened."""
+    from renewlm.data.tokenizer import load_tokenizer
+    from renewlm.model.load import ModelSource, check_tokenizer, load_model
+
+    path = store.require("versions", name)
+    tokenizer = load_tokenizer(store, name)
+    model, _ = load_model(ModelSource("version", name, path), trust_remote_code=trust_remote_code)
+    check_tokenizer(model, tokenizer)
+    return model, tokenizer
+
+
+def read_version(store: Store, name: str) -> dict:
+    store.require("versions", name)
+    return read_json(store.path("versions", name) / "version.json")
+
+
+def list_versions(store: Store) -> list[dict]:
+    return [read_version(store, n) for n in store.names("versions") if (store.path("versions", n) / "version.json").is_file()]
+
+
+def parent_names(meta: dict) -> list[str]:
+    """The names of a record's parents (a soup's base included), older records' single `parent` too."""
+    if "parents" in meta:
+        return [p["name"] for p in meta["parents"] or [] if isinstance(p, dict) and p.get("name")]
+    return [meta["parent"]] if meta.get("parent") else []
+
+
+def children(store: Store, name: str) -> list[str]:
+    return [m["name"] for m in list_versions(store) if name in parent_names(m)]
+
+
+def remove_version(store: Store, name: str, *, force: bool = False) -> None:
+    path = store.require("versions", name)
+    kids = children(store, name)
+    if kids and not force:
+        raise StoreError(
+            f"version {name!r} is the parent of {', '.join(kids)}; remove those first or pass --force "
+            f"(their lineage will then end at {name!r})"
+        )
+    doomed = path.parent / temporary_name(f"rm-{name}")
+    os.rename(path, doomed)  # gone from the store at once, whatever happens to the deletion
+    shutil.rmtree(doomed, ignore_errors=True)

@@ -1,0 +1,48 @@
+"""`--paradigm retrain`: from scratch in the parent's architecture, on every lineage corpus and the new
+data in proportion to what each was trained on, for the lineage's data and the update together."""
+
+import pytest
+
+from renewlm.errors import ConfigError
+from renewlm.train.config import validate_run
+from renewlm.train.loop import train
+from renewlm.updates.paradigm import run_update
+from renewlm.updates.retrain import retrain_config
+from renewlm.versions import read_version
+from tests.train.conftest import run_dict
+
+
+@pytest.fixture(scope="module")
+def parent(train_store):
+    """rt-base: 4 steps on prose (1,024 tokens), then rt-v2: 4 steps of code with 25% prose replay."""
+    if not train_store.exists("versions", "rt-v2"):
+        train(validate_run(run_dict("rt-base", steps=4)), train_store, fresh=True)
+        run_update(train_store, "rt-v2", parent="rt-base", data=["code"], replay=0.25, steps=4)
+    return train_store
+
+
+def test_retrain_reads_every_lineage_corpus_in_the_planned_proportions(parent):
+    cfg = retrain_config(parent, "rt-v3", parent="rt-v2", data=["prose:1"], steps=2)
+    # Trained so far: prose 1,024 + 256 (replay), code 768; the update adds 2 steps × 256 tokens of prose.
+    assert cfg.mixture.phases[0].corpora == {"prose": 1280 + 512, "code": 768}
+    assert cfg.tokens == 1024 + 768 + 512 and cfg.from_scratch and cfg.parent == "rt-v2"
+    assert cfg.schedule.name == "cosine" and cfg.schedule.peak_lr == 3e-3  # the lineage's pre-training peak
+    info = train(cfg, parent, fresh=True)
+    meta = read_version(parent, "rt-v3")
+    assert info["start"] == "fresh" and meta["paradigm"] == "retrain" and meta["steps"] == 9  # 2,304 tokens
+    shares = {c: t / sum(meta["corpus_tokens"].values()) for c, t in meta["corpus_tokens"].items()}
+    assert shares == pytest.approx({"prose": 1792 / 2560, "code": 768 / 2560}, abs=1 / 72)  # within a sequence
+    assert meta["data_tokens"] == 0  # both corpora were trained on before: no data new to the lineage
+    assert set(meta["losses"]) == {"prose", "code"}
+
+
+def test_retrain_refuses_what_it_cannot_do(parent):
+    with pytest.raises(ConfigError, match="takes no --replay"):
+        run_update(parent, "rt-x", parent="rt-v2", data=["code"], paradigm="retrain", replay=0.1, steps=2)
+    parent.path("corpora", "code").rename(parent.root / "corpora" / "code-away")
+    try:
+        with pytest.raises(ConfigError, match="code is no longer in the store"):
+            retrain_config(parent, "rt-x", parent="rt-v2", data=["prose"], steps=2)
+    finally:
+        (parent.root / "corpora" / "code-away").rename(parent.path("corpora", "code"))
+    assert not parent.path("runs", "rt-x").exists()
