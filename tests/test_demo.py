@@ -16,7 +16,7 @@ def test_demo_builds_data_pretrains_and_updates_with_and_without_replay(tmp_path
         assert set(losses[name]) == {NAMES["prose"], NAMES["code"]}
     assert read_version(store, VERSIONS[2])["mixture"]["replay"]["fraction"] == 0.25
     assert read_version(store, VERSIONS[1])["mixture"]["replay"] is None
-    assert read_version(store, VERSIONS[1])["parent"] == VERSIONS[0]
+    assert read_version(store, VERSIONS[1])["parents"] == [{"name": VERSIONS[0], "weight": 1.0}]
     # Rerunning the demo starts its versions over instead of refusing them.
     run_demo(store, size, say=lambda *_: None)
 

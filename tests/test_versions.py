@@ -19,7 +19,7 @@ def chain(store):
     tok = load_tokenizer(store, "tok")
     model = LlamaForCausalLM(LlamaConfig(vocab_size=1024, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
     for name, parent, corpora, tokens in (("v1", None, ["a"], 1000), ("v2", "v1", ["b"], 300), ("v3", "v2", ["c", "a"], 200)):
-        write_version(store, name, model, tok, {"parent": parent, "corpora": corpora, "tokens": tokens, "flops": 6.0 * tokens})
+        write_version(store, name, model, tok, {"parents": [{"name": parent, "weight": 1.0}] if parent else [], "corpora": corpora, "tokens": tokens, "flops": 6.0 * tokens})
     return store
 
 
@@ -30,7 +30,7 @@ def test_lineage_corpora_and_cost(chain):
     assert (c["tokens"], c["cumulative_tokens"], c["cumulative_flops"]) == (200, 1500, 9000.0)
     assert {m["name"] for m in list_versions(chain)} == {"v1", "v2", "v3"}
     meta = json.loads((chain.path("versions", "v2") / "version.json").read_text())
-    assert meta["parent"] == "v1" and len(meta["tokenizer_fingerprint"]) == 64 and meta["model"]["total"] > 0
+    assert meta["parents"] == [{"name": "v1", "weight": 1.0}] and len(meta["tokenizer_fingerprint"]) == 64 and meta["model"]["total"] > 0
 
 
 def test_version_commands(cli, chain, tmp_path):
@@ -60,7 +60,7 @@ def test_import_an_hf_folder(cli, store, tmp_path):
     code, _, err = cli("import", "base", "--from", folder, "--store", store.root)
     assert code == 0, err
     meta = json.loads((store.path("versions", "base") / "version.json").read_text())
-    assert meta["kind"] == "import" and meta["parent"] is None and meta["source"] == str(folder)
+    assert meta["kind"] == "import" and meta["parents"] == [] and meta["source"] == str(folder)
     with pytest.raises(StoreError, match="already exists"):
         import_version(store, "base", folder)
 
@@ -85,7 +85,7 @@ def test_import_records_pretraining_for_the_ledger_and_updates(store, tmp_path):
     assert meta["tokens"] == 10**9 and meta["flops"] == flops_per_token(config, 512) * 10**9
     assert meta["schedule"] == {"name": "import", "peak_lr": 3e-3, "min_lr": 3e-4}
     assert parent_lrs(meta) == (3e-3, 3e-4)
-    write_version(store, "v1", LlamaForCausalLM(config), load_tokenizer(store, "base"), {"parent": "base", "tokens": 5, "flops": 1.0})
+    write_version(store, "v1", LlamaForCausalLM(config), load_tokenizer(store, "base"), {"parents": [{"name": "base", "weight": 1.0}], "tokens": 5, "flops": 1.0})
     assert cost(store, "v1")["cumulative_tokens"] == 10**9 + 5
     # what is not given is not recorded: no tokens, no schedule
     import_version(store, "bare", folder, pretrain_seq_len=128)
@@ -130,7 +130,7 @@ def test_a_version_carries_a_manifest_and_is_verified_before_loading(chain):
         load_model(ModelSource("version", "v2", path))
     load_tok(chain, "v2")  # the tokenizer's own files are intact: loading it hashes only them
     (path / "tokenizer.json").write_text((path / "tokenizer.json").read_text().replace('"<|endoftext|>"', '"<|planted|>"', 1))
-    with pytest.raises(CorruptError, match="'tokenizer.json' does not match"):
+    with pytest.raises(CorruptError, match="'tokenizer.json' (does not match|has 53510 bytes)"):
         load_tok(chain, "v2")
     with pytest.raises(CorruptError, match="version 'v2'.*(truncated or altered|does not match)"):
         export_version(chain, "v2", chain.root.parent / "out")

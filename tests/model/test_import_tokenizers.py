@@ -59,7 +59,7 @@ def test_import_and_children_keep_the_tokenizer_files(store, tokenizer_dir, tmp_
     assert meta["max_positions"] == 64
     # a version trained from it (the loop's call) carries the same files
     model = AutoModelForCausalLM.from_pretrained(base)
-    child = write_version(store, "child", model, load_tokenizer(store, "base"), {"parent": "base"})
+    child = write_version(store, "child", model, load_tokenizer(store, "base"), {"parents": [{"name": "base", "weight": 1.0}]})
     for name in files:
         assert (child / name).read_bytes() == (folder / name).read_bytes(), f"{architecture}: the child's {name} differs"
 
@@ -71,6 +71,6 @@ def test_a_changed_tokenizer_is_saved_not_copied(store, tokenizer_dir, tmp_path)
     tok = load_tokenizer(store, "base")
     tok.add_tokens(["<|new|>"])
     model = AutoModelForCausalLM.from_pretrained(store.path("versions", "base"))
-    child = write_version(store, "child", model, tok, {"parent": "base"})
+    child = write_version(store, "child", model, tok, {"parents": [{"name": "base", "weight": 1.0}]})
     assert "<|new|>" in (child / "tokenizer.json").read_text()
     assert fingerprint(load_tokenizer(store, "child")) == fingerprint(tok) != fingerprint(load_tokenizer(store, "base"))

@@ -21,7 +21,7 @@ def test_pretrain_writes_a_version_that_from_pretrained_loads_with_the_trained_w
     info = train(validate_run(run_dict("pre", schedule=schedule)), train_store, fresh=True)
     folder = train_store.path("versions", "pre")
     meta = json.loads((folder / "version.json").read_text())
-    assert meta["kind"] == "pretrain" and meta["parent"] is None
+    assert meta["kind"] == "pretrain" and meta["parents"] == []
     assert meta["steps"] == 8 and meta["tokens"] == 8 * 256 and meta["flops"] > 0
     assert meta["corpora"] == ["prose"]
     assert set(meta["losses"]) == {"prose"}
@@ -53,7 +53,7 @@ def test_update_evaluates_the_lineage_and_loads_weights_only(train_store):
     assert info["start"] == "weights"
     assert set(info["losses"]) == {"code", "prose"}  # prose: forgetting shows during the update
     meta = json.loads((train_store.path("versions", "child2") / "version.json").read_text())
-    assert meta["parent"] == "base2" and meta["kind"] == "release"
+    assert meta["parents"] == [{"name": "base2", "weight": 1.0}] and meta["kind"] == "release"
     # Weights only: the first step is the schedule's warmup from step 0.
     first = read_metrics(train_store.path("runs", "child2") / "metrics.jsonl")
     assert [r for r in first if "loss" in r][0]["step"] == 1

@@ -40,7 +40,7 @@ def test_update_command_trains_and_records_the_resolved_run(cli, base):
                          "--steps", "4", "--micro-batch", "4", "--store", base.root)
     assert code == 0, err
     meta = json.loads((base.path("versions", "upd-child") / "version.json").read_text())
-    assert meta["parent"] == "upd-base" and meta["corpora"] == ["code", "prose"] and meta["start"] == "weights"
+    assert meta["parents"] == [{"name": "upd-base", "weight": 1.0}] and meta["corpora"] == ["code", "prose"] and meta["start"] == "weights"
     assert set(meta["losses"]) == {"code", "prose"}
     run = yaml.safe_load((base.path("runs", "upd-child") / "run.yaml").read_text())
     assert run["mixture"]["replay"] == {"fraction": 0.25, "corpora": {"prose": 768.0}}  # tokens upd-base trained on it
