@@ -27,10 +27,11 @@ def test_folders_are_read_recursively_in_path_order_skipping_other_files(tmp_pat
     (tmp_path / "a" / "y.csv.gz").write_bytes(gzip.compress(b"text\ny\n"))
     (tmp_path / "notes.md").write_text("not input")
     (tmp_path / ".hidden.jsonl").write_text('{"text": "hidden"}\n')
+    (tmp_path / "a" / "empty.txt").write_text("")  # a source tree's empty __init__.py, say: skipped, not fatal
     datasets.Dataset.from_dict({"text": ["saved"]}).save_to_disk(str(tmp_path / "c-saved"))  # holds .json files
     paths, skipped = expand([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["a/y.csv.gz", "a/z.txt", "b.jsonl", "c-saved"]
-    assert skipped == 1
+    assert skipped == 2
     assert [texts_of(p)[0] for p in paths] == [["y"], ["z"], ["b"], ["saved"]]
 
 

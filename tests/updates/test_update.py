@@ -102,7 +102,7 @@ def test_a_trunk_holds_its_peak_lr_and_the_next_trunk_continues_it(base):
     assert lrs[1:] == [3e-3] * 5  # after a one-step warmup: the peak, never lower
     cfg = update_config(base, "t2", parent="t1", data=["code"], steps=3, kind="trunk")
     assert cfg.schedule.model_dump() == {"name": "constant", "lr": 3e-3} and cfg.load_optimizer  # no re-warm
-    with pytest.raises(ConfigError, match="--trunk .* never decays"):
+    with pytest.raises(ConfigError, match="a trunk keeps the main path .* never decays"):
         update_config(base, "t3", parent="upd-base", data=["code"], steps=3, kind="trunk", recipe="wsd")
     with pytest.raises(ConfigError, match="a trunk never decays"):
         validate_run(run_dict("t4", kind="trunk"))  # cosine

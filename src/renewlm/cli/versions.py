@@ -18,7 +18,7 @@ from renewlm.versions.lineage import display_parent
 
 def _cost_text(c: dict) -> str:
     text = f"own {c['tokens']:,} tokens / {c['flops']:.3g} FLOPs, cumulative {c['cumulative_flops']:.3g} FLOPs"
-    if c["series_ratio"] is not None and len(c["series"]) > 1:
+    if c["series_ratio"] is not None and len(c["series"]) > 1:  # a trunk has no series: it is not released
         text += f", {len(c['series'])} releases at {c['series_ratio']:.0%} of retraining each"
     return text
 

@@ -57,7 +57,8 @@ def check_format(fmt: str | None) -> str | None:
 
 
 def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path], int]:
-    """Input files and datasets in a stable order, and how many files in folders were skipped."""
+    """Input files and datasets in a stable order, and how many files in folders were skipped (of
+    another format, or empty; an empty file named on its own is refused by `prepare`)."""
     check_format(fmt)
     if not paths:
         raise InputError("no input given; pass --input PATH (a file or folder) at least once")
@@ -78,9 +79,9 @@ def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path],
                 if child.is_dir() and kind_ == "dataset":
                     datasets.append(child)
                     out.append(child)
-                elif child.is_file() and kind_:
+                elif child.is_file() and kind_ and child.stat().st_size > 0:
                     out.append(child)
-                elif child.is_file():
+                elif child.is_file():  # another format, or empty (an empty __init__.py in a source tree)
                     skipped += 1
         else:
             raise InputError(

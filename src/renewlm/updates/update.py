@@ -216,8 +216,8 @@ def update_config(
     trunk = kind == "trunk"
     if trunk and recipe is not None:
         raise ConfigError(
-            "--trunk keeps the main path at its peak LR and never decays, so it takes no --recipe; "
-            "releases branch off a trunk (see docs/training.md, 'Path switching')"
+            "a trunk keeps the main path at its peak LR and never decays, so it takes no --recipe; "
+            "releases branch off it (--paradigm switch, docs/versions.md)"
         )
     recipe = recipe or "cosine"
     if lr is None:

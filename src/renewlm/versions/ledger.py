@@ -8,7 +8,7 @@
   architecture × its data tokens (tokens of corpora that each run's lineage had not trained on;
   replayed data and a release's decay re-read data already counted).
 - series: the releases in the version's history (release ancestors, every release branched off a
-  trunk ancestor, and the version itself); what producing all of them cost (each run once) against
+  trunk ancestor, and the version itself; a trunk, never released, has none); what producing all of them cost (each run once) against
   retraining each of them from scratch, the comparison of Wang et al. (four versions of path
   switching ≈ 58% of retraining, recipes.md §3).
 """
@@ -59,7 +59,7 @@ def cost(store: Store, name: str) -> dict:
     own = read_version(store, name)
     per_token = _flops_per_token(chain)
     retrain = per_token * _sum_data(chain) if per_token else None
-    series = _series(store, name, chain)
+    series = _series(store, name, chain) if own.get("kind") != "trunk" else []
     spent: dict[str, dict] = {}
     retrain_each = 0.0
     for release in series:
@@ -80,7 +80,7 @@ def cost(store: Store, name: str) -> dict:
         "series": series,
         "series_flops": series_flops,
         "series_retrain_flops": retrain_each if per_token else None,
-        "series_ratio": series_flops / retrain_each if per_token and retrain_each else None,
+        "series_ratio": series_flops / retrain_each if per_token and retrain_each and series else None,
     }
 
 
