@@ -22,7 +22,7 @@ from renewlm.lock import Lock, temporary_name, writer_gone
 
 DEFAULT_STORE = "renewlm-store"
 STORE_ENV = "RENEWLM_STORE"
-KINDS = {"tokenizers": "tokenizer", "corpora": "corpus", "versions": "version", "runs": "run"}
+KINDS = {"tokenizers": "tokenizer", "corpora": "corpus", "versions": "version", "runs": "run", "sweeps": "sweep"}
 _TMP_PREFIX = ".tmp-"
 # Temporary names add up to 94 bytes to a name (`.tmp-old-NAME@HOST-PID-XXXXXXXX`, a 64-byte host,
 # a 10-digit pid), and a file name has at most 255 bytes: 128 leaves room for suffixes too.

@@ -151,3 +151,15 @@ def test_activation_checkpointing_gives_the_same_losses_and_tensorboard_gets_the
     events.Reload()
     assert {"train/loss", "train/lr", "heldout/prose"} <= set(events.Tags()["scalars"])
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+
+
+def test_data_offset_continues_the_stream_where_another_run_stopped(train_store):
+    """Two runs of 3 steps, the second with data_offset = 3 batches, read what one run of 6 steps reads."""
+    whole = train(validate_run(run_dict("off-whole", steps=6)), train_store, fresh=True)
+    train(validate_run(run_dict("off-a", steps=3)), train_store, fresh=True)
+    train(validate_run(run_dict("off-b", steps=3, data_offset=3 * 8)), train_store, fresh=True)
+    sums = {n: [r["batch_token_sum"] for r in read_metrics(train_store.path("runs", n) / "metrics.jsonl") if "loss" in r]
+            for n in ("off-whole", "off-a", "off-b")}
+    assert sums["off-a"] + sums["off-b"] == sums["off-whole"]
+    assert json.loads((train_store.path("versions", "off-b") / "version.json").read_text())["corpus_tokens"] == {"prose": 3 * 256}
+    assert whole["steps"] == 6

@@ -80,6 +80,11 @@ class RunConfig(Config):
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
     keep_checkpoints: PositiveInt = Field(2, description="Newest checkpoints kept.")
     seed: int = Field(0, description="Seeds the model initialisation and the data order.")
+    data_offset: int = Field(
+        0, ge=0,
+        description="Samples of the mixture stream skipped before step 0: a run continuing another on the same "
+        "mixture and seed reads on from where that one stopped (a sweep's duration segments).",
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU."
     )

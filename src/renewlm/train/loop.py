@@ -123,7 +123,7 @@ def _loop(run: Run) -> dict:
             lr = run.schedule.lr(step)
             set_lr(optimizer, lr)
             started = time.perf_counter()
-            mine = rank_indices(step * batch, batch, d.rank, d.world)
+            mine = rank_indices(cfg.data_offset + step * batch, batch, d.rank, d.world)
             loss_sum = torch.zeros((), device=d.device)
             token_sum = 0  # a fingerprint of the data read: resumed and resharded runs must read the same
             for m in range(run.micro_steps):
@@ -176,7 +176,7 @@ def _loop(run: Run) -> dict:
                 )
             stopping = stop_votes > 0
             if stopping or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0) or state["step"] == total:
-                run.checkpointer.save(model, optimizer, dict(state, next_sample=state["step"] * batch))
+                run.checkpointer.save(model, optimizer, dict(state, next_sample=cfg.data_offset + state["step"] * batch))
             if stopping:
                 display.close()
                 display.print(f"stopped at step {state['step']}; checkpoint written; run the same command again to resume")
@@ -245,9 +245,9 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
         save_optimizer(optimizer_folder, run.model, run.optimizer)
-    corpus_tokens: dict[str, int] = {}
-    for row in run.stream.plan():  # what each corpus gave the run: replay splits by it later
-        corpus_tokens[row.corpus] = corpus_tokens.get(row.corpus, 0) + row.tokens
+    # What each corpus gave the run (samples [data_offset, end) of the stream): replay splits by it later.
+    read = run.stream.counts_before(run.stream.total_samples) - run.stream.counts_before(cfg.data_offset)
+    corpus_tokens = {name: int(n) * cfg.seq_len for name, n in zip(run.stream.names, read) if n}
     seen = set(lineage_corpora(run.store, cfg.parent)) if cfg.parent and run.store.exists("versions", cfg.parent) else set()
     branch = cfg.load_optimizer and not trunk
     info = {

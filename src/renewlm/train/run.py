@@ -167,7 +167,7 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
         events = {name: step / steps for name, step in schedule.events.items()}
         try:
             stream = MixtureStream(
-                cfg.mixture, corpora, seq_len=cfg.seq_len, total_samples=steps * cfg.batch_samples,
+                cfg.mixture, corpora, seq_len=cfg.seq_len, total_samples=cfg.data_offset + steps * cfg.batch_samples,
                 seed=cfg.seed, events=events,
             )
         except RenewError as e:
