@@ -49,6 +49,11 @@ def test_the_matrix_is_the_runs_final_held_out_loss_and_is_recorded_beside_the_v
     saved = json.loads((folder / "evaluations.json").read_text())
     assert saved["heldout"]["code"]["loss"] == rows["ev-child"]["heldout"]["code"]["loss"]
     assert saved["heldout"]["code"]["seq_len"] == 32 and saved["summary"]["adaptation"] == summary["adaptation"]
+    # `show` and `versions` show what was measured (the version still verifies: evaluations.json may change)
+    code, out, err = cli("show", "ev-child", "--store", store.root)
+    assert code == 0 and '"evaluations"' in out, err
+    code, out, err = cli("versions", "--store", store.root)
+    assert code == 0 and f"adaptation {summary['adaptation']:+.3f}" in " ".join(out.split()), err
 
 
 def test_the_table_shows_versions_by_corpora(cli, trained):

@@ -23,11 +23,16 @@ def _cost_text(c: dict) -> str:
     return text
 
 
-def _line(meta: dict, c: dict) -> str:
+def _line(meta: dict, c: dict, evaluations: dict) -> str:
     losses = ", ".join(f"{corpus} {v:.3f}" for corpus, v in meta.get("losses", {}).items())
     others = parent_names(meta)[1:]
     line = f"[bold]{meta['name']}[/] ({meta.get('kind')}) {_cost_text(c)}"
     line += f" — held-out {losses}" if losses else ""
+    summary = evaluations.get("summary") or {}  # what `renewlm eval` measured
+    measured = [f"{key} {summary[key]:+.3f}" for key in ("adaptation", "forgetting") if summary.get(key) is not None]
+    if (core := evaluations.get("core_average") or {}).get("core_average") is not None:
+        measured.append(f"core average {core['core_average']:.3f}")
+    line += f"; {', '.join(measured)}" if measured else ""
     line += f" [dim](also from {', '.join(others)})[/]" if others else ""
     return f"[dim]{line}[/]" if meta.get("kind") == "trunk" else line
 
@@ -35,6 +40,8 @@ def _line(meta: dict, c: dict) -> str:
 @app.command()
 def versions(store: StoreOption = None) -> None:
     """The version tree: releases in series, each trunk dimmed under the release that branched off it."""
+    from renewlm.eval.compare import read_evaluations
+
     st = open_store(store)
     metas = {m["name"]: m for m in list_versions(st)}
     if not metas:
@@ -44,7 +51,7 @@ def versions(store: StoreOption = None) -> None:
     tree = Tree(f"versions in {st.root}")
 
     def add(name: str, node) -> None:
-        branch = node.add(_line(metas[name], cost(st, name)))
+        branch = node.add(_line(metas[name], cost(st, name), read_evaluations(st, name)))
         # Trunks first: each sits right under the release that branched off it.
         for child in sorted((n for n, p in under.items() if p == name), key=lambda n: (metas[n].get("kind") != "trunk", n)):
             add(child, branch)
