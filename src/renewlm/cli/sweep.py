@@ -1,0 +1,126 @@
+"""`renewlm sweep NAME --from V --data C ...`: LR and duration sweeps, dataset characterization, a mixture."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.errors import ConfigError
+
+
+def parse_numbers(flag: str, text: str | None, *, integer: bool = False) -> list | None:
+    """`1e-4,3e-4` or `1e9,2e9` as numbers; token counts must be whole."""
+    if text is None:
+        return None
+    out = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: {item!r} is not a number; give comma-separated numbers, e.g. {flag} 1e-4,3e-4") from None
+        if integer:
+            if not math.isfinite(value) or value != int(value):
+                raise ConfigError(f"{flag} {item} is not a whole number of tokens; e.g. {flag} 1e9")
+            value = int(value)
+        out.append(value)
+    return out
+
+
+@app.command()
+def sweep(
+    name: Annotated[str, typer.Argument(help="Name of the sweep (its record: sweeps/NAME/sweep.json).")],
+    parent: Annotated[str | None, typer.Option("--from", help="The version every point starts from.")] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Candidate corpus (repeat for several).")] = None,
+    lrs: Annotated[str | None, typer.Option("--lrs", help="Peak LRs of the grid, comma-separated [default: 1e-5,3e-5,1e-4,3e-4].")] = None,
+    tokens: Annotated[str | None, typer.Option("--tokens", help="Tokens of each LR-grid run [default: 1e9].")] = None,
+    durations: Annotated[str | None, typer.Option("--durations", help="Increasing token counts of the duration sweep [default: --tokens × 1,2,4].")] = None,
+    replay: Annotated[float | None, typer.Option("--replay", help="Share of every batch replayed from the lineage [default: 0].")] = None,
+    seed_repeats: Annotated[int | None, typer.Option("--seed-repeats", help="Extra data-order seeds of the best LR's point, for the noise [default: 1].")] = None,
+    decay_fraction: Annotated[float | None, typer.Option("--decay-fraction", help="Each duration's decay, as a share of it [default: 0.2].")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval tasks to characterize with (needs renewlm[eval]).")] = None,
+    include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="A folder of lm-eval task YAML files.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Examples per lm-eval task.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Data-order seed of the grid [default: 0].")] = None,
+    eval_tokens: Annotated[int | None, typer.Option("--eval-tokens", help="Held-out tokens per corpus [default: 65536].")] = None,
+    emit: Annotated[Path | None, typer.Option("--emit", help="Write run files and a Slurm job-array script here instead of running.")] = None,
+    collect: Annotated[bool, typer.Option("--collect", help="Read the finished points of an emitted sweep into its record.")] = False,
+    store: StoreOption = None,
+) -> None:
+    """Sweep LR and duration per candidate corpus from one version; characterize each; suggest a mixture.
+
+    Re-running the command skips finished points and resumes an interrupted one.
+    """
+    from renewlm.sweep import collect as collect_sweep
+    from renewlm.sweep import emit as emit_sweep
+    from renewlm.sweep import resolve_settings, run_sweep  # torch loads only for commands that train
+
+    st = open_store(store)
+    given = {
+        "parent": parent, "data": data, "lrs": parse_numbers("--lrs", lrs), "tokens": _one(parse_numbers("--tokens", tokens, integer=True)),
+        "durations": parse_numbers("--durations", durations, integer=True), "replay": replay, "seed_repeats": seed_repeats,
+        "decay_fraction": decay_fraction, "tasks": tasks, "include_paths": [str(p) for p in include_path] if include_path else None,
+        "limit": limit, "seed": seed, "eval_tokens": eval_tokens,
+    }
+    say = lambda line: console.print(f"[dim]{line}[/]", highlight=False)  # noqa: E731
+    if collect:
+        extra = [k for k, v in given.items() if v is not None] + (["emit"] if emit else [])
+        if extra:
+            raise ConfigError(f"--collect reads the sweep as recorded; leave out {', '.join('--' + k.replace('_', '-') for k in extra)}")
+        show(collect_sweep(st, name, say=say), st, name)
+        return
+    settings = resolve_settings(st, name, given)
+    if emit is not None:
+        files, script = emit_sweep(st, name, settings, emit)
+        if script is None:
+            console.print(f"nothing to emit: every point of sweep {name} that can run is done; run `renewlm sweep {name} --collect`")
+            return
+        console.print(f"{sum(map(len, files))} run files in {len(files)} tasks under {emit}", highlight=False)
+        console.print(f"submit: sbatch {script}\nthen:   renewlm sweep {name} --collect --store {st.root}", highlight=False)
+        return
+    show(run_sweep(st, name, settings, say=say), st, name)
+
+
+def _one(values: list | None):
+    if values is not None and len(values) != 1:
+        raise ConfigError(f"--tokens takes one token count (got {len(values)}); e.g. --tokens 1e9")
+    return values[0] if values else None
+
+
+def show(record: dict, store, name: str) -> None:
+    progress = record["progress"]
+    table = Table(title=f"sweep {name} from {record['parent']}: {progress['done']} of {progress['planned']} points known so far done")
+    for column in ("corpus", "best LR", "best tokens", "spread", "helps", "hurts", "unchanged", "mixture"):
+        table.add_column(column, justify="right" if column in ("best LR", "best tokens", "spread") else "left")
+    for corpus, e in record["corpora"].items():
+        verdicts = {"helps": [], "hurts": [], "unchanged": []}
+        for evaluation, c in (e["characterization"] or {}).items():
+            verdicts[c["verdict"]].append(f"{evaluation} {c['delta']:+.3f}")
+        table.add_row(
+            corpus, "–" if e["best_lr"] is None else f"{e['best_lr']:g}",
+            "–" if e["best_tokens"] is None else f"{e['best_tokens']:,}",
+            "–" if e["spread"] is None else f"{e['spread']:.3f}",
+            *("\n".join(verdicts[k]) or "–" for k in ("helps", "hurts", "unchanged")),
+            "–" if e["in_mixture"] is None else ("yes" if e["in_mixture"] else "no"),
+        )
+    table.caption = "helps/hurts: the best point against the parent by more than the spread over data-order seeds"
+    console.print(table)
+    cost = record["cost"]
+    if cost:
+        console.print(
+            f"duration sweeps: {cost['tokens']:,} tokens / {cost['flops']:.3g} FLOPs against {cost['independent_tokens']:,} / "
+            f"{cost['independent_flops']:.3g} for independent runs (a saving of {cost['saving']:.0%}); "
+            f"the whole sweep: {cost['all_tokens']:,} tokens / {cost['all_flops']:.3g} FLOPs", highlight=False,
+        )
+    if record["suggested_mixture"]:
+        console.print(f"suggested mixture: {store.path('sweeps', name) / 'mixture.yaml'}", highlight=False)
+    elif all(e["in_mixture"] is not None for e in record["corpora"].values()):
+        console.print("no corpus helps its own held-out loss without hurting the lineage: no mixture suggested")
+    if progress["done"] < progress["planned"]:
+        console.print(f"{progress['planned'] - progress['done']} points still to run", highlight=False)

@@ -1,0 +1,145 @@
+"""The sweep record, `sweeps/NAME/sweep.json`: built from the versions' own records, never from memory.
+
+Every number of a point (its held-out losses, tokens, FLOPs, the trunk a decay branched off) is read
+from the point's `version.json`, so the record is the same whether the points ran here, one after
+another, or on a cluster from emitted run files (`--collect`). The format is in docs/sweeps.md.
+"""
+
+from __future__ import annotations
+
+from renewlm.errors import ConfigError
+from renewlm.store import Store, read_json, write_json
+from renewlm.sweep.plan import Point, SweepSettings, duration_points, lr_points, repeat_points
+from renewlm.train.run import read_identity
+from renewlm.versions import read_version
+
+FORMAT = 1
+RECORD = "sweep.json"
+
+
+def record_path(store: Store, name: str):
+    return store.path("sweeps", name) / RECORD
+
+
+def read_record(store: Store, name: str) -> dict | None:
+    path = record_path(store, name)
+    return read_json(path) if path.is_file() else None
+
+
+def save_record(store: Store, name: str, record: dict) -> None:
+    write_json(record_path(store, name), record)
+
+
+def new_record(name: str, s: SweepSettings) -> dict:
+    return {"format": FORMAT, "name": name, "parent": s.parent, "settings": s.as_dict(),
+            "corpora": {c: empty_entry() for c in s.data}, "suggested_mixture": None, "cost": None,
+            "progress": {"done": 0, "planned": 0}, "evaluations": {}}
+
+
+def empty_entry() -> dict:
+    return {"lrs": [], "best_lr": None, "repeats": [], "spread": None, "trunks": [], "durations": [], "best_tokens": None,
+            "characterization": None, "in_mixture": None, "reason": None, "cost": None}
+
+
+def _same_run(store: Store, p: Point, meta: dict) -> bool:
+    """Whether version `p.name` was written by this point's config (not by another sweep or by hand)."""
+    want = p.cfg.model_dump(mode="json")
+    folder = store.path("runs", p.name)
+    identity = read_identity(folder) if folder.is_dir() else None
+    if identity is not None:
+        return identity["config"] == want
+    # The run folder was removed (it is only needed to resume): compare what the version records of it.
+    parents = [x.get("name") for x in meta.get("parents") or []]
+    return meta.get("mixture") == want["mixture"] and meta.get("schedule") == want["schedule"] and parents == [p.cfg.parent]
+
+
+def point_result(store: Store, p: Point) -> dict | None:
+    """A finished point's numbers from its version record; None while its version does not exist."""
+    if not store.exists("versions", p.name):
+        return None
+    meta = read_version(store, p.name)
+    if not _same_run(store, p, meta):
+        raise ConfigError(
+            f"version {p.name!r} exists but was not written by this sweep's run of that name; "
+            f"remove it with `renewlm rm {p.name}` or give the sweep another name"
+        )
+    losses = meta.get("losses") or {}
+    return {"version": p.name, "loss": losses.get(p.corpus), "losses": losses, "tokens": meta["tokens"],
+            "flops": meta["flops"], "trunk": meta.get("trunk")}
+
+
+def corpus_entry(store: Store, name: str, s: SweepSettings, corpus: str) -> tuple[dict, list[list[Point]], list[dict]]:
+    """The corpus's entry as far as its points have finished, the groups of points that can run now
+    (each group in order; the groups are independent of each other), and the finished points' results."""
+    entry = empty_entry()
+    stage1 = lr_points(store, name, s, corpus)
+    results = [point_result(store, p) for p in stage1]
+    entry["lrs"] = [{"lr": lr, "version": p.name, "loss": r and r["loss"]} for lr, p, r in zip(s.lrs, stage1, results)]
+    groups = [[p] for p, r in zip(stage1, results) if r is None]
+    done = [r for r in results if r is not None]
+    if len(done) < len(stage1):
+        return entry, groups, done
+    best = min(range(len(stage1)), key=lambda i: results[i]["loss"])  # the first of equal losses
+    best_lr = entry["best_lr"] = s.lrs[best]
+
+    repeats = repeat_points(store, name, s, corpus, best_lr)
+    rep = [point_result(store, p) for p in repeats]
+    entry["repeats"] = [{"seed": p.cfg.seed, "version": p.name, "loss": r and r["loss"]} for p, r in zip(repeats, rep)]
+    groups += [[p] for p, r in zip(repeats, rep) if r is None]
+    done += [r for r in rep if r is not None]
+    if all(r is not None for r in rep):
+        losses = [results[best]["loss"], *(r["loss"] for r in rep)]
+        entry["spread"] = max(losses) - min(losses)
+
+    chain = duration_points(store, name, s, corpus, best_lr)
+    out = [point_result(store, p) for p in chain]
+    todo = [p for p, r in zip(chain, out) if r is None]
+    if todo:
+        groups.append(todo)
+    done += [r for r in out if r is not None]
+    trunk_tokens = 0
+    for trunk, decay, t, d in zip(chain[::2], chain[1::2], out[::2], out[1::2]):
+        trunk_tokens = trunk_tokens + t["tokens"] if t is not None and trunk_tokens is not None else None
+        entry["trunks"].append({"version": trunk.name, "tokens": t and t["tokens"], "flops": t and t["flops"],
+                                "data_offset": trunk.cfg.data_offset})
+        entry["durations"].append({
+            "tokens": trunk.cfg.data_offset * trunk.cfg.seq_len + trunk.cfg.total_steps * trunk.cfg.batch_tokens,
+            "trunk": trunk.name, "version": decay.name, "loss": d and d["loss"],
+            "trunk_tokens": trunk_tokens, "branched_from": d and d["trunk"], "decay_tokens": d and d["tokens"],
+            "decay_flops": d and d["flops"], "losses": d and d["losses"],
+        })
+    if all(r is not None for r in out):
+        entry["cost"] = duration_cost(entry)
+        if entry["spread"] is not None:
+            entry["best_tokens"] = best_tokens(entry["durations"], entry["spread"])
+    return entry, groups, done
+
+
+def best_tokens(durations: list[dict], spread: float) -> int:
+    """The shortest duration whose loss is within the noise (spread) of the lowest: more tokens that buy
+    no measurable gain are not worth their compute, nor a larger share of a mixture."""
+    lowest = min(d["loss"] for d in durations)
+    return next(d["tokens"] for d in durations if d["loss"] <= lowest + spread)
+
+
+def duration_cost(entry: dict) -> dict:
+    """The duration sweep as run (one trunk cut into segments, plus a decay off each) against K
+    independent runs, each its duration plus its decay from the parent."""
+    trunks, durations = entry["trunks"], entry["durations"]
+    per_token = durations[0]["decay_flops"] / durations[0]["decay_tokens"]  # the same model and seq_len throughout
+    tokens = sum(t["tokens"] for t in trunks) + sum(d["decay_tokens"] for d in durations)
+    flops = sum(t["flops"] for t in trunks) + sum(d["decay_flops"] for d in durations)
+    independent = sum(d["trunk_tokens"] + d["decay_tokens"] for d in durations)
+    return {"tokens": tokens, "flops": flops, "independent_tokens": independent, "independent_flops": independent * per_token}
+
+
+def total_cost(entries: dict[str, dict], finished: list[dict]) -> dict | None:
+    """The duration sweeps of every corpus together, and everything the sweep ran (`all_*`)."""
+    costs = [e["cost"] for e in entries.values() if e["cost"]]
+    if not costs:
+        return None
+    out = {k: sum(c[k] for c in costs) for k in ("tokens", "flops", "independent_tokens", "independent_flops")}
+    out["saving"] = 1 - out["flops"] / out["independent_flops"]
+    out["all_tokens"] = sum(r["tokens"] for r in finished)
+    out["all_flops"] = sum(r["flops"] for r in finished)
+    return out
