@@ -95,7 +95,9 @@ def _one(values: list | None):
 
 def show(record: dict, store, name: str) -> None:
     progress = record["progress"]
-    table = Table(title=f"sweep {name} from {record['parent']}: {progress['done']} of {progress['planned']} points known so far done")
+    later = any(e["best_lr"] is None for e in record["corpora"].values())  # stage 2 is planned once stage 1 is done
+    table = Table(title=f"sweep {name} from {record['parent']}: {progress['done']} of {progress['planned']}"
+                        f"{' plannable' if later else ''} points done")
     for column in ("corpus", "best LR", "best tokens", "spread", "helps", "hurts", "unchanged", "mixture"):
         table.add_column(column, justify="right" if column in ("best LR", "best tokens", "spread") else "left")
     for corpus, e in record["corpora"].items():
@@ -122,5 +124,7 @@ def show(record: dict, store, name: str) -> None:
         console.print(f"suggested mixture: {store.path('sweeps', name) / 'mixture.yaml'}", highlight=False)
     elif all(e["in_mixture"] is not None for e in record["corpora"].values()):
         console.print("no corpus helps its own held-out loss without hurting the lineage: no mixture suggested")
-    if progress["done"] < progress["planned"]:
-        console.print(f"{progress['planned'] - progress['done']} points still to run", highlight=False)
+    if progress["done"] < progress["planned"] or later:
+        left = progress["planned"] - progress["done"]
+        console.print(f"{left} points still to run" + (", then the next stage (run the command again, or --emit again after "
+                      "--collect)" if later else ""), highlight=False)

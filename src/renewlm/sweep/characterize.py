@@ -98,4 +98,5 @@ def suggested_mixture(store: Store, s: SweepSettings, entries: dict[str, dict], 
         if old:  # by the tokens trained on along the lineage, as `renewlm update --replay` splits it
             weights = {c: trained[c] for c in old} if all(trained.get(c, 0) > 0 for c in old) else dict.fromkeys(old, 1.0)
             data["replay"] = {"fraction": s.replay, "corpora": weights}
-    return validate_mixture(data, "suggested mixture").model_dump(mode="json")
+    mixture = validate_mixture(data, "suggested mixture").model_dump(mode="json", exclude_none=True)
+    return {k: v for k, v in mixture.items() if v != {}}  # no empty max_epochs in a file meant for people

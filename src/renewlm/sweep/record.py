@@ -10,6 +10,7 @@ from __future__ import annotations
 from renewlm.errors import ConfigError
 from renewlm.store import Store, read_json, write_json
 from renewlm.sweep.plan import Point, SweepSettings, duration_points, lr_points, repeat_points
+from renewlm.train.config import validate_run
 from renewlm.train.run import read_identity
 from renewlm.versions import read_version
 
@@ -47,10 +48,19 @@ def _same_run(store: Store, p: Point, meta: dict) -> bool:
     folder = store.path("runs", p.name)
     identity = read_identity(folder) if folder.is_dir() else None
     if identity is not None:
-        return identity["config"] == want
+        return _normalized(identity["config"], want) == want
     # The run folder was removed (it is only needed to resume): compare what the version records of it.
     parents = [x.get("name") for x in meta.get("parents") or []]
     return meta.get("mixture") == want["mixture"] and meta.get("schedule") == want["schedule"] and parents == [p.cfg.parent]
+
+
+def _normalized(config: dict, want: dict) -> dict:
+    """A recorded run config as today's RunConfig reads it: a field added since then takes its default
+    (a finished point stays finished across versions of renewlm); one removed since is not compared."""
+    try:
+        return validate_run(config, "recorded run").model_dump(mode="json")
+    except ConfigError:
+        return {k: config.get(k) for k in want}
 
 
 def point_result(store: Store, p: Point) -> dict | None:
