@@ -1,6 +1,5 @@
 """`renewlm report` through the CLI entry point: the file, --versions, and bad input in one sentence."""
 
-import renewlm.cli.report  # noqa: F401  (registers the command even before the CLI's import line names it)
 from tests.report.synthetic import add_synthetic, write_record
 
 

@@ -42,8 +42,8 @@ def write_record(store: Store, name: str, *, config: dict | None = None, **field
 
 
 def write_metrics(store: Store, name: str, *, steps: int, tokens_per_step: int, corpora: list[str], new: str | None,
-                  start: dict[str, float], peak_lr: float = 3e-4, eval_every: int = 20) -> None:
-    """A warmup-cosine run whose held-out loss on the new corpus falls and on the old ones first rises
+                  start: dict[str, float], peak_lr: float = 3e-4, eval_every: int = 20, decay: bool = True) -> None:
+    """A warmup-cosine run (constant after the warmup with `decay=False`, as a trunk) whose held-out loss on the new corpus falls and on the old ones first rises
     (the stability gap) and then recovers part of the way."""
     lines = []
     for step in range(steps + 1):
@@ -59,7 +59,7 @@ def write_metrics(store: Store, name: str, *, steps: int, tokens_per_step: int, 
             lines.append({"step": step, "tokens": tokens, "eval": losses})
         if step:
             warm = min(1.0, step / (0.05 * steps))
-            lr = peak_lr * warm * (0.55 + 0.45 * math.cos(math.pi * frac))
+            lr = peak_lr * warm * ((0.55 + 0.45 * math.cos(math.pi * frac)) if decay else 1.0)
             loss = 3.0 + 2.5 * math.exp(-5 * frac) + 0.08 * math.sin(step * 1.7)
             lines.append({"step": step, "tokens": tokens, "lr": lr, "loss": loss, "grad_norm": 1.0,
                           "tokens_per_second": 50_000.0, "seconds": 0.1, "skipped_steps": 0})
@@ -69,30 +69,41 @@ def write_metrics(store: Store, name: str, *, steps: int, tokens_per_step: int, 
 
 
 def sweep_record(parent: str, corpora: list[str]) -> dict:
-    """A sweep.json in the shape docs/sweeps.md documents: per corpus an LR grid, durations at the best
-    LR, the characterization, and a mixture in the ratio of the best token counts of helpful corpora."""
-    out = {"name": "pick-data", "parent": parent, "settings": {"lrs": [1e-5, 3e-5, 1e-4, 3e-4], "tokens": 2_000_000,
-                                                                "durations": [500_000, 1_000_000, 2_000_000], "seed_repeats": 2},
-           "corpora": {}, "cost": {"tokens": 0, "independent_runs_tokens": 0}}
-    best_tokens = {}
+    """A sweep.json shaped as renewlm.sweep.record writes it (docs/sweeps.md): per corpus an LR grid, the
+    best LR repeated with other seeds, durations at the best LR, the characterization against the parent,
+    and a mixture weighted by the best token counts of the corpora that help."""
+    out = {"format": 1, "name": "pick-data", "parent": parent,
+           "settings": {"parent": parent, "data": corpora, "lrs": [1e-5, 3e-5, 1e-4, 3e-4], "tokens": 2_000_000,
+                        "durations": [500_000, 1_000_000, 2_000_000], "seed_repeats": 2},
+           "corpora": {}, "progress": {"done": 0, "planned": 0}, "evaluations": {}}
     for i, c in enumerate(corpora):
-        lrs = [{"lr": lr, "version": f"pick-data-{c}-lr{j}", "loss": 4.0 + 0.3 * (math.log10(lr) + 4 - 0.3 * i) ** 2}
+        lrs = [{"lr": lr, "version": f"pick-data.{c}.lr{j}", "loss": 4.0 + 0.3 * (math.log10(lr) + 4 - 0.3 * i) ** 2}
                for j, lr in enumerate((1e-5, 3e-5, 1e-4, 3e-4))]
         best = min(lrs, key=lambda e: e["loss"])
-        durations = [{"tokens": t, "trunk": f"pick-data-{c}-trunk", "version": f"pick-data-{c}-d{j}",
+        repeats = [{"seed": seed, "version": f"pick-data.{c}.seed{seed}", "loss": best["loss"] + 0.006 * seed} for seed in (1, 2)]
+        durations = [{"tokens": t, "trunk": f"pick-data.{c}.trunk{j}", "version": f"pick-data.{c}.d{j}",
                       "loss": best["loss"] - 0.2 * math.log2(t / 5e5) + 0.02 * (t / 5e5) ** 1.5}
                      for j, t in enumerate((500_000, 1_000_000, 2_000_000))]
         best_d = min(durations, key=lambda e: e["loss"])
-        best_tokens[c] = best_d["tokens"]
+        helps = i % 2 == 0
         out["corpora"][c] = {
-            "lrs": lrs, "best_lr": best["lr"], "durations": durations, "best_tokens": best_d["tokens"], "spread": 0.012,
-            "characterization": {"c0": {"delta": 0.03 * (i - 1), "verdict": ["helps", "unchanged", "hurts"][i % 3]},
-                                 c: {"delta": -0.4, "verdict": "helps"}},
+            "lrs": lrs, "best_lr": best["lr"], "repeats": repeats, "spread": 0.012, "durations": durations,
+            "best_tokens": best_d["tokens"], "in_mixture": helps,
+            "reason": "it helps its own held-out loss" if helps else "it hurts the lineage's held-out loss on c0",
+            "cost": {"tokens": 2_300_000, "flops": 6.9e12, "independent_tokens": 3_800_000, "independent_flops": 1.14e13},
+            "characterization": {
+                f"heldout/{c}": {"parent": 5.1, "value": 4.7, "delta": -0.4, "spread": 0.012, "verdict": "helps"},
+                "heldout/c0": {"parent": 3.2, "value": 3.2 + (0.005 if helps else 0.08), "delta": 0.005 if helps else 0.08,
+                               "spread": 0.012, "verdict": "unchanged" if helps else "hurts"},
+            },
         }
-        out["cost"]["tokens"] += 4 * 2_000_000 + 2_000_000 + 3 * 200_000
-        out["cost"]["independent_runs_tokens"] += 4 * 2_000_000 + 3_500_000
-    total = sum(best_tokens.values())
-    out["suggested_mixture"] = {"phases": [{"corpora": {c: round(t / total, 4) for c, t in best_tokens.items()}}]}
+        out["progress"]["done"] += 9
+        out["progress"]["planned"] += 9
+    chosen = {c: e["best_tokens"] for c, e in out["corpora"].items() if e["in_mixture"]}
+    out["suggested_mixture"] = {"phases": [{"corpora": chosen, "end": 1.0}], "replay": None, "max_epochs": {}}
+    out["cost"] = {"tokens": 2_300_000 * len(corpora), "flops": 6.9e12 * len(corpora), "independent_tokens": 3_800_000 * len(corpora),
+                   "independent_flops": 1.14e13 * len(corpora), "saving": 1 - 6.9 / 11.4,
+                   "all_tokens": 12_000_000 * len(corpora), "all_flops": 3.6e13 * len(corpora)}
     return out
 
 
@@ -117,7 +128,8 @@ def add_synthetic(store: Store, releases: int = 3, *, steps: int = 200) -> list[
         write_record(store, trunk, kind="trunk", paradigm="switch", parents=[{"name": previous_trunk or previous_release, "weight": 1.0}],
                      tokens=1_024_000, data_tokens=972_800, corpora=[c, *seen], corpus_tokens={c: 972_800, "c0": 51_200},
                      created=created(), losses={x: 3.3 + 0.01 * i for x in [c, *seen]}, optimizer_state=True)
-        write_metrics(store, trunk, steps=steps, tokens_per_step=1_024_000 // steps, corpora=[*seen, c], new=c, start=start)
+        write_metrics(store, trunk, steps=steps, tokens_per_step=1_024_000 // steps, corpora=[*seen, c], new=c, start=start,
+                      decay=False)
         write_record(store, release, paradigm="switch", trunk=trunk, parents=[{"name": trunk, "weight": 1.0}],
                      tokens=102_400, data_tokens=0, corpora=[c, *seen], created=created(),
                      losses={x: 3.1 + 0.02 * i - 0.1 * (x == c) for x in [c, *seen]})

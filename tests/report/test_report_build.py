@@ -69,7 +69,8 @@ def test_tables_hold_the_records_numbers(synthetic):
     mixture = record["suggested_mixture"]["phases"][0]["corpora"]
     sweeps = page.text["sweeps"]
     assert all(f"{c}: {w}" in sweeps for c, w in mixture.items())  # the YAML as written
-    assert f"best LR {record['corpora']['c1']['best_lr']:.3g}" in sweeps
+    assert f"best LR {record['corpora']['c1']['best_lr']:.3g}" in sweeps and "18 of 18 points finished" in sweeps
+    assert "left out of the mixture: it hurts" in sweeps and "heldout/c0" in sweeps and "39%" in sweeps  # the saving
     tasks = page.text["tasks"]
     assert "hellaswag (acc_norm)" in tasks and "my_qa (acc)" in tasks  # the core metric where the spec has one
     assert f"{(0.33 - 0.25) / 0.75:.3f}" in tasks

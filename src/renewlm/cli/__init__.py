@@ -17,7 +17,7 @@ except ImportError:
     _TyperClickException = click.ClickException
 
 # Each module adds its commands to `app` when imported.
-from renewlm.cli import data, demo, eval, mixture, plan, sample, schedule, soup, sweep, train, versions  # noqa: E402,F401
+from renewlm.cli import data, demo, eval, mixture, plan, report, sample, schedule, soup, sweep, train, versions  # noqa: E402,F401
 
 
 def _terminate(signum, frame):

@@ -78,14 +78,19 @@ def run_figure(run: RunCurves) -> str:
     left.set_title("loss and learning rate", fontsize=10)
     left.grid(alpha=0.3)
     corpora = list(dict.fromkeys(c for r in run.evals for c in r["eval"]))
+    marked = False
     for i, corpus in enumerate(corpora):
         points = [(r["tokens"], r["eval"][corpus]) for r in run.evals if isinstance(r["eval"].get(corpus), (int, float))]
         (line,) = right.plot([t for t, _ in points], [v for _, v in points], marker="o", markersize=3, linewidth=1.3,
                              label=corpus, color=f"C{i % 10}")
         gap = stability_gap(points)
         if gap:
+            marked = True
             right.annotate(f"stability gap +{gap[1]:.3f}", (gap[0], points[0][1] + gap[1]), textcoords="offset points",
-                           xytext=(4, 6), fontsize=8, color=line.get_color())
+                           xytext=(5, 4), va="bottom", fontsize=8, color=line.get_color())
+    if marked:  # headroom, so the label stays inside the axes, clear of the title
+        low, high = right.get_ylim()
+        right.set_ylim(low, high + 0.12 * (high - low))
     if corpora:
         right.legend(fontsize=8, loc="best")
     else:
@@ -156,6 +161,7 @@ def series_figure(names: list[str], spent: list[float], retrain: list[float]) ->
             ax.annotate(f"{s / r:.0%}", (x, s), textcoords="offset points", xytext=(0, -12), ha="center", fontsize=8,
                         color=line.get_color())
     ax.set_xticks(xs, names, rotation=30 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center", fontsize=8)
+    ax.margins(y=0.15)  # room for the ratio under the first point
     ax.set_ylabel("cumulative training FLOPs")
     ax.set_title("the longest series in the store (% = spent of retraining)", fontsize=9)
     ax.grid(alpha=0.3)
@@ -164,8 +170,10 @@ def series_figure(names: list[str], spent: list[float], retrain: list[float]) ->
     return encode(fig)
 
 
-def sweep_figure(corpus: str, lrs: list[tuple[float, float]], best_lr, durations: list[tuple[float, float]], best_tokens) -> str:
-    """Held-out loss against the learning rate, and against the tokens at the best LR; best points starred."""
+def sweep_figure(corpus: str, lrs: list[tuple[float, float]], best_lr, durations: list[tuple[float, float]], best_tokens,
+                 repeats: list[float] = ()) -> str:
+    """Held-out loss against the learning rate, and against the tokens at the best LR; best points starred,
+    the best LR's repeats with other data-order seeds drawn beside it (the noise a verdict must beat)."""
     plt = _plt()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.1))
     for ax, points, best, label in ((left, lrs, best_lr, "learning rate"), (right, durations, best_tokens, "tokens")):
@@ -178,8 +186,13 @@ def sweep_figure(corpus: str, lrs: list[tuple[float, float]], best_lr, durations
         else:
             ax.text(0.5, 0.5, "no finished point", ha="center", va="center", transform=ax.transAxes)
         ax.set_xlabel(label)
-        ax.set_ylabel("held-out loss")
+        ax.set_ylabel(f"held-out loss on {corpus}")
         ax.grid(alpha=0.3)
+    if repeats and best_lr is not None:
+        left.plot([best_lr] * len(repeats), repeats, marker="_", markersize=14, color="#718096", linestyle="none",
+                  label="other seeds")
+    if lrs:
+        left.legend(fontsize=8)
     left.set_title(f"{corpus}: learning-rate sweep", fontsize=10)
     right.set_title(f"{corpus}: duration sweep at the best LR", fontsize=10)
     fig.tight_layout()

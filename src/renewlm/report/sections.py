@@ -67,7 +67,9 @@ def runs_section(data: ReportData) -> str:
         "Per run, left: training loss (blue) and learning rate (orange) against tokens; right: held-out loss on every "
         "corpus during training. A rise on the old corpora is forgetting; a curve that first rises above its start and "
         "then falls is the stability gap (Guo et al. 2024), marked at its peak.", "caption")]
-    for run in data.runs:
+    rows = {name: i for i, name in enumerate(graph_order(data.under, data.versions))}
+    # In the version graph's order; runs that wrote no version (yet) after, by name.
+    for run in sorted(data.runs, key=lambda r: (rows.get(r.name, len(rows)), r.name)):
         facts = [f"{run.total_steps:,} steps logged"]
         if run.steps:
             facts.append(f"{run.steps[-1]['tokens']:,} tokens, final training loss {run.steps[-1]['loss']:.4f}")

@@ -38,8 +38,9 @@ def _value(x) -> str:
 
 def corpus_part(corpus: str, entry: dict) -> str:
     lrs, durations = _points(entry.get("lrs"), "lr"), _points(entry.get("durations"), "tokens")
+    repeats = [r["loss"] for r in entry.get("repeats") or [] if isinstance(r, dict) and _number(r.get("loss"))]
     out = f"<h4>{escape(corpus)}</h4>"
-    out += figure(figures.sweep_figure(corpus, lrs, entry.get("best_lr"), durations, entry.get("best_tokens")),
+    out += figure(figures.sweep_figure(corpus, lrs, entry.get("best_lr"), durations, entry.get("best_tokens"), repeats),
                   f"learning-rate and duration sweeps on {corpus}")
     facts = []
     if _number(entry.get("best_lr")):
@@ -48,6 +49,13 @@ def corpus_part(corpus: str, entry: dict) -> str:
         facts.append(f"best duration {entry['best_tokens']:,.0f} tokens")
     if _number(entry.get("spread")):
         facts.append(f"seed spread {entry['spread']:.4f} (a difference smaller than this is reported as unchanged)")
+    spent = entry.get("cost")
+    if isinstance(spent, dict) and _number(spent.get("tokens")) and _number(spent.get("independent_tokens")):
+        facts.append(f"the duration sweep read {spent['tokens']:,.0f} tokens, against {spent['independent_tokens']:,.0f} "
+                     "for independent runs of each duration")
+    if isinstance(entry.get("in_mixture"), bool):
+        facts.append(("in the suggested mixture" if entry["in_mixture"] else "left out of the mixture")
+                     + (f": {entry['reason']}" if entry.get("reason") else ""))
     if facts:
         out += paragraph(escape("; ".join(facts)) + ".")
     characterization = entry.get("characterization")
@@ -56,16 +64,24 @@ def corpus_part(corpus: str, entry: dict) -> str:
             ((name, e) for name, e in characterization.items() if isinstance(e, dict)),
             key=lambda item: (VERDICT_ORDER.get(item[1].get("verdict"), 3), item[0]),
         )
-        out += table(["evaluation", "change against the parent", "verdict"],
-                     [[name, f"{e['delta']:+.4f}" if _number(e.get("delta")) else "–", e.get("verdict") or "–"] for name, e in rows],
-                     numeric={1})
+
+        def number(e: dict, key: str, fmt: str) -> str:
+            return format(e[key], fmt) if _number(e.get(key)) else "–"
+
+        out += table(["evaluation", "parent", "best point", "change", "seed spread", "verdict"],
+                     [[name, number(e, "parent", ".4f"), number(e, "value", ".4f"), number(e, "delta", "+.4f"),
+                       number(e, "spread", ".4f"), e.get("verdict") or "–"] for name, e in rows],
+                     numeric={1, 2, 3, 4})
     return out
 
 
 def sweep_part(name: str, record: dict) -> str:
     out = f'<h3 id="sweep-{escape(name)}">{escape(name)}</h3>'
+    progress = record.get("progress")
+    done = (f" {progress['done']} of {progress['planned']} points finished."
+            if isinstance(progress, dict) and _number(progress.get("done")) and _number(progress.get("planned")) else "")
     if record.get("parent"):
-        out += paragraph(f"From version {code(str(record['parent']))}.")
+        out += paragraph(f"From version {code(str(record['parent']))}.{escape(done)}")
     settings = record.get("settings")
     if isinstance(settings, dict) and settings:
         out += table(["setting", "value"], [[k, _value(v)] for k, v in settings.items()])
@@ -82,7 +98,11 @@ def sweep_part(name: str, record: dict) -> str:
         out += f"<pre>{escape(yaml.safe_dump(mixture, sort_keys=False))}</pre>"
     spent = record.get("cost")
     if isinstance(spent, dict) and spent:
-        out += "<h4>Cost</h4>" + table(["", "value"], [[k, _value(v)] for k, v in spent.items()])
+        rows = [[k, f"{v:.0%}" if k == "saving" and _number(v) else _value(v)] for k, v in spent.items()]
+        out += "<h4>Cost</h4>" + table(["", "value"], rows, numeric={1})
+        out += paragraph("tokens, flops: the duration sweeps as run (one trunk per corpus cut at each duration, a short "
+                         "decay off each); independent_*: one run per duration instead; all_*: every point of the sweep.",
+                         "caption")
     return out
 
 
