@@ -3,7 +3,14 @@
 import pytest
 
 from renewlm.data.mixture import validate_mixture
-from renewlm.sweep.characterize import characterize, flatten, lower_is_better, mixture_choice, suggested_mixture, verdict
+from renewlm.sweep.characterize import (
+    characterize,
+    flatten,
+    lower_is_better,
+    mixture_choice,
+    suggested_mixture,
+    verdict,
+)
 from renewlm.sweep.plan import SweepSettings
 from renewlm.sweep.record import best_tokens, duration_cost
 

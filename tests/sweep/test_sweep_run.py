@@ -14,7 +14,7 @@ from renewlm.versions import read_version
 from tests.sweep.conftest import base_version
 
 NAME = "swp-tiny"
-SETTINGS = dict(data=["prose", "code"], lrs=[1e-3, 3e-3], tokens=256, durations=[256, 512], seed_repeats=1, eval_tokens=512)
+SETTINGS = {"data": ["prose", "code"], "lrs": [1e-3, 3e-3], "tokens": 256, "durations": [256, 512], "seed_repeats": 1, "eval_tokens": 512}
 INTERRUPT_AFTER = 5
 
 
@@ -57,7 +57,7 @@ def test_the_tiny_sweep_finishes_with_every_point(swept):
     record = swept["record"]
     assert record["progress"] == {"done": 14, "planned": 14}  # per corpus: 2 LRs, 1 repeat, 2 trunks, 2 decays
     assert read_json(swept["store"].path("sweeps", NAME) / "sweep.json") == record
-    for corpus, e in record["corpora"].items():
+    for e in record["corpora"].values():
         losses = {x["lr"]: x["loss"] for x in e["lrs"]}
         assert e["best_lr"] == min(losses, key=losses.get)
         assert e["spread"] == pytest.approx(abs(e["repeats"][0]["loss"] - losses[e["best_lr"]]))
@@ -105,7 +105,7 @@ def test_the_suggested_mixture_is_the_ratio_of_the_best_token_counts(swept):
 
 def test_each_duration_is_the_trunk_it_branched_from(swept):
     store, record = swept["store"], swept["record"]
-    for corpus, e in record["corpora"].items():
+    for e in record["corpora"].values():
         cumulative, offset = 0, 0
         for k, (trunk, d) in enumerate(zip(e["trunks"], e["durations"])):
             meta = read_version(store, trunk["version"])

@@ -59,7 +59,10 @@ def sweep(
     """
     from renewlm.sweep import collect as collect_sweep
     from renewlm.sweep import emit as emit_sweep
-    from renewlm.sweep import resolve_settings, run_sweep  # torch loads only for commands that train
+    from renewlm.sweep import (  # torch loads only for commands that train
+        resolve_settings,
+        run_sweep,
+    )
 
     st = open_store(store)
     given = {
@@ -68,7 +71,7 @@ def sweep(
         "decay_fraction": decay_fraction, "tasks": tasks, "include_paths": [str(p) for p in include_path] if include_path else None,
         "limit": limit, "seed": seed, "eval_tokens": eval_tokens,
     }
-    say = lambda line: console.print(f"[dim]{line}[/]", highlight=False)  # noqa: E731
+    say = lambda line: console.print(f"[dim]{line}[/]", highlight=False)
     if collect:
         extra = [k for k, v in given.items() if v is not None] + (["emit"] if emit else [])
         if extra:

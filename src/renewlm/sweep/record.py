@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from renewlm.errors import ConfigError
 from renewlm.store import Store, read_json, write_json
-from renewlm.sweep.plan import Point, SweepSettings, duration_points, lr_points, repeat_points
+from renewlm.sweep.plan import (
+    Point,
+    SweepSettings,
+    duration_points,
+    lr_points,
+    repeat_points,
+)
 from renewlm.train.config import validate_run
 from renewlm.train.run import read_identity
 from renewlm.versions import read_version

@@ -17,10 +17,29 @@ import yaml
 
 from renewlm.errors import ConfigError
 from renewlm.store import Store, write_json
-from renewlm.sweep.characterize import characterize, evaluate, mixture_choice, suggested_mixture
-from renewlm.sweep.plan import DEFAULT_DURATION_MULTIPLES, Point, SweepSettings, check_settings
-from renewlm.sweep.record import RECORD, corpus_entry, new_record, read_record, save_record, total_cost
-from renewlm.train.loop import train  # looked up at call time, so tests can stand in for it
+from renewlm.sweep.characterize import (
+    characterize,
+    evaluate,
+    mixture_choice,
+    suggested_mixture,
+)
+from renewlm.sweep.plan import (
+    DEFAULT_DURATION_MULTIPLES,
+    Point,
+    SweepSettings,
+    check_settings,
+)
+from renewlm.sweep.record import (
+    RECORD,
+    corpus_entry,
+    new_record,
+    read_record,
+    save_record,
+    total_cost,
+)
+from renewlm.train.loop import (
+    train,  # looked up at call time, so tests can stand in for it
+)
 from renewlm.versions import lineage_corpora, read_version
 
 Say = Callable[[str], None]
