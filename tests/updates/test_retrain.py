@@ -46,3 +46,17 @@ def test_retrain_refuses_what_it_cannot_do(parent):
     finally:
         (parent.root / "corpora" / "code-away").rename(parent.path("corpora", "code"))
     assert not parent.path("runs", "rt-x").exists()
+    with pytest.raises(ConfigError, match="--lr must be a positive"):
+        retrain_config(parent, "rt-x", parent="rt-v2", data=["prose"], steps=2, lr=0.0)
+
+
+def test_retrain_refuses_a_lineage_with_an_import(parent, cli, tmp_path):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(parent.path("tokenizers", "tok"))
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=16, n_layer=1, n_head=2, n_positions=64)).save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    code, _, err = cli("import", "rt-imp", "--from", tmp_path / "m", "--pretrain-tokens", "100000000", "--store", parent.root)
+    assert code == 0, err
+    with pytest.raises(ConfigError, match="'rt-imp' was imported and its pre-training data is not in the store"):
+        retrain_config(parent, "rt-y", parent="rt-imp", data=["prose"], steps=2)

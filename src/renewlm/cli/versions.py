@@ -51,7 +51,7 @@ def versions(store: StoreOption = None) -> None:
     tree = Tree(f"versions in {st.root}")
 
     def add(name: str, node) -> None:
-        branch = node.add(_line(metas[name], cost(st, name), read_evaluations(st, name)))
+        branch = node.add(_line(metas[name], cost(st, name, metas), read_evaluations(st, name)))
         # Trunks first: each sits right under the release that branched off it.
         for child in sorted((n for n, p in under.items() if p == name), key=lambda n: (metas[n].get("kind") != "trunk", n)):
             add(child, branch)

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Literal
 
 from renewlm.errors import ConfigError
-from renewlm.store import Store
+from renewlm.store import MAX_NAME_BYTES, Store
 from renewlm.train.config import RunConfig
 from renewlm.train.loop import train
 from renewlm.updates.retrain import retrain_config
-from renewlm.updates.switch import main_path_of, run_switch, trunk_name, trunk_of_run
+from renewlm.updates.switch import TRUNK_SUFFIX, main_path_of, run_switch, trunk_name, trunk_of_run
 from renewlm.updates.update import update_config
 
 Paradigm = Literal["continue", "switch", "retrain"]
@@ -50,7 +50,12 @@ def run_update(
             )
         if not 0 < decay_fraction <= 1:
             raise ConfigError(f"--decay-fraction must be in (0, 1] (got {decay_fraction}); 0.1 is the default")
-        store.path("versions", trunk_name(name))  # both names are checked before any compute
+        store.path("versions", name)
+        if len(trunk_name(name).encode()) > MAX_NAME_BYTES:  # both names are checked before any compute
+            raise ConfigError(
+                f"release name {name[:24]!r}... is too long for path switching: its trunk is named NAME{TRUNK_SUFFIX}, "
+                f"so a release name has at most {MAX_NAME_BYTES - len(TRUNK_SUFFIX)} bytes; choose a shorter name"
+            )
         trunk = update_config(store, trunk_name(name), parent=main_path_of(store, parent), data=data, kind="trunk", **options)
         return run_switch(store, name, trunk, decay_fraction, train, fresh=fresh)
     if paradigm != "continue":

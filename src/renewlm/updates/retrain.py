@@ -9,6 +9,8 @@ together, with the cosine schedule of the lineage's pre-training.
 
 from __future__ import annotations
 
+import math
+
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
@@ -21,11 +23,19 @@ def retrain_config(
     seq_len: int | None = None, batch_tokens: int | None = None, micro_batch: int | None = None, lr: float | None = None,
     eval_every: int = 0, checkpoint_every: int = 0, seed: int = 0,
 ) -> RunConfig:
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ConfigError(f"--lr must be a positive learning rate (got {lr}); e.g. --lr 3e-4")
     info = read_version(store, parent)
     shape = update_shape(store, parent, info, tokens=tokens, steps=steps, seq_len=seq_len, batch_tokens=batch_tokens,
                          micro_batch=micro_batch)
     new = resolve_data(store, data)
     chain = lineage(store, parent)
+    imported = [m["name"] for m in chain if m.get("kind") == "import"]
+    if imported:  # its pre-training data was never in the store: a retrain could not read what it saw
+        raise ConfigError(
+            f"--paradigm retrain trains on all the data the lineage saw, but {imported[0]!r} was imported and its "
+            f"pre-training data is not in the store; compare against a retrain with `renewlm train` and a run file instead"
+        )
     old = lineage_corpus_tokens(store, parent)
     if not old:
         raise ConfigError(
@@ -44,7 +54,7 @@ def retrain_config(
     for corpus, w in new.items():
         weights[corpus] = weights.get(corpus, 0.0) + update_tokens * w / total_new
     root = next((m for m in chain if m.get("schedule")), {})
-    peak = lr or parent_lrs(root)[0] or DEFAULT_PEAK_LR
+    peak = lr if lr is not None else parent_lrs(root)[0] or DEFAULT_PEAK_LR
     run = {
         "name": name, "parent": parent, "from_scratch": True, "kind": "release",
         "mixture": {"phases": [{"corpora": weights}]},

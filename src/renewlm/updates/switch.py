@@ -39,8 +39,14 @@ def main_path_of(store: Store, release: str) -> str:
 
 
 def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConfig:
-    """The release branching off `trunk` (once written): its state, its mixture, a complete decay
-    from the LR the trunk ended at over `decay_fraction` of the trunk's steps."""
+    """The release branching off `trunk` (once written): its state, its mixture read on from where the
+    trunk stopped (`data_offset`), a complete decay from the LR the trunk ended at over
+    `decay_fraction` of the trunk's steps."""
+    if len(trunk.mixture.phases) > 1:
+        raise ConfigError(
+            f"path switching reads one mixture on the main path and its releases, but {trunk.name!r} has "
+            f"{len(trunk.mixture.phases)} phases; give the switch run a one-phase mixture"
+        )
     steps = trunk.total_steps
     end_lr = trunk.schedule.build(steps, trunk.batch_tokens).lr(steps - 1)
     run = {
@@ -49,7 +55,7 @@ def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConf
         "kind": "release", "load_optimizer": True, "paradigm": "single",
         "schedule": {"name": "branch", "start_lr": end_lr, "decay_fraction": 1.0},
         "steps": max(1, round(decay_fraction * steps)), "tokens": None,
-        "seed": trunk.seed + 1,  # the decay reads other samples of the same mixture than the trunk's first ones
+        "data_offset": trunk.data_offset + steps * trunk.batch_samples,  # samples the trunk has not read
     }
     return validate_run(run, f"release {name}")
 
@@ -58,6 +64,7 @@ def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float,
     """Write trunk `trunk.name` (unless a finished trunk of the same config exists), then release `name`."""
     if store.exists("versions", name):
         raise ConfigError(f"version {name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {name}`")
+    release = branch_config(name, trunk, decay_fraction)  # its problems stop the command before the trunk trains
     if store.exists("versions", trunk.name):
         identity = read_identity(store.path("runs", trunk.name)) if store.path("runs", trunk.name).is_dir() else None
         if identity is None or identity["config"] != trunk.model_dump(mode="json"):
@@ -67,7 +74,7 @@ def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float,
             )
     else:
         train(trunk, store, fresh=fresh)
-    return train(branch_config(name, trunk, decay_fraction), store, fresh=fresh)
+    return train(release, store, fresh=fresh)
 
 
 def trunk_of_run(cfg: RunConfig) -> RunConfig:

@@ -37,11 +37,11 @@ def _sum(metas, key: str) -> float:
     return sum(m.get(key, 0) or 0 for m in metas)
 
 
-def _series(store: Store, name: str, chain: list[dict]) -> list[str]:
+def _series(metas: dict[str, dict], name: str, chain: list[dict]) -> list[str]:
     """The releases of the version's history in order: each release ancestor, and after each trunk
     ancestor the releases branched off it; the version itself last."""
     branched: dict[str, list[str]] = {}
-    for meta in list_versions(store):
+    for meta in metas.values():
         if meta.get("trunk"):
             branched.setdefault(meta["trunk"], []).append(meta["name"])
     series: list[str] = []
@@ -53,17 +53,23 @@ def _series(store: Store, name: str, chain: list[dict]) -> list[str]:
     return list(dict.fromkeys([*series, name]))
 
 
-def cost(store: Store, name: str) -> dict:
-    """Own, cumulative, retrain and series figures of version `name` (FLOPs; None where unknown)."""
-    chain = lineage(store, name)
-    own = read_version(store, name)
+def cost(store: Store, name: str, metas: dict[str, dict] | None = None) -> dict:
+    """Own, cumulative, retrain and series figures of version `name` (FLOPs; None where unknown).
+
+    `metas` (every record by name, as `list_versions` reads them) saves re-reading the store when
+    costing many versions (`renewlm versions`, the report)."""
+    if metas is None:
+        read_version(store, name)  # an unknown name: one sentence listing what exists
+        metas = {m["name"]: m for m in list_versions(store)}
+    chain = lineage(store, name, metas)
+    own = metas[name]
     per_token = _flops_per_token(chain)
     retrain = per_token * _sum_data(chain) if per_token else None
-    series = _series(store, name, chain) if own.get("kind") != "trunk" else []
+    series = _series(metas, name, chain) if own.get("kind") != "trunk" else []
     spent: dict[str, dict] = {}
     retrain_each = 0.0
     for release in series:
-        release_chain = chain if release == name else lineage(store, release)
+        release_chain = chain if release == name else lineage(store, release, metas)
         spent.update({m["name"]: m for m in release_chain})
         retrain_each += (per_token or 0.0) * _sum_data(release_chain)
     series_flops = _sum(spent.values(), "flops")

@@ -7,11 +7,16 @@ from renewlm.store import Store
 from renewlm.versions.record import parent_names, read_version
 
 
-def lineage(store: Store, name: str) -> list[dict]:
+def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> list[dict]:
     """The version and all its ancestors in the store, each once, every parent before its children.
 
     A parent outside the store (a local folder a run started from) ends that branch of the graph.
+    `metas` (every record by name, as `list_versions` reads them) saves re-reading them.
     """
+    if metas is None:
+        exists, read = (lambda n: store.exists("versions", n)), (lambda n: read_version(store, n))
+    else:
+        exists, read = metas.__contains__, metas.__getitem__
     order: list[dict] = []
     done: set[str] = set()
     stack: list[tuple[str, bool]] = [(name, False)]
@@ -19,14 +24,14 @@ def lineage(store: Store, name: str) -> list[dict]:
         current, expanded = stack.pop()
         if current in done:
             continue
-        meta = read_version(store, current)
+        meta = read(current)
         if expanded:
             done.add(current)
             order.append(meta)
             continue
         stack.append((current, True))
         for parent in reversed(parent_names(meta)):
-            if parent not in done and store.exists("versions", parent):
+            if parent not in done and exists(parent):
                 stack.append((parent, False))
     return order
 
