@@ -23,6 +23,13 @@ def chain(store):
     return store
 
 
+def test_import_overwrite_never_replaces_a_parent(chain, tmp_path):
+    folder = tiny_folder(chain, tmp_path / "hf")
+    with pytest.raises(StoreError, match="the parent of v2"):
+        import_version(chain, "v1", folder, overwrite=True)
+    assert read_version(chain, "v1")["tokens"] == 1000
+
+
 def test_lineage_corpora_and_cost(chain):
     assert [m["name"] for m in lineage(chain, "v3")] == ["v1", "v2", "v3"]
     assert lineage_corpora(chain, "v3") == ["a", "b", "c"]

@@ -58,6 +58,12 @@ def test_linear_soup_is_the_elementwise_mean(soup_store):
     assert torch.equal(model.model.embed_tokens.weight, s["model.embed_tokens.weight"])
 
 
+def test_a_soup_does_not_take_its_parents_evaluations(soup_store):
+    (soup_store.path("versions", "a") / "evaluations.json").write_text('{"format": 1, "heldout": {}}')  # `renewlm eval a`
+    make_soup(soup_store, "s", ["a", "b"])
+    assert not (soup_store.path("versions", "s") / "evaluations.json").exists()
+
+
 def test_weighted_soup_and_its_record(soup_store):
     make_soup(soup_store, "s", ["a", "b"], weights=[1, 3])  # normalised to 0.25, 0.75
     a, b, s = weights(soup_store, "a"), weights(soup_store, "b"), weights(soup_store, "s")

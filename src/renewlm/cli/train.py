@@ -58,7 +58,7 @@ def update(
         typer.Option(help="Learning-rate recipe (default cosine: re-warm and re-decay).", show_default=False),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Top LR of the recipe (default: from the parent's schedule).")] = None,
-    tokens: Annotated[int | None, typer.Option(help="Training tokens.")] = None,
+    tokens: Annotated[str | None, typer.Option(help="Training tokens: 2000000000, 2e9 or 2B.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (instead of --tokens).")] = None,
     seq_len: Annotated[int | None, typer.Option(help="Sequence length (default: the parent's).")] = None,
     batch_tokens: Annotated[int | None, typer.Option(help="Global batch in tokens (default: the parent's).")] = None,
@@ -81,10 +81,12 @@ def update(
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
     from renewlm.updates.paradigm import run_update
+    from renewlm.updates.plan import parse_tokens
 
     _report(run_update(
         open_store(store), name, parent=parent, data=data, paradigm=paradigm, decay_fraction=decay_fraction,
-        recipe=recipe, then=then, replay=replay, replay_from=replay_from, lr=lr, tokens=tokens, steps=steps,
+        recipe=recipe, then=then, replay=replay, replay_from=replay_from, lr=lr, steps=steps,
+        tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
         checkpoint_every=checkpoint_every, seed=seed, fresh=fresh,
     ))

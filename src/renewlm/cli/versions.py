@@ -93,7 +93,9 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
 def import_cmd(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
     folder: Annotated[Path, typer.Option("--from", help="A local Hugging Face model folder (safetensors weights).")],
-    pretrain_tokens: Annotated[int | None, typer.Option("--pretrain-tokens", help="Tokens the model was pre-trained on, for the ledger.")] = None,
+    pretrain_tokens: Annotated[
+        str | None, typer.Option("--pretrain-tokens", help="Tokens the model was pre-trained on, for the ledger (2e12 or 2T).")
+    ] = None,
     pretrain_seq_len: Annotated[
         int | None, typer.Option("--pretrain-seq-len", help="Sequence length of that pre-training, for its FLOPs (default: the model's maximum positions, at most 8,192).")
     ] = None,
@@ -104,9 +106,12 @@ def import_cmd(
     store: StoreOption = None,
 ) -> None:
     """Bring a Hugging Face model folder into the store as a root version."""
+    from renewlm.updates.plan import parse_tokens
+
     path = import_version(
         open_store(store), name, folder, trust_remote_code=trust_remote_code, overwrite=overwrite,
-        pretrain_tokens=pretrain_tokens, pretrain_seq_len=pretrain_seq_len, peak_lr=peak_lr, final_lr=final_lr,
+        pretrain_tokens=None if pretrain_tokens is None else round(parse_tokens(pretrain_tokens, "--pretrain-tokens")),
+        pretrain_seq_len=pretrain_seq_len, peak_lr=peak_lr, final_lr=final_lr,
     )
     console.print(f"version {name}: {path}")
 

@@ -187,20 +187,25 @@ def record(store: Store, result: dict) -> None:
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     settings = result["settings"]
     for name, entry in result["versions"].items():
-        path = store.path("versions", name) / RECORD
-        old = read_evaluations(store, name)
-        new = {"format": 1, "heldout": dict(old.get("heldout", {})), "tasks": dict(old.get("tasks", {}))}
-        for c, numbers in entry["heldout"].items():
-            new["heldout"][c] = {**numbers, "seq_len": settings["seq_len"], "eval_tokens": settings["eval_tokens"],
-                                 "precision": settings["precision"], "evaluated": stamp}
-        for task, numbers in entry.get("tasks", {}).items():
-            new["tasks"][task] = {**numbers, "num_fewshot": settings.get("num_fewshot"), "limit": settings.get("limit"), "evaluated": stamp}
-        for key in ("core_average", "summary"):
-            if entry.get(key) is not None:
-                new[key] = {**entry[key], "evaluated": stamp}
-            elif key in old:
-                new[key] = old[key]
-        write_json(path, new)
+        with store.lock("versions", name):  # two `renewlm eval`s of one version: neither loses the other's results
+            _merge(store, name, entry, settings, stamp)
+
+
+def _merge(store: Store, name: str, entry: dict, settings: dict, stamp: str) -> None:
+    path = store.path("versions", name) / RECORD
+    old = read_evaluations(store, name)
+    new = {"format": 1, "heldout": dict(old.get("heldout", {})), "tasks": dict(old.get("tasks", {}))}
+    for c, numbers in entry["heldout"].items():
+        new["heldout"][c] = {**numbers, "seq_len": settings["seq_len"], "eval_tokens": settings["eval_tokens"],
+                             "precision": settings["precision"], "evaluated": stamp}
+    for task, numbers in entry.get("tasks", {}).items():
+        new["tasks"][task] = {**numbers, "num_fewshot": settings.get("num_fewshot"), "limit": settings.get("limit"), "evaluated": stamp}
+    for key in ("core_average", "summary"):
+        if entry.get(key) is not None:
+            new[key] = {**entry[key], "evaluated": stamp}
+        elif key in old:
+            new[key] = old[key]
+    write_json(path, new)
 
 
 def read_evaluations(store: Store, name: str) -> dict:

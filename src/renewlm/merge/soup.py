@@ -28,6 +28,7 @@ from renewlm.manifest import MANIFEST, write_manifest
 from renewlm.merge import methods
 from renewlm.merge.methods import LINEAR, Method
 from renewlm.merge.tensors import DTYPES, TensorInfo, Weights, write_file
+from renewlm.model.load import MUTABLE_RECORDS
 from renewlm.store import Store, check_name, read_json, write_json
 
 RECORD = "version.json"
@@ -220,7 +221,8 @@ def write_soup(store: Store, name: str, recipe: Recipe, info: dict, *, measure: 
     with store.staging("versions", name) as tmp, torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # mergekit's DARE and DELLA drop weights at random: the same soup twice is the same
         for f in sorted(src.folder.iterdir()):
-            if f.is_file() and not f.name.startswith(".") and f.name not in (RECORD, MANIFEST) and f.suffix != ".safetensors":
+            # The parent's own records (version.json, manifest, evaluations.json) describe the parent, not the soup.
+            if f.is_file() and not f.name.startswith(".") and f.name not in (RECORD, MANIFEST, *MUTABLE_RECORDS) and f.suffix != ".safetensors":
                 shutil.copyfile(f, tmp / f.name)
         for file in src.weights.files:
             layout = {n: i for n, i in recipe.layout.items() if i.file == file}

@@ -109,6 +109,7 @@ def remove_version(store: Store, name: str, *, force: bool = False) -> None:
             f"version {name!r} is the parent of {', '.join(kids)}; remove those first or pass --force "
             f"(their lineage will then end at {name!r})"
         )
-    doomed = path.parent / temporary_name(f"rm-{name}")
-    os.rename(path, doomed)  # gone from the store at once, whatever happens to the deletion
+    with store.lock("versions", name):  # not while the version is being written or its record updated
+        doomed = path.parent / temporary_name(f"rm-{name}")
+        os.rename(path, doomed)  # gone from the store at once, whatever happens to the deletion
     shutil.rmtree(doomed, ignore_errors=True)

@@ -12,7 +12,7 @@ from renewlm.errors import ConfigError, StoreError
 from renewlm.lock import temporary_name
 from renewlm.manifest import MANIFEST, write_manifest
 from renewlm.store import Store, check_name, replace_dir
-from renewlm.versions.record import write_version
+from renewlm.versions.record import children, write_version
 
 
 # Llama 3 §3.4: pre-training ran at 8,192 tokens, the 128k context came in a short final stage; a
@@ -43,6 +43,11 @@ def import_version(
     check_name(name, "version")
     if store.exists("versions", name) and not overwrite:
         raise StoreError(f"versions entry {name!r} already exists in {store.root}; pass --overwrite to replace it or choose another name")
+    if overwrite and (kids := children(store, name)):
+        raise StoreError(
+            f"--overwrite would replace version {name!r}, the parent of {', '.join(kids)}, under their lineage; "
+            f"import under another name, or remove those versions first"
+        )
     folder = Path(folder).expanduser().absolute()
     check_folder(folder, trust_remote_code)
     tokenizer = load_tokenizer(store, str(folder))
