@@ -26,9 +26,9 @@ def _terminate(signum, frame):
 
 
 def _quiet_progress_bars() -> None:
-    # transformers and huggingface_hub draw tqdm bars while loading and saving weights; in a log file or
-    # a pipe they are noise. The variable covers libraries not imported yet (and torchrun's workers).
+    # transformers, huggingface_hub and lm-eval draw tqdm bars; in a log file or a pipe they are noise. The variable covers libraries not imported yet (and torchrun's workers).
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TQDM_DISABLE", "1")  # every other tqdm bar (lm-eval's, datasets')
     if "transformers" in sys.modules:
         from transformers.utils import logging as hf_logging
 
