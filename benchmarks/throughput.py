@@ -6,9 +6,12 @@ Both loops train the same model (same shape, vocabulary, batch, precision, optim
 setting) in separate processes, so peak memory is each one's own.
 
     python benchmarks/throughput.py --presets tiny small            # CPU
+    python benchmarks/throughput.py --presets tiny --procs 2        # renewlm's loop under FSDP on 2 processes
     python benchmarks/throughput.py --presets 125m 1b --seq-len 2048 --micro-batch 8 --batch-tokens 131072
+    python benchmarks/throughput.py --startup --presets 125m --procs 2   # peak host memory of each process's start-up
 
-Prints a table and writes benchmarks/results/throughput.json.
+Prints a table and writes benchmarks/results/throughput.json (or startup.json), and the same JSON to
+stdout with --json.
 """
 
 from __future__ import annotations
@@ -71,10 +74,12 @@ def make_parent(store_root: Path, preset: str, seq_len: int) -> Path:
 def worker_renewlm(args) -> dict:
     from renewlm.store import Store
     from renewlm.train.config import validate_run
-    from renewlm.train.distributed import setup
+    import torch
+
+    from renewlm.train.distributed import Dist
     from renewlm.train.loop import train
     from renewlm.train.metrics import read_metrics
-    from renewlm.train.run import prepare_run
+    from renewlm.train.run import preflight
 
     store = Store(args.store)
     name = f"bench-{args.preset}-{os.getpid()}"
@@ -89,10 +94,12 @@ def worker_renewlm(args) -> dict:
     wall = time.perf_counter() - started
     steps = [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r][args.warmup:]
     seconds = statistics.median(r["seconds"] for r in steps)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return {}
     # The data side of a step, alone: read every micro-batch of a global batch and copy it to the device.
-    run = prepare_run(cfg.model_copy(update={"name": name + "-data"}), store, setup(), fresh=True)
-    import torch
-
+    # The preflight opens the stream without building a model.
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    run = preflight(cfg.model_copy(update={"name": name + "-data"}), store, Dist(0, 1, 0, device))
     from renewlm.data.stream import rank_indices
 
     reads = []
@@ -100,8 +107,8 @@ def worker_renewlm(args) -> dict:
         t = time.perf_counter()
         idx = rank_indices(step * cfg.batch_samples, cfg.batch_samples, 0, 1)
         for m in range(0, len(idx), cfg.micro_batch):
-            torch.from_numpy(run.stream.read(idx[m : m + cfg.micro_batch])).to(run.dist.device, non_blocking=True)
-        if run.dist.device.type == "cuda":
+            torch.from_numpy(run.stream.read(idx[m : m + cfg.micro_batch])).to(device, non_blocking=True)
+        if device.type == "cuda":
             torch.cuda.synchronize()
         reads.append(time.perf_counter() - t)
     result = {
@@ -112,6 +119,42 @@ def worker_renewlm(args) -> dict:
         "wall_seconds": wall,
     }
     return result
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def worker_startup(args) -> dict:
+    """Build the run's model as a run does (meta device, shard, load from the main process) and
+    report every process's peak host memory above what it held before."""
+    import torch
+    import torch.distributed as dist
+    from transformers import AutoTokenizer
+
+    from renewlm.model.load import ModelSource
+    from renewlm.model.parallel import build_model, placement
+    from renewlm.train.distributed import setup, teardown
+
+    d = setup()
+    tokenizer = AutoTokenizer.from_pretrained(args.parent)
+    before = _rss_bytes()
+    where = placement(d.device, d.world, args.precision, False, False)
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    build_model(ModelSource("folder", str(args.parent), args.parent), where, tokenizer=tokenizer,
+                trust_remote_code=False, max_position_embeddings=max(args.seq_len, 2048), random_init=False)
+    mine = {"rank": d.rank, "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "start_gib": before / 2**30, "seconds": time.perf_counter() - started}
+    ranks = [mine]
+    if d.distributed:
+        ranks = [None] * d.world
+        dist.all_gather_object(ranks, mine)
+    teardown()
+    return {"ranks": ranks}
 
 
 def worker_plain(args) -> dict:
@@ -161,7 +204,10 @@ def worker_plain(args) -> dict:
 
 
 def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
-    cmd = [sys.executable, __file__, "--worker", kind, "--store", str(store), "--parent", str(parent),
+    procs = args.procs if kind in ("renewlm", "startup") else 1
+    launch = [sys.executable] if procs == 1 else [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                                   f"--nproc_per_node={procs}"]
+    cmd = [*launch, __file__, "--worker", kind, "--store", str(store), "--parent", str(parent),
            "--preset", args.preset_now, "--seq-len", str(args.seq_len), "--batch-tokens", str(args.batch_tokens),
            "--micro-batch", str(args.micro_batch), "--steps", str(args.steps), "--warmup", str(args.warmup),
            "--precision", args.precision]
@@ -170,7 +216,8 @@ def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    return next(r for r in results if r)  # the main process's (the others report nothing)
 
 
 def main() -> None:
@@ -183,17 +230,23 @@ def main() -> None:
     p.add_argument("--warmup", type=int, default=3, help="steps left out of the median (compilation, caches)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
-    p.add_argument("--worker", choices=["renewlm", "plain"])
+    p.add_argument("--procs", type=int, default=1, help="processes for renewlm's loop (torchrun, FSDP)")
+    p.add_argument("--startup", action="store_true", help="measure start-up host memory per process instead")
+    p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.add_argument("--worker", choices=["renewlm", "plain", "startup"])
     p.add_argument("--store", type=Path)
     p.add_argument("--parent", type=Path)
     p.add_argument("--preset")
     args = p.parse_args()
 
     if args.worker:
-        result = (worker_renewlm if args.worker == "renewlm" else worker_plain)(args)
+        worker = {"renewlm": worker_renewlm, "plain": worker_plain, "startup": worker_startup}[args.worker]
+        result = worker(args)
         import torch
 
-        if torch.cuda.is_available():
+        if args.worker == "startup" or not result:
+            pass
+        elif torch.cuda.is_available():
             result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         else:
             result["peak_memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
@@ -203,6 +256,9 @@ def main() -> None:
     import torch
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.processor() or platform.machine()})"
+    if args.startup:
+        startup(args, device)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         store = make_store(Path(tmp))
@@ -230,6 +286,32 @@ def main() -> None:
     out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile")}, "rows": rows}
     (RESULTS / "throughput.json").write_text(json.dumps(out, indent=2))
     print(f"\nwritten: {RESULTS / 'throughput.json'}")
+    if args.json:
+        print(json.dumps(out))
+
+
+def startup(args, device: str) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        store = make_store(Path(tmp))
+        for preset in args.presets:
+            args.preset_now = preset
+            result = run_worker("startup", args, store, make_parent(store, preset, args.seq_len))
+            rows.append({"preset": preset, "vocab": VOCAB[preset], "procs": args.procs, **result})
+    print(f"\ndevice: {device}; start-up on {args.procs} process(es), precision {args.precision}")
+    print(f"{'preset':8} {'rank':>4} {'before GiB':>11} {'peak GiB':>9} {'seconds':>8}")
+    for row in rows:
+        for r in row["ranks"]:
+            print(f"{row['preset']:8} {r['rank']:>4} {r['start_gib']:11.2f} {r['peak_gib']:9.2f} {r['seconds']:8.1f}")
+        peaks = [r["peak_gib"] - r["start_gib"] for r in row["ranks"]]
+        if len(peaks) > 1:
+            print(f"{'':8} growth of rank 1 / rank 0: {peaks[1] / peaks[0]:.3f}")
+    RESULTS.mkdir(exist_ok=True)
+    out = {"device": device, "rows": rows}
+    (RESULTS / "startup.json").write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {RESULTS / 'startup.json'}")
+    if args.json:
+        print(json.dumps(out))
 
 
 if __name__ == "__main__":

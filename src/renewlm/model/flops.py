@@ -24,26 +24,37 @@ def _get(config, *names: str) -> int:
     raise ValueError(f"config has none of {names}")
 
 
-def flops_per_token(config, seq_len: int) -> float:
+def flops_per_token(config, seq_len: int, blocks: int | None = None) -> float:
     """Training FLOPs per token: 6N + 12·L·d·T (Kaplan et al. 2020; PaLM's MFU), N without the input
-    embedding (the LM head's matmul counts, tied or not: it is computed either way)."""
+    embedding (the LM head's matmul counts, tied or not: it is computed either way).
+
+    `blocks`: the parameters outside both embeddings, counted on a model already built
+    (`block_parameters`); without it they are counted on a meta-device model built from `config`.
+    """
     d = _get(config, "hidden_size", "n_embd", "d_model")
     layers = _get(config, "num_hidden_layers", "n_layer", "num_layers")
     vocab = _get(config, "vocab_size")
-    n = non_embedding_parameters(config) + vocab * d
+    n = (blocks if blocks is not None else non_embedding_parameters(config)) + vocab * d
     return 6.0 * n + 12.0 * layers * d * seq_len
 
 
+def block_parameters(model: nn.Module) -> int:
+    """Parameters outside the input and output embeddings (global counts, sharded or not, meta or not)."""
+    counts = parameter_counts(model)
+    head = model.get_output_embeddings()
+    if head is not None and head.weight is not model.get_input_embeddings().weight:
+        counts["non_embedding"] -= head.weight.numel()
+    return counts["non_embedding"]
+
+
 def non_embedding_parameters(config) -> int:
-    """Parameters of the transformer blocks, from the config (attention, MLP, norms)."""
+    """Parameters of the transformer blocks, from the config (attention, MLP, norms), on a meta-device
+    model (for callers without a model; a run counts its own with `block_parameters`)."""
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    counts = parameter_counts(model)
-    if not getattr(config, "tie_word_embeddings", False):
-        counts["non_embedding"] -= model.get_output_embeddings().weight.numel()
-    return counts["non_embedding"]
+    return block_parameters(model)
 
 
 def peak_flops(device: torch.device) -> float | None:

@@ -86,7 +86,14 @@ class RunConfig(Config):
         "mixture and seed reads on from where that one stopped (a sweep's duration segments).",
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast on CUDA, fp32 on CPU."
+        "auto",
+        description="bf16: bf16 compute with fp32 master weights and gradient reduction (FSDP2's mixed precision, "
+        "the same in one process as in many); auto: bf16 on CUDA, fp32 on CPU.",
+    )
+    grad_sync: Literal["every_micro_batch", "last_micro_batch"] = Field(
+        "every_micro_batch",
+        description="Under FSDP: reduce-scatter gradients after every micro-batch (sharded gradients, least memory), or "
+        "only after the last (fewer collectives; parameters and fp32 gradients stay unsharded over the micro-batches).",
     )
     compile: bool | None = Field(None, description="torch.compile the model (default: on CUDA only).")
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")

@@ -1,8 +1,8 @@
 """Processes and devices: one plain process, or many under `torchrun` (one node or many).
 
 Under torchrun, RANK/WORLD_SIZE/LOCAL_RANK are set and the process group starts with NCCL on CUDA and
-gloo on CPU. Models are sharded with FSDP2 (`fully_shard` per decoder layer, then the root). All
-communication is torch.distributed's; renewlm adds none of its own.
+gloo on CPU. How the model is placed on them (FSDP2 sharding, precision, compile) is
+model/parallel.py's. All communication is torch.distributed's; renewlm adds none of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 
 @dataclass
@@ -63,26 +62,3 @@ def setup() -> Dist:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def decoder_layers(model: nn.Module) -> list[nn.Module]:
-    """The repeated blocks of a transformers causal LM (`model.model.layers`, `transformer.h`, ...)."""
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) > 0:
-            first = type(module[0])
-            if all(type(m) is first for m in module) and sum(p.numel() for p in module.parameters()) > 0:
-                return list(module)
-    return []
-
-
-def shard(model: nn.Module, mixed_precision: bool) -> nn.Module:
-    """FSDP2: shard each decoder layer, then the rest; bf16 compute with fp32 master weights if asked."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-
-    policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32) if mixed_precision else MixedPrecisionPolicy()
-    layers = decoder_layers(model)
-    for i, layer in enumerate(layers):
-        # The last layer's parameters are needed again at once by backward: keep them gathered.
-        fully_shard(layer, mp_policy=policy, reshard_after_forward=i < len(layers) - 1)
-    fully_shard(model, mp_policy=policy)
-    return model

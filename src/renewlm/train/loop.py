@@ -22,6 +22,7 @@ from renewlm.eval.evaluator import evaluate_due
 from renewlm.errors import RenewError, TrainingError
 from renewlm.model.flops import peak_flops
 from renewlm.model.loss import token_loss
+from renewlm.model.parallel import unwrapped
 from renewlm.optim.schedule import set_lr
 from renewlm.store import Store
 from renewlm.train.checkpoint import save_optimizer
@@ -130,10 +131,11 @@ def _loop(run: Run) -> dict:
                 block = run.stream.read(mine[m * mb : (m + 1) * mb])
                 token_sum += int(block.sum())
                 tokens = torch.from_numpy(block).to(d.device, non_blocking=True)
-                if shards:  # reduce-scatter gradients once, after the last micro-batch
-                    model.set_requires_gradient_sync(m == run.micro_steps - 1)
-                with run.autocast():
-                    loss = token_loss(model, tokens) / run.micro_steps
+                if shards and cfg.grad_sync == "last_micro_batch":  # unsharded parameters and gradients until the last
+                    last = m == run.micro_steps - 1
+                    model.set_requires_gradient_sync(last)
+                    model.set_reshard_after_backward(last)
+                loss = token_loss(model, tokens) / run.micro_steps
                 loss.backward()
                 loss_sum += loss.detach()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
@@ -238,9 +240,18 @@ def _paradigm(cfg: RunConfig) -> str | None:
     return "continue" if cfg.parent else None
 
 
+def _tied_head_key(model) -> str | None:
+    """The state-dict key of a head that shares the input embedding's weight, or None."""
+    head = model.get_output_embeddings()
+    if head is None or head.weight is not model.get_input_embeddings().weight:
+        return None
+    return next(f"{name}.weight" for name, module in model.named_modules() if module is head)
+
+
 def _write_version(run: Run, results: dict[str, dict]) -> dict:
     cfg, d = run.cfg, run.dist
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    full.pop(_tied_head_key(run.model), None)  # gathered as its own copy: saved, it would double a tied embedding
     trunk = cfg.kind == "trunk"
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
@@ -282,7 +293,8 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
             if trunk:
                 shutil.copytree(optimizer_folder, folder / "optimizer")
 
-        path = write_version(run.store, cfg.name, run.model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+        with unwrapped(run.model) as model:  # config.json and version.json name LlamaForCausalLM, not FSDPLlamaForCausalLM
+            path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
         info["path"] = str(path)
     d.barrier()
     return info

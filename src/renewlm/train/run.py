@@ -1,14 +1,14 @@
 """Everything a run needs, built and checked before any compute is spent.
 
-`prepare_run` resolves the parent or preset, the tokenizer, the corpora, the stream and the schedule,
-reports every problem it finds at once, and decides whether the run starts fresh, loads weights
-(a new version from a parent: fresh optimizer, step 0, the warmup is the re-warm), or resumes the
-newest complete checkpoint of an interrupted run.
+`prepare_run` is a preflight and a build. The preflight resolves the parent or preset, the tokenizer,
+the corpora, the stream, the schedule and the evaluators, and reports every problem it finds at once.
+The build places the model on its devices (model/parallel.py: checkpointing → compile → shard → load)
+and decides whether the run starts fresh, loads weights (a new version from a parent: fresh optimizer,
+step 0, the warmup is the re-warm), or resumes the newest complete checkpoint of an interrupted run.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import torch
+import torch.distributed as dist
 import yaml
 from torch import nn
 
@@ -27,13 +28,14 @@ from renewlm.data.tokenizer import fingerprint, load_tokenizer
 from renewlm.eval.config import build_evaluators, default_evaluations
 from renewlm.eval.evaluator import Evaluator
 from renewlm.errors import ConfigError, CorruptError, RenewError
-from renewlm.model.flops import flops_per_token, parameter_counts
-from renewlm.model.load import check_tokenizer, load_model, max_positions, resolve_model_source, verify_version
+from renewlm.model.flops import block_parameters, flops_per_token
+from renewlm.model.load import ModelSource, max_positions, resolve_model_source, verify_version
+from renewlm.model.parallel import Placement, build_model, placement
 from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, read_json, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
 from renewlm.train.config import RunConfig
-from renewlm.train.distributed import Dist, decoder_layers, shard
+from renewlm.train.distributed import Dist
 from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
 
@@ -61,7 +63,6 @@ class Run:
     state: dict = field(default_factory=dict)  # step, tokens, seconds, bad_steps, skipped_steps, start, resumed_at
     unmeasured: list[str] = field(default_factory=list)  # lineage corpora no longer in the store
     notes: list[str] = field(default_factory=list)  # sentences to print before the first step (refused checkpoints)
-    autocast: object = contextlib.nullcontext
 
     @property
     def micro_steps(self) -> int:
@@ -97,40 +98,44 @@ def _open_corpora(store: Store, names: list[str], problems: list[str]) -> dict[s
     return out
 
 
+@dataclass
+class Checked:
+    """What the preflight resolved: everything a run needs before any weight is read."""
+
+    source: ModelSource
+    tokenizer: object
+    schedule: Schedule
+    stream: MixtureStream
+    eval_corpora: dict[str, Corpus]
+    evaluators: list[Evaluator]
+    unmeasured: list[str]
+    placement: Placement
+
+
 def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = False) -> Run:
+    """Preflight (every problem at once, nothing written), the run folder, then the build."""
+    checked = preflight(cfg, store, dist_)
+    run_id = open_run_folder(cfg, store, dist_, fresh=fresh)
+    return build(cfg, store, dist_, checked, run_id)
+
+
+def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
+    """Resolve the model source, tokenizer, corpora, schedule, stream and evaluators; ConfigError
+    listing every problem found."""
     problems: list[str] = []
-    folder = store.path("runs", cfg.name)  # checks the name (characters, length) before anything else
+    store.path("runs", cfg.name)  # checks the name (characters, length) before anything else
     if store.exists("versions", cfg.name):
         problems.append(
             f"version {cfg.name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {cfg.name}`"
         )
     problems += check_trackers(cfg.trackers)
-    steps = cfg.total_steps
     if cfg.batch_samples % (dist_.world * cfg.micro_batch):
         problems.append(
             f"the global batch of {cfg.batch_samples} sequences does not split into micro-batches of "
             f"{cfg.micro_batch} on {dist_.world} processes; make batch_tokens/seq_len a multiple of "
             f"micro_batch × processes ({cfg.micro_batch * dist_.world})"
         )
-
-    # Model source and tokenizer.
-    source = None
-    try:
-        source = resolve_model_source(store, cfg.parent if cfg.parent is not None else f"preset:{cfg.preset}")
-    except RenewError as e:
-        problems.append(str(e))
-    if source is not None and source.kind == "version":
-        try:  # a corrupted or altered parent is refused before the run folder exists
-            verify_version(source.path, source.ref)
-        except RenewError as e:
-            problems.append(str(e))
-    if source is not None and source.kind != "preset":
-        limit = model_positions(source.path)
-        if limit is not None and cfg.seq_len > limit:
-            problems.append(
-                f"seq_len {cfg.seq_len} is longer than the {limit} positions model {source.ref!r} supports; "
-                f"set seq_len (update: --seq-len) to {limit} or less"
-            )
+    source = _check_source(cfg, store, problems)
     tokenizer = None
     tokenizer_ref = cfg.tokenizer or cfg.parent
     try:
@@ -144,9 +149,8 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     if cfg.parent is not None and store.exists("versions", cfg.parent):
         lineage = [n for n in lineage_corpora(store, cfg.parent) if n not in corpora]
     missing = [n for n in lineage if not store.exists("corpora", n)]
-    lineage = [n for n in lineage if n not in missing]
     eval_corpora = dict(corpora)
-    eval_corpora.update(_open_corpora(store, lineage, problems))
+    eval_corpora.update(_open_corpora(store, [n for n in lineage if n not in missing], problems))
     if tokenizer is not None:
         want = fingerprint(tokenizer)
         for name, corpus in eval_corpora.items():
@@ -157,12 +161,12 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
                     f"prepare it again with --tokenizer {tokenizer_ref}"
                 )
 
-    schedule = None
+    steps = cfg.total_steps
+    schedule = stream = None
     try:
         schedule = cfg.schedule.build(steps, cfg.batch_tokens)
     except RenewError as e:
         problems.append(str(e))
-    stream = None
     if schedule is not None and len(corpora) == len(cfg.mixture.corpus_names()) and not problems:
         events = {name: step / steps for name, step in schedule.events.items()}
         try:
@@ -172,30 +176,66 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
             )
         except RenewError as e:
             problems.append(str(e))
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and dist_.device.type == "cuda")
-
-    def autocast():
-        return torch.autocast(dist_.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-
     evaluators = []
     if not problems:  # lm-eval tasks are looked up here: an unknown task stops the run before any work
-        try:
+        try:  # no autocast: a bf16 model computes in bf16 through FSDP2's policy, in evaluation as in training
             evaluators = build_evaluators(
                 cfg.evaluations or default_evaluations(cfg.eval_every), corpora=eval_corpora, tokenizer=tokenizer,
                 seq_len=cfg.seq_len, eval_tokens=cfg.eval_tokens, micro_batch=cfg.micro_batch, dist_=dist_,
-                autocast=autocast,
             )
         except RenewError as e:
             problems.append(str(e))
     if problems:
         raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
+    where = placement(dist_.device, dist_.world, cfg.precision, cfg.compile, cfg.activation_checkpointing)
+    return Checked(source, tokenizer, schedule, stream, eval_corpora, evaluators, missing, where)
 
-    # The run folder: the same config resumes, another one needs --fresh. Its identity (config and
-    # run id) is one file written through a rename; run.yaml beside it is a copy for `renewlm train`.
+
+def _check_source(cfg: RunConfig, store: Store, problems: list[str]) -> ModelSource | None:
+    try:
+        source = resolve_model_source(store, cfg.parent if cfg.parent is not None else f"preset:{cfg.preset}")
+    except RenewError as e:
+        problems.append(str(e))
+        return None
+    if source.kind == "version":
+        try:  # a corrupted or altered parent is refused before the run folder exists
+            verify_version(source.path, source.ref)
+        except RenewError as e:
+            problems.append(str(e))
+    if source.kind != "preset":
+        limit = model_positions(source.path)
+        if limit is not None and cfg.seq_len > limit:
+            problems.append(
+                f"seq_len {cfg.seq_len} is longer than the {limit} positions model {source.ref!r} supports; "
+                f"set seq_len (update: --seq-len) to {limit} or less"
+            )
+    return source
+
+
+def open_run_folder(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool) -> str:
+    """The run's id. The main process alone reads and writes the folder and tells every process.
+
+    The same config resumes, another one needs --fresh. The identity (config and run id) is one file
+    written through a rename; run.yaml beside it is a copy for `renewlm train`.
+    """
+    folder = store.path("runs", cfg.name)
+    answer: list = [None, None]  # run id, error
+    if dist_.is_main:
+        try:
+            answer[0] = _open_on_main(cfg, folder, fresh)
+        except RenewError as e:
+            answer[1] = e
+    if dist_.distributed:
+        dist.broadcast_object_list(answer, src=0)
+    if answer[1] is not None:
+        raise answer[1]
+    return answer[0]
+
+
+def _open_on_main(cfg: RunConfig, folder: Path, fresh: bool) -> str:
     resolved = cfg.model_dump(mode="json")
-    if fresh and folder.exists() and dist_.is_main:
+    if fresh and folder.exists():
         shutil.rmtree(folder)
-    dist_.barrier()
     identity = read_identity(folder)
     if identity is not None and identity["config"] != resolved:
         before = identity["config"]
@@ -204,45 +244,29 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
             f"run {cfg.name!r} already exists in {folder} with other settings ({', '.join(changed)}); "
             f"rerun with --fresh to start it over, or choose another name"
         )
-    if dist_.is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        if identity is None:
-            identity = {"run_id": f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}", "config": resolved}
-            write_json(folder / RUN_FILE, identity)
-        if not (folder / "run.yaml").is_file():
-            tmp = folder / ".run.yaml.tmp"
-            tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
-            os.replace(tmp, folder / "run.yaml")
-    dist_.barrier()
-    run_id = read_identity(folder)["run_id"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if identity is None:
+        identity = {"run_id": f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}", "config": resolved}
+        write_json(folder / RUN_FILE, identity)
+    if not (folder / "run.yaml").is_file():
+        tmp = folder / ".run.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
+        os.replace(tmp, folder / "run.yaml")
+    return identity["run_id"]
 
-    # The newest checkpoint is hashed on a thread while the model is built.
+
+def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: str) -> Run:
+    """The model on its devices, the optimizer, and the state to start from: a checkpoint of this run
+    (the main process picks the newest that verifies and tells all), the parent's optimizer, or step 0."""
+    folder = store.path("runs", cfg.name)
     checkpointer = Checkpointer(folder / "checkpoints", dist_, cfg.keep_checkpoints)
-    pending = checkpointer.resume_point_in_background()
-
-    # The model: same initialisation on every process (seeded), then sharded.
-    torch.manual_seed(cfg.seed)
-    model, info = load_model(
-        source, tokenizer=tokenizer, trust_remote_code=cfg.trust_remote_code,
-        max_position_embeddings=max(cfg.seq_len, 2048), verified=True, random_init=cfg.from_scratch,
+    pending = checkpointer.resume_point_in_background()  # hashed on a thread while the model is built
+    torch.manual_seed(cfg.seed)  # a preset's (or from_scratch's) weights, drawn once on the main process
+    model, info = build_model(
+        checked.source, checked.placement, tokenizer=checked.tokenizer, trust_remote_code=cfg.trust_remote_code,
+        max_position_embeddings=max(cfg.seq_len, 2048), random_init=cfg.from_scratch,
     )
-    check_tokenizer(model, tokenizer)
-    model.to(dist_.device)
-    model.train()
-    if hasattr(model, "config"):
-        model.config.use_cache = False
-    if cfg.activation_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    compile_ = cfg.compile if cfg.compile is not None else dist_.device.type == "cuda"
-    parameters = parameter_counts(model)
-    per_token = flops_per_token(model.config, cfg.seq_len)
-    if dist_.distributed:
-        if compile_:
-            for layer in decoder_layers(model):
-                layer.compile()
-        shard(model, mixed_precision=bf16)
-    elif compile_:
-        model.compile()
+    per_token = flops_per_token(model.config, cfg.seq_len, blocks=block_parameters(model))
     optimizer = build_optimizer(model, cfg, dist_.device)
 
     latest, notes = pending.result()
@@ -253,23 +277,27 @@ def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = Fals
     else:
         start, resumed = ("weights" if cfg.parent is not None and not cfg.from_scratch else "fresh"), False
         if cfg.load_optimizer:
-            parent = read_version(store, cfg.parent)
-            opt_folder = store.path("versions", cfg.parent) / "optimizer"
-            if not parent.get("optimizer_state") or not opt_folder.is_dir():
-                raise ConfigError(
-                    f"load_optimizer is set but version {cfg.parent!r} has no optimizer state; "
-                    f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
-                )
-            load_optimizer(opt_folder, model, optimizer, verified=True)  # inside the version verified in preflight
-            start = "weights+optimizer"
+            start = _load_parent_optimizer(cfg, store, model, optimizer)
         state = {"step": 0, "tokens": 0, "seconds": 0.0, "bad_steps": 0, "skipped_steps": 0, "start": start, "resumed_at": []}
-
     return Run(
-        cfg=cfg, store=store, dist=dist_, folder=folder, run_id=run_id, tokenizer=tokenizer, model=model,
-        optimizer=optimizer, schedule=schedule, stream=stream, eval_corpora=eval_corpora, evaluators=evaluators,
-        checkpointer=checkpointer, flops_per_token=per_token, parameters=parameters, model_info=info,
-        start=start, resumed=resumed, state=state, autocast=autocast, unmeasured=missing, notes=notes,
+        cfg=cfg, store=store, dist=dist_, folder=folder, run_id=run_id, tokenizer=checked.tokenizer, model=model,
+        optimizer=optimizer, schedule=checked.schedule, stream=checked.stream, eval_corpora=checked.eval_corpora,
+        evaluators=checked.evaluators, checkpointer=checkpointer, flops_per_token=per_token,
+        parameters=info["parameters"], model_info=info, start=start, resumed=resumed, state=state,
+        unmeasured=checked.unmeasured, notes=notes,
     )
+
+
+def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
+    parent = read_version(store, cfg.parent)
+    opt_folder = store.path("versions", cfg.parent) / "optimizer"
+    if not parent.get("optimizer_state") or not opt_folder.is_dir():
+        raise ConfigError(
+            f"load_optimizer is set but version {cfg.parent!r} has no optimizer state; "
+            f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
+        )
+    load_optimizer(opt_folder, model, optimizer, verified=True)  # inside the version verified in preflight
+    return "weights+optimizer"
 
 
 RUN_FILE = "run.json"
