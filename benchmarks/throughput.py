@@ -82,7 +82,7 @@ def worker_renewlm(args) -> dict:
     from renewlm.train.run import preflight
 
     store = Store(args.store)
-    name = f"bench-{args.preset}-{os.getpid()}"
+    name = f"bench-{args.preset}-{os.getppid()}"  # the same on every process torchrun started
     cfg = validate_run({
         "name": name, "parent": str(args.parent), "mixture": {"phases": [{"corpora": {"bench": 1.0}}]},
         "schedule": {"name": "constant", "lr": 1e-4}, "seq_len": args.seq_len, "batch_tokens": args.batch_tokens,
@@ -92,10 +92,10 @@ def worker_renewlm(args) -> dict:
     started = time.perf_counter()
     train(cfg, store, fresh=True)
     wall = time.perf_counter() - started
-    steps = [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r][args.warmup:]
-    seconds = statistics.median(r["seconds"] for r in steps)
     if int(os.environ.get("RANK", "0")) != 0:
         return {}
+    steps = [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r][args.warmup:]
+    seconds = statistics.median(r["seconds"] for r in steps)
     # The data side of a step, alone: read every micro-batch of a global batch and copy it to the device.
     # The preflight opens the stream without building a model.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -103,7 +103,7 @@ def worker_renewlm(args) -> dict:
     from renewlm.data.stream import rank_indices
 
     reads = []
-    for step in range(5):
+    for step in range(min(5, cfg.total_steps)):
         t = time.perf_counter()
         idx = rank_indices(step * cfg.batch_samples, cfg.batch_samples, 0, 1)
         for m in range(0, len(idx), cfg.micro_batch):
@@ -216,8 +216,7 @@ def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
-    results = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
-    return next(r for r in results if r)  # the main process's (the others report nothing)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -250,7 +249,8 @@ def main() -> None:
             result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
         else:
             result["peak_memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        print(json.dumps(result))
+        if int(os.environ.get("RANK", "0")) == 0:  # one line, not the processes' lines interleaved
+            print(json.dumps(result))
         return
 
     import torch
