@@ -141,8 +141,10 @@ def _loop(run: Run) -> dict:
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
             if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
                 grad_norm = grad_norm.full_tensor()
-            # note: the step's one host sync and one collective: mean loss, norm, data fingerprint, and
-            # whether any process was asked to stop (all must checkpoint and stop at the same step).
+            # note: two host syncs a step (loss_sum.item() and float(grad_norm): each waits for the step's
+            # kernels on CUDA), then one all-reduce of four numbers: mean loss, norm, data fingerprint, and
+            # whether any process was asked to stop (all must checkpoint and stop at the same step). The
+            # norm's full_tensor() above is one more collective under FSDP.
             loss_value, norm, token_sum, stop_votes = d.sum(
                 [loss_sum.item() / d.world, float(grad_norm) / d.world, token_sum, float(stop.requested)]
             )
