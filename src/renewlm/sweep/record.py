@@ -16,8 +16,7 @@ from renewlm.sweep.plan import (
     lr_points,
     repeat_points,
 )
-from renewlm.train.config import validate_run
-from renewlm.train.run import read_identity
+from renewlm.train.run import config_changes, read_identity
 from renewlm.versions import read_version
 
 FORMAT = 1
@@ -54,19 +53,10 @@ def _same_run(store: Store, p: Point, meta: dict) -> bool:
     folder = store.path("runs", p.name)
     identity = read_identity(folder) if folder.is_dir() else None
     if identity is not None:
-        return _normalized(identity["config"], want) == want
+        return not config_changes(identity["config"], p.cfg)
     # The run folder was removed (it is only needed to resume): compare what the version records of it.
     parents = [x.get("name") for x in meta.get("parents") or []]
     return meta.get("mixture") == want["mixture"] and meta.get("schedule") == want["schedule"] and parents == [p.cfg.parent]
-
-
-def _normalized(config: dict, want: dict) -> dict:
-    """A recorded run config as today's RunConfig reads it: a field added since then takes its default
-    (a finished point stays finished across versions of renewlm); one removed since is not compared."""
-    try:
-        return validate_run(config, "recorded run").model_dump(mode="json")
-    except ConfigError:
-        return {k: config.get(k) for k in want}
 
 
 def point_result(store: Store, p: Point) -> dict | None:

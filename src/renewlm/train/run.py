@@ -34,7 +34,7 @@ from renewlm.model.parallel import Placement, build_model, placement
 from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, read_json, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
-from renewlm.train.config import RunConfig
+from renewlm.train.config import RunConfig, validate_run
 from renewlm.train.distributed import Dist
 from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
@@ -237,9 +237,7 @@ def _open_on_main(cfg: RunConfig, folder: Path, fresh: bool) -> str:
     if fresh and folder.exists():
         shutil.rmtree(folder)
     identity = read_identity(folder)
-    if identity is not None and identity["config"] != resolved:
-        before = identity["config"]
-        changed = sorted(k for k in set(before) | set(resolved) if before.get(k) != resolved.get(k))
+    if identity is not None and (changed := config_changes(identity["config"], cfg)):
         raise ConfigError(
             f"run {cfg.name!r} already exists in {folder} with other settings ({', '.join(changed)}); "
             f"rerun with --fresh to start it over, or choose another name"
@@ -301,6 +299,18 @@ def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optim
 
 
 RUN_FILE = "run.json"
+
+
+def config_changes(recorded: dict, cfg: RunConfig) -> list[str]:
+    """The settings in which a recorded run config differs from `cfg`, read as today's RunConfig reads
+    it: a field added since takes its default, so an upgrade of renewlm never strands a run."""
+    want = cfg.model_dump(mode="json")
+    known = {k: v for k, v in recorded.items() if k in want}  # a field removed since is not compared
+    try:
+        before = validate_run(known, "recorded run").model_dump(mode="json")
+    except ConfigError:
+        before = known
+    return sorted(k for k in set(before) | set(want) if before.get(k) != want.get(k))
 
 
 def read_identity(folder: Path) -> dict | None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.train.run import read_identity
+from renewlm.train.run import config_changes, read_identity
 from renewlm.versions import list_versions, read_version
 
 TRUNK_SUFFIX = "-trunk"
@@ -67,7 +67,7 @@ def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float,
     release = branch_config(name, trunk, decay_fraction)  # its problems stop the command before the trunk trains
     if store.exists("versions", trunk.name):
         identity = read_identity(store.path("runs", trunk.name)) if store.path("runs", trunk.name).is_dir() else None
-        if identity is None or identity["config"] != trunk.model_dump(mode="json"):
+        if identity is None or config_changes(identity["config"], trunk):
             raise ConfigError(
                 f"trunk {trunk.name!r} already exists from another update; remove it with `renewlm rm {trunk.name}` "
                 f"or name the release differently"
