@@ -31,8 +31,8 @@ class Recorder:
     def log_step(self, record):
         self.calls.append(("step", record["step"], record["loss"]))
 
-    def log_evaluation(self, step, losses):
-        self.calls.append(("eval", step, losses))
+    def log_evaluation(self, step, losses, name="eval"):
+        self.calls.append((name, step, losses))
 
     def close(self, status):
         self.calls.append(("close", status))
@@ -141,3 +141,15 @@ def test_a_real_tensorboard_tracker_gets_the_records(tmp_path):
     events.Reload()
     assert [(e.step, round(e.value, 4)) for e in events.Scalars("train/loss")] == [(1, 4.9), (2, 4.8)]
     assert [e.step for e in events.Scalars("heldout/prose")] == [0, 2]
+
+
+def test_every_evaluators_numbers_reach_the_trackers_and_are_cut_back_on_resume(tmp_path, recorder):
+    path = tmp_path / "metrics.jsonl"
+    tasks = {"step": 3, "tokens": 768, "lm_eval": {"qa/acc": 0.5}}  # an lm-eval evaluator, due alone at step 3
+    path.write_text(lines(step(1), step(2), step(3), tasks))
+    log = MetricsLog(path, enabled=True, resume_step=3, trackers=["tensorboard"], run_id="r")
+    log.write({"step": 3, "tokens": 768, "eval": {"prose": 4.0}, "lm_eval": {"qa/acc": 0.5}})
+    log.close()
+    assert read_metrics(path)[:3] == [step(1), step(2), step(3)] and len(read_metrics(path)) == 4  # not twice
+    calls = recorder[0].calls
+    assert ("eval", 3, {"prose": 4.0}) in calls and ("lm_eval", 3, {"qa/acc": 0.5}) in calls

@@ -12,7 +12,7 @@ from renewlm.errors import ConfigError
 from renewlm.train import trackers
 from renewlm.train.metrics import MetricsLog
 from renewlm.train.trackers import (
-    MlflowTracker, TensorBoardTracker, WandbTracker, check_trackers, flat_config, open_trackers, wandb_id,
+    MlflowTracker, TensorBoardTracker, WandbTracker, check_trackers, eval_scalars, flat_config, open_trackers, wandb_id,
 )
 
 CONFIG = {"name": "tiny", "seq_len": 32, "mixture": {"phases": [{"corpora": {"prose": 0.75, "code": 0.25}}]}}
@@ -164,3 +164,8 @@ def test_open_trackers_opens_each_name_once_under_the_run_folder(tmp_path):
 
 def test_every_tracker_class_is_reachable_by_its_name():
     assert set(trackers._CLASSES) == set(trackers._MODULES) == {"tensorboard", "wandb", "mlflow"}
+
+
+def test_evaluators_are_named_by_their_numbers():
+    assert eval_scalars({"prose": 4.0}) == {"heldout/prose": 4.0}
+    assert eval_scalars({"qa/acc": 0.5}, "lm_eval") == {"lm_eval/qa/acc": 0.5}

@@ -167,9 +167,9 @@ def _dcp_load(state: dict, folder: Path, what: str, fix: str) -> None:
 
 def _collective_message(d: Dist | None, message: str | None) -> str | None:
     """The first non-empty message of any process, on every process (a failure anywhere stops all)."""
-    if d is not None and not d.distributed:
-        return message
-    if d is None and not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+    if d is not None:
+        return d.first_message(message)
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
         return message
     messages: list = [None] * dist.get_world_size()
     dist.all_gather_object(messages, message)

@@ -34,6 +34,14 @@ class Dist:
         if self.distributed:
             dist.barrier()
 
+    def first_message(self, message: str | None) -> str | None:
+        """The first non-empty message of any process, on every process: a failure anywhere stops all."""
+        if not self.distributed:
+            return message
+        messages: list = [None] * self.world
+        dist.all_gather_object(messages, message)
+        return next((m for m in messages if m), None)
+
     def sum(self, values: list[float]) -> list[float]:
         """Element-wise sum over processes of a few floats (one collective)."""
         if not self.distributed:

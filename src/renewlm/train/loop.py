@@ -18,7 +18,7 @@ import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from renewlm.data.stream import rank_indices
-from renewlm.eval.evaluator import evaluate_due
+from renewlm.eval.evaluator import HeldOut, evaluate_due
 from renewlm.errors import RenewError, TrainingError
 from renewlm.model.flops import peak_flops
 from renewlm.model.loss import token_loss
@@ -87,12 +87,17 @@ def run_lock(store: Store, name: str, dist_):
         yield
 
 
+def heldout_name(run: Run) -> str:
+    """The name the run's held-out-loss evaluator logs under (`eval` unless the run file renames it)."""
+    return next((e.name for e in run.evaluators if isinstance(e, HeldOut)), "eval")
+
+
 def evaluate(run: Run, step: int, metrics: MetricsLog, display: ProgressDisplay) -> dict:
     """Every evaluator due at `step`, logged; the held-out losses (evaluator `eval`) are returned."""
     results = evaluate_due(run.evaluators, run.model, step, run.schedule.total_steps)
     if results:
         metrics.write({"step": step, "tokens": run.state["tokens"], **results})
-        display.evaluation(step, results.get("eval", {}))
+        display.evaluation(step, results.get(heldout_name(run), {}))
     return results
 
 
@@ -255,6 +260,7 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     full.pop(_tied_head_key(run.model), None)  # gathered as its own copy: saved, it would double a tied embedding
     trunk = cfg.kind == "trunk"
+    heldout = heldout_name(run)
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
         save_optimizer(optimizer_folder, run.model, run.optimizer)
@@ -283,20 +289,28 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
         "flops": run.flops_per_token * run.state["tokens"],
         "seconds": round(run.state["seconds"], 3),
         "device": {"name": device_name(d.device), "count": d.world, "host": socket.gethostname()},
-        "losses": results.get("eval", {}),
-        "evaluations": {name: numbers for name, numbers in results.items() if name != "eval"},
+        "losses": results.get(heldout, {}),
+        "evaluations": {name: numbers for name, numbers in results.items() if name != heldout},
         "start": run.start,
         "resumed_at_steps": run.state.get("resumed_at", []),
         "model_source": run.model_info,
     }
+    failure = None
     if d.is_main:
 
         def add_optimizer(folder):
-            if trunk:
-                shutil.copytree(optimizer_folder, folder / "optimizer")
+            if trunk:  # moved, not copied: the final checkpoint still holds it should the version write fail
+                os.rename(optimizer_folder, folder / "optimizer")
 
-        with unwrapped(run.model) as model:  # config.json and version.json name LlamaForCausalLM, not FSDPLlamaForCausalLM
-            path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
-        info["path"] = str(path)
-    d.barrier()
+        try:
+            with unwrapped(run.model) as model:  # config.json and version.json name LlamaForCausalLM, not FSDPLlamaForCausalLM
+                path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+            info["path"] = str(path)
+        except Exception as e:  # told to every process below, so none waits for the main one forever
+            failure = e
+    message = d.first_message(f"{type(failure).__name__}: {failure}" if failure is not None else None)
+    if failure is not None:
+        raise failure
+    if message:
+        raise TrainingError(f"the main process could not write version {cfg.name!r} ({message}); rerun to resume")
     return info

@@ -61,10 +61,11 @@ class MetricsLog:
 
     def _truncate(self, resume_step: int) -> None:
         lines, self.dropped_lines = _parse(self.path)
-        # An evaluation logged at the resume step is repeated by the resumed run.
+        # Evaluations logged at the resume step (any evaluator's: records without a training loss) are
+        # repeated by the resumed run.
         kept = [
             line for line, record in lines
-            if record["step"] < resume_step or (record["step"] == resume_step and "eval" not in record)
+            if record["step"] < resume_step or (record["step"] == resume_step and "loss" in record)
         ]
         tmp = self.path.with_name(f".{self.path.name}.tmp")  # one writer per run folder: a fixed name
         tmp.write_text("".join(line + "\n" for line in kept))
@@ -76,10 +77,12 @@ class MetricsLog:
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         for tracker in self.trackers:
-            if "eval" in record:
-                tracker.log_evaluation(record["step"], record["eval"])
-            else:
+            if "loss" in record:  # a training step
                 tracker.log_step(record)
+                continue
+            for name, numbers in record.items():  # an evaluation: one dict of numbers per evaluator
+                if isinstance(numbers, dict):
+                    tracker.log_evaluation(record["step"], numbers, name)
 
     def close(self) -> None:
         """Close the file and the trackers; called from a `finally`, it tells them how the run ended."""

@@ -6,7 +6,8 @@ evaluation, close) and writes only under the run folder, offline:
 - wandb: an offline W&B run in `runs/NAME/wandb/offline-run-*` (upload later with `wandb sync`);
 - mlflow: an SQLite tracking store `runs/NAME/mlflow.db` (view with `mlflow ui --backend-store-uri sqlite:///...`).
 Their libraries are optional extras, imported only when a run asks for them. Names on every tracker:
-`train/<field>` for each number of a step record, `heldout/<corpus>` for each evaluated corpus.
+`train/<field>` for each number of a step record, `heldout/<corpus>` for each evaluated corpus, and
+`<evaluator>/<number>` for the other evaluators' numbers (lm-eval tasks).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Tracker(Protocol):
 
     def log_step(self, record: dict) -> None: ...
 
-    def log_evaluation(self, step: int, losses: dict[str, float]) -> None: ...
+    def log_evaluation(self, step: int, losses: dict[str, float], name: str = "eval") -> None: ...
 
     def close(self, status: Status) -> None: ...
 
@@ -94,8 +95,10 @@ def step_scalars(record: dict) -> dict[str, float]:
     }
 
 
-def eval_scalars(losses: dict[str, float]) -> dict[str, float]:
-    return {f"heldout/{corpus}": float(loss) for corpus, loss in losses.items()}
+def eval_scalars(losses: dict[str, float], name: str = "eval") -> dict[str, float]:
+    """An evaluator's numbers as every tracker names them: held-out loss (`eval`) as heldout/<corpus>."""
+    prefix = "heldout" if name == "eval" else name
+    return {f"{prefix}/{key}": float(value) for key, value in losses.items()}
 
 
 def flat_config(config: dict, prefix: str = "") -> dict[str, str]:
@@ -128,8 +131,8 @@ class TensorBoardTracker:
         for tag, value in step_scalars(record).items():
             self._writer.add_scalar(tag, value, record["step"])
 
-    def log_evaluation(self, step: int, losses: dict[str, float]) -> None:
-        for tag, value in eval_scalars(losses).items():
+    def log_evaluation(self, step: int, losses: dict[str, float], name: str = "eval") -> None:
+        for tag, value in eval_scalars(losses, name).items():
             self._writer.add_scalar(tag, value, step)
 
     def close(self, status: Status) -> None:
@@ -168,8 +171,8 @@ class WandbTracker:
     def log_step(self, record: dict) -> None:
         self._run.log(step_scalars(record), step=record["step"])
 
-    def log_evaluation(self, step: int, losses: dict[str, float]) -> None:
-        self._run.log(eval_scalars(losses), step=step)
+    def log_evaluation(self, step: int, losses: dict[str, float], name: str = "eval") -> None:
+        self._run.log(eval_scalars(losses, name), step=step)
 
     def close(self, status: Status) -> None:
         self._run.finish(exit_code=1 if status == "failed" else 0)
@@ -230,8 +233,8 @@ class MlflowTracker:
     def log_step(self, record: dict) -> None:
         self._log(step_scalars(record), record["step"])
 
-    def log_evaluation(self, step: int, losses: dict[str, float]) -> None:
-        self._log(eval_scalars(losses), step)
+    def log_evaluation(self, step: int, losses: dict[str, float], name: str = "eval") -> None:
+        self._log(eval_scalars(losses, name), step)
 
     def close(self, status: Status) -> None:
         self._client.set_terminated(self.run_id, status=_MLFLOW_STATUS[status])
