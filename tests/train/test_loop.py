@@ -133,9 +133,10 @@ def test_path_switching_branch_continues_the_trunk_optimizer_state(train_store, 
     dcp_to_torch_save(checkpoint, tmp_path / "ckpt.pt")
     optim = torch.load(tmp_path / "ckpt.pt", weights_only=False)["optim"]["state"]
     assert {float(v["step"]) for v in optim.values()} == {8.0}
-    with pytest.raises(ConfigError, match="has no optimizer state"):
+    with pytest.raises(ConfigError, match="is not a version with optimizer state"):
         bad = run_dict("bad-branch", preset=None, tokenizer=None, parent="release", load_optimizer=True, steps=2)
         train(validate_run(bad), train_store, fresh=True)
+    assert not train_store.path("runs", "bad-branch").exists()  # refused in preflight, before any folder or model
 
 
 def test_activation_checkpointing_gives_the_same_losses_and_tensorboard_gets_the_metrics(train_store):

@@ -202,6 +202,12 @@ def _check_source(cfg: RunConfig, store: Store, problems: list[str]) -> ModelSou
             verify_version(source.path, source.ref)
         except RenewError as e:
             problems.append(str(e))
+    if cfg.load_optimizer and not (source.kind == "version" and read_version(store, source.ref).get("optimizer_state")
+                                   and (source.path / "optimizer").is_dir()):
+        problems.append(
+            f"load_optimizer is set but {cfg.parent!r} is not a version with optimizer state; "
+            f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
+        )
     if source.kind != "preset":
         limit = model_positions(source.path)
         if limit is not None and cfg.seq_len > limit:
@@ -287,13 +293,7 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
 
 
 def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:
-    parent = read_version(store, cfg.parent)
-    opt_folder = store.path("versions", cfg.parent) / "optimizer"
-    if not parent.get("optimizer_state") or not opt_folder.is_dir():
-        raise ConfigError(
-            f"load_optimizer is set but version {cfg.parent!r} has no optimizer state; "
-            f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
-        )
+    opt_folder = store.path("versions", cfg.parent) / "optimizer"  # checked in preflight
     load_optimizer(opt_folder, model, optimizer, verified=True)  # inside the version verified in preflight
     return "weights+optimizer"
 
