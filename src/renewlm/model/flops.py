@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-# Dense bf16 peaks from the datasheets (FLOP/s); MFU is reported only where the peak is known.
-PEAKS = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "A10G": 125e12}
+# Dense bf16 peaks from NVIDIA's datasheets (FLOP/s), by the exact name torch.cuda.get_device_name gives:
+# the H100 PCIe and NVL parts are slower than the SXM one of the same family, so no prefix match.
+# MFU is reported only where the peak is known; a run's `peak_tflops` gives it for any other device.
+PEAKS = {
+    "NVIDIA H100 80GB HBM3": 989e12, "NVIDIA H100 PCIe": 756e12, "NVIDIA H100 NVL": 835e12,
+    "NVIDIA H200": 989e12, "NVIDIA GH200 480GB": 989e12,
+    "NVIDIA A100-SXM4-80GB": 312e12, "NVIDIA A100-SXM4-40GB": 312e12, "NVIDIA A100-PCIE-40GB": 312e12,
+    "NVIDIA A100 80GB PCIe": 312e12, "NVIDIA L40S": 362e12,
+}
 
 
 def parameter_counts(model: nn.Module) -> dict[str, int]:
@@ -57,11 +64,10 @@ def non_embedding_parameters(config) -> int:
     return block_parameters(model)
 
 
-def peak_flops(device: torch.device) -> float | None:
+def peak_flops(device: torch.device, peak_tflops: float | None = None) -> float | None:
+    """The device's dense bf16 peak in FLOP/s: `peak_tflops` when given, else the table's, else None."""
+    if peak_tflops is not None:
+        return peak_tflops * 1e12
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    for key, peak in PEAKS.items():
-        if key in name:
-            return peak
-    return None
+    return PEAKS.get(torch.cuda.get_device_name(device))

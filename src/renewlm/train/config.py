@@ -96,6 +96,10 @@ class RunConfig(Config):
         "only after the last (fewer collectives; parameters and fp32 gradients stay unsharded over the micro-batches).",
     )
     compile: bool | None = Field(None, description="torch.compile the model (default: on CUDA only).")
+    peak_tflops: float | None = Field(
+        None, gt=0, allow_inf_nan=False,
+        description="The device's dense peak in TFLOP/s, for MFU (default: known NVIDIA parts by exact name).",
+    )
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
     log_every: PositiveInt = Field(10, description="Print a progress line every N steps when not on a terminal.")
     trackers: list[TrackerName] = Field(

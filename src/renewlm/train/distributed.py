@@ -59,6 +59,7 @@ def setup() -> Dist:
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
+        torch.set_float32_matmul_precision("high")  # TF32 for fp32 matmuls (the head's fp32 work), as torchtitan
     else:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():

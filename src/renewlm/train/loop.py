@@ -104,7 +104,7 @@ def evaluate(run: Run, step: int, metrics: MetricsLog, display: ProgressDisplay)
 def _loop(run: Run) -> dict:
     cfg, d, model, optimizer, state = run.cfg, run.dist, run.model, run.optimizer, run.state
     total, batch = run.schedule.total_steps, cfg.batch_samples
-    mb, peak = cfg.micro_batch, peak_flops(d.device)
+    mb, peak = cfg.micro_batch, peak_flops(d.device, cfg.peak_tflops)
     display = ProgressDisplay(total_steps=total, start_step=state["step"], enabled=d.is_main, log_every=cfg.log_every, title=cfg.name)
     display.print(describe_start(run))
     for note in run.notes:
@@ -174,6 +174,7 @@ def _loop(run: Run) -> dict:
                 record["mfu"] = run.flops_per_token * tokens_per_second / (peak * d.world)
             if d.device.type == "cuda":
                 record["memory_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
+                torch.cuda.reset_peak_memory_stats(d.device)  # each step reports its own peak
             else:  # peak resident memory of this process (Linux reports KiB)
                 record["memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             metrics.write(record)
