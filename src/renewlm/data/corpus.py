@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from renewlm.errors import CorruptError
+from renewlm.errors import CorruptError, RenewError
 from renewlm.store import Store, read_json
 
 SHARD_TOKENS = 1 << 28  # 512 MB of uint16 per shard file
@@ -99,6 +99,17 @@ class Corpus:
         if verify:
             verify_shards(path, manifest)
         return cls(name, path, manifest)
+
+
+def open_corpora(store: Store, names: list[str], problems: list[str]) -> dict[str, Corpus]:
+    """The corpora that open; each that does not adds its sentence to `problems` (preflight reports all)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = Corpus.open(store, name)
+        except RenewError as e:
+            problems.append(str(e))
+    return out
 
 
 def verify_shards(path: Path, manifest: dict) -> None:

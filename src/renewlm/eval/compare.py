@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from renewlm.data.corpus import Corpus
+from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.errors import ConfigError, RenewError
 from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
@@ -93,12 +93,7 @@ def check(
         wanted = [c for c in wanted if c not in missing]
     else:
         wanted = list(dict.fromkeys(corpora))
-    opened = {}
-    for name in wanted:
-        try:
-            opened[name] = Corpus.open(store, name)
-        except RenewError as e:
-            problems.append(str(e))
+    opened = open_corpora(store, wanted, problems)
     for v, meta in metas.items():
         want = meta.get("tokenizer_fingerprint")
         for c, corpus in opened.items():

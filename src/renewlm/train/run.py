@@ -22,7 +22,7 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 
-from renewlm.data.corpus import Corpus
+from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
 from renewlm.eval.config import build_evaluators, default_evaluations
@@ -88,16 +88,6 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> t
     )
 
 
-def _open_corpora(store: Store, names: list[str], problems: list[str]) -> dict[str, Corpus]:
-    out = {}
-    for name in names:
-        try:
-            out[name] = Corpus.open(store, name)
-        except RenewError as e:
-            problems.append(str(e))
-    return out
-
-
 @dataclass
 class Checked:
     """What the preflight resolved: everything a run needs before any weight is read."""
@@ -144,13 +134,13 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
         problems.append(str(e))
 
     # Corpora: the mixture's, and every corpus the lineage trained on (for forgetting).
-    corpora = _open_corpora(store, cfg.mixture.corpus_names(), problems)
+    corpora = open_corpora(store, cfg.mixture.corpus_names(), problems)
     lineage: list[str] = []
     if cfg.parent is not None and store.exists("versions", cfg.parent):
         lineage = [n for n in lineage_corpora(store, cfg.parent) if n not in corpora]
     missing = [n for n in lineage if not store.exists("corpora", n)]
     eval_corpora = dict(corpora)
-    eval_corpora.update(_open_corpora(store, [n for n in lineage if n not in missing], problems))
+    eval_corpora.update(open_corpora(store, [n for n in lineage if n not in missing], problems))
     if tokenizer is not None:
         want = fingerprint(tokenizer)
         for name, corpus in eval_corpora.items():
