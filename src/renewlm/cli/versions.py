@@ -76,7 +76,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
     c = cost(st, name)
     console.print(f"lineage: {' → '.join(c['lineage'])}", highlight=False)
     console.print(f"cost: {_cost_text(c)}; {c['cumulative_tokens']:,} tokens along the lineage", highlight=False)
-    if c["retrain_flops"] is not None:
+    if c["retrain_flops"] is not None and c["data_tokens"]:  # no data on record (ancestors removed): unknown, not 0
         console.print(
             f"retraining it from scratch on the {c['data_tokens']:,} tokens of data it has seen: {c['retrain_flops']:.3g} FLOPs",
             highlight=False,
