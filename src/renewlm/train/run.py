@@ -125,7 +125,7 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
             f"{cfg.micro_batch} on {dist_.world} processes; make batch_tokens/seq_len a multiple of "
             f"micro_batch × processes ({cfg.micro_batch * dist_.world})"
         )
-    source = _check_source(cfg, store, problems)
+    source = _check_source(cfg, store, dist_, problems)
     tokenizer = None
     tokenizer_ref = cfg.tokenizer or cfg.parent
     try:
@@ -181,17 +181,23 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     return Checked(source, tokenizer, schedule, stream, eval_corpora, evaluators, missing, where)
 
 
-def _check_source(cfg: RunConfig, store: Store, problems: list[str]) -> ModelSource | None:
+def _check_source(cfg: RunConfig, store: Store, dist_: Dist, problems: list[str]) -> ModelSource | None:
     try:
         source = resolve_model_source(store, cfg.parent if cfg.parent is not None else f"preset:{cfg.preset}")
     except RenewError as e:
         problems.append(str(e))
         return None
     if source.kind == "version":
-        try:  # a corrupted or altered parent is refused before the run folder exists
-            verify_version(source.path, source.ref)
-        except RenewError as e:
-            problems.append(str(e))
+        # A corrupted or altered parent is refused before the run folder exists. One process hashes it
+        # (every process hashing one shared file system would read it N times) and tells the others.
+        refused = None
+        if dist_.is_main:
+            try:
+                verify_version(source.path, source.ref)
+            except RenewError as e:
+                refused = str(e)
+        if refused := dist_.first_message(refused):
+            problems.append(refused)
     if cfg.load_optimizer and not (source.kind == "version" and read_version(store, source.ref).get("optimizer_state")
                                    and (source.path / "optimizer").is_dir()):
         problems.append(
