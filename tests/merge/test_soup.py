@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
 from renewlm.data.tokenizer import load_tokenizer
-from renewlm.errors import ConfigError, RenewError, StoreError
+from renewlm.errors import ConfigError, RenewError
 from renewlm.manifest import verify_manifest
 from renewlm.merge import make_soup, methods
 from renewlm.merge.tensors import Weights, write_file

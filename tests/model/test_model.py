@@ -8,7 +8,7 @@ from renewlm.data.tokenizer import load_tokenizer
 from renewlm.errors import ConfigError, InputError
 from renewlm.model.flops import flops_per_token, parameter_counts
 from renewlm.model.load import check_tokenizer, load_model, resolve_model_source
-from renewlm.model.presets import PRESETS, padded_vocab, preset_config
+from renewlm.model.presets import padded_vocab, preset_config
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.errors import ConfigError, RenewError
 from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
-from renewlm.eval.heldout import SingleProcess, heldout_windows, perplexity
+from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, SingleProcess, heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, read_json, write_json
 from renewlm.versions import (
@@ -32,7 +32,6 @@ from renewlm.versions import (
 )
 
 RECORD = "evaluations.json"
-DEFAULT_EVAL_TOKENS = 65536  # RunConfig.eval_tokens' default: the same windows a run measures
 FALLBACK_SEQ_LEN = 2048
 
 

@@ -10,13 +10,13 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS
 from renewlm.errors import ConfigError
 from renewlm.merge import methods
 from renewlm.merge.methods import LINEAR
 from renewlm.merge.soup import Recipe, check_compatible, check_new_name, check_weights, open_parent, write_soup
 from renewlm.store import Store
 
-DEFAULT_EVAL_TOKENS = 65536  # the training default (train/config.py), so losses compare
 
 
 def _check_shape(m, from_: list[str], base: str | None, weights, sweep, greedy: bool, on) -> None:

@@ -14,6 +14,7 @@ from pydantic import Field, model_validator
 from renewlm.config import Config, load, validate
 from renewlm.data.mixture import MixtureSpec
 from renewlm.eval.config import Evaluations
+from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS
 from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 
@@ -76,7 +77,7 @@ class RunConfig(Config):
         default_factory=list,
         description="Evaluators and their cadences (default: held-out loss every eval_every steps); see docs/evaluation.md.",
     )
-    eval_tokens: PositiveInt = Field(65536, description="Held-out tokens evaluated per corpus.")
+    eval_tokens: PositiveInt = Field(DEFAULT_EVAL_TOKENS, description="Held-out tokens evaluated per corpus.")
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
     keep_checkpoints: PositiveInt = Field(2, description="Newest checkpoints kept.")
     seed: int = Field(0, description="Seeds the model initialisation and the data order.")

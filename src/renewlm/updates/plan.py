@@ -26,13 +26,12 @@ from renewlm.errors import ConfigError, StoreError
 from renewlm.model.flops import flops_per_token
 from renewlm.model.presets import PRESETS, padded_vocab, preset_config
 from renewlm.store import Store
+from renewlm.updates.update import DEFAULT_SEQ_LEN
 
 PARADIGMS = ("retrain", "continue", "switch")
 DEFAULT_PRESET = "1b"
 # Llama 3's vocabulary, the one the 1b preset (Llama-3.2-1B's shape) is meant for.
 DEFAULT_VOCAB_SIZE = 128_256
-# The sequence length `renewlm update` falls back on when a version does not record its own.
-DEFAULT_SEQ_LEN = 2048
 # Wang et al. 2024 via MiniCPM: a decay over 10% of the update's tokens is enough.
 DEFAULT_DECAY_FRACTION = 0.1
 _SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
