@@ -87,7 +87,7 @@ def test_run_identity_is_one_file_and_a_missing_yaml_copy_is_rewritten(train_sto
     info = train(validate_run(run_dict("ident", steps=2, checkpoint_every=1)), train_store)
     assert (folder / "run.yaml").is_file() and info["run_id"] == identity["run_id"]
     meta = json.loads((train_store.path("versions", "ident") / "version.json").read_text())
-    assert meta["start"] == "fresh" and meta["resumed_at_steps"] == [2]
+    assert meta["start"] == "fresh" and meta["resumed_at_steps"] == [1]  # a finished run checkpoints no last step
 
 
 def test_a_run_recorded_before_a_new_config_field_still_resumes(train_store):
@@ -103,4 +103,4 @@ def test_a_run_recorded_before_a_new_config_field_still_resumes(train_store):
 
     shutil.rmtree(train_store.path("versions", "old-run"))
     info = train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1)), train_store)
-    assert info["resumed_at_steps"] == [2]
+    assert info["resumed_at_steps"] == [1]

@@ -39,6 +39,7 @@ def test_a_full_disk_during_a_save_is_one_sentence_and_leaves_nothing_half_writt
     monkeypatch.setattr(*FAULTS[where], disk_full)
     with pytest.raises(TrainingError) as e:
         checkpointer.save(model, optimizer, {"step": 20, "tokens": 0})
+        checkpointer.wait()
     message = str(e.value)
     assert message.startswith("could not write checkpoint step-00000020") and "No space left on device" in message
     assert "free disk space and run the same command again" in message and "\n" not in message
@@ -53,9 +54,10 @@ def test_a_checkpoint_exception_which_is_no_exception_becomes_a_training_error(t
     def failing(*args, **kwargs):
         raise CheckpointException("save failed", {0: (RuntimeError("a collective timed out"), None)})
 
-    monkeypatch.setattr(checkpoint_module.dcp, "save", failing)
+    monkeypatch.setattr(checkpoint_module.dcp, "async_save", failing)
     with pytest.raises(TrainingError, match=r"step-00000020 .*\(RuntimeError: a collective timed out\); .*fix the cause"):
         checkpointer.save(model, optimizer, {"step": 20, "tokens": 0})
+        checkpointer.wait()
     assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
 
 
@@ -68,8 +70,10 @@ def test_an_interrupt_inside_dcp_stays_an_interrupt_and_the_next_save_cleans_up(
     monkeypatch.setattr(dcp_filesystem, "_write_item", interrupted)
     with pytest.raises(KeyboardInterrupt):
         checkpointer.save(model, optimizer, {"step": 20, "tokens": 0})
+        checkpointer.wait()
     monkeypatch.undo()
     checkpointer.save(model, optimizer, {"step": 30, "tokens": 0})
+    checkpointer.wait()
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-00000010", "step-00000030"]
 
 

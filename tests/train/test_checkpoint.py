@@ -29,6 +29,7 @@ def save_steps(folder, steps, keep=5):
     model, optimizer = trained()
     for step in steps:
         checkpointer.save(model, optimizer, {"step": step, "tokens": 10 * step})
+        checkpointer.wait()
     return checkpointer, model, optimizer
 
 
@@ -38,6 +39,8 @@ def test_load_restores_model_optimizer_rng_and_train_state(tmp_path):
     torch.manual_seed(123)
     path = checkpointer.save(model, optimizer, {"step": 7, "tokens": 70, "next_sample": 14})
     expected_draw = torch.rand(4)
+    optimizer.step()  # training goes on while the checkpoint is written: it holds the state at save()
+    assert checkpointer.wait() == path
     fresh, fresh_optimizer = trained(seed=1, steps=1)
     torch.manual_seed(999)
     state = checkpointer.load(path, fresh, fresh_optimizer)
@@ -77,6 +80,7 @@ def test_only_the_newest_checkpoints_are_kept_and_a_step_saved_again_is_replaced
     assert [p.name for p in checkpointer.complete()] == ["step-00000002", "step-00000003"]
     (checkpointer.latest() / "stray").write_text("from an earlier attempt")
     checkpointer.save(model, optimizer, {"step": 3, "tokens": 0})
+    checkpointer.wait()
     assert not (checkpointer.latest() / "stray").exists()
     assert checkpointer.resume_point() == (checkpointer.latest(), [])
 

@@ -123,16 +123,16 @@ def test_path_switching_branch_continues_the_trunk_optimizer_state(train_store, 
     assert (folder / "optimizer").is_dir()
     assert json.loads((folder / "version.json").read_text())["optimizer_state"] is True
     branch = run_dict("release", preset=None, tokenizer=None, parent="trunk", load_optimizer=True,
-                      schedule={"name": "branch", "start_lr": 3e-3, "decay_fraction": 0.5}, steps=4)
+                      schedule={"name": "branch", "start_lr": 3e-3, "decay_fraction": 0.5}, steps=4, checkpoint_every=2)
     info = train(validate_run(branch), train_store, fresh=True)
     assert info["start"] == "weights+optimizer"
-    # AdamW's step count continues from the trunk's 4 steps: its moments were carried over.
+    # At the checkpoint after 2 steps, AdamW's step count continues from the trunk's 4: its moments were carried over.
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
     checkpoint = next((train_store.path("runs", "release") / "checkpoints").glob("step-*"))
     dcp_to_torch_save(checkpoint, tmp_path / "ckpt.pt")
     optim = torch.load(tmp_path / "ckpt.pt", weights_only=False)["optim"]["state"]
-    assert {float(v["step"]) for v in optim.values()} == {8.0}
+    assert {float(v["step"]) for v in optim.values()} == {6.0}
     with pytest.raises(ConfigError, match="is not a version with optimizer state"):
         bad = run_dict("bad-branch", preset=None, tokenizer=None, parent="release", load_optimizer=True, steps=2)
         train(validate_run(bad), train_store, fresh=True)

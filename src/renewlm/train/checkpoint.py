@@ -3,7 +3,8 @@
 A checkpoint holds the model and optimizer (DCP files, sharded per process and loadable at another
 world size), `train.json` (step, tokens, the data counter, the guard counters), every process's RNG
 states in `rng.safetensors`, and `manifest.json`, the sha256 of each of those files. Every process
-writes into one temporary folder; the main process adds its files and the manifest last and renames
+writes into one temporary folder, on a thread while training goes on (DCP's `async_save`, from a copy
+in host memory); the main process adds its files and the manifest last and renames
 the folder to `step-NNNNNNNN`. A checkpoint is complete when its manifest is there, and it is loaded
 only once its files match it: a corrupt newest checkpoint falls back to the one before.
 
@@ -20,6 +21,8 @@ import json
 import pickle
 import shutil
 import warnings
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -250,11 +253,27 @@ class PendingResume:
         return (self._checkpointer.folder / name if name else None), notes
 
 
+_ABANDON_WAIT_SECONDS = 300  # a write that needs a process that died never finishes
+
+
+@dataclass
+class _Save:
+    """A checkpoint being written: DCP's future, its folders, and what the main process adds last."""
+
+    future: Future
+    tmp: Path
+    final: Path
+    rng: list
+    train_state: dict
+
+
 class Checkpointer:
     def __init__(self, folder: Path, dist_: Dist, keep: int):
         self.folder = Path(folder)
         self.dist = dist_
         self.keep = keep
+        self._pending: _Save | None = None
+        self._save_group = None
 
     def candidates(self) -> list[Path]:
         """Every `step-N` folder, oldest first, whether or not it verifies."""
@@ -284,7 +303,14 @@ class Checkpointer:
         return PendingResume(self)
 
     def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_state: dict) -> Path:
-        """Write checkpoint `step-N`, or raise TrainingError with nothing of it left (earlier ones intact)."""
+        """Start writing checkpoint `step-N` and return its path; training goes on while it is written.
+
+        The model and optimizer state are copied to host memory now (DCP's `async_save`) and written
+        on a thread; `wait` (called by the next save, at the end, and before a stop) adds the RNG
+        states, train.json and the manifest and gives the folder its name. A failure is raised on
+        every process as TrainingError with nothing of the checkpoint left (earlier ones intact).
+        """
+        self.wait()  # one checkpoint in flight at a time
         d = self.dist
         step = int(train_state["step"])
         final = self.folder / f"{_PREFIX}{step:08d}"
@@ -294,32 +320,70 @@ class Checkpointer:
             for stale in self.folder.glob(".tmp-*"):  # left by a killed save; the run lock makes us its only writer
                 shutil.rmtree(stale, ignore_errors=True)
         d.barrier()
-        failure = None
+        failure, future = None, None
         try:
             model_sd, optim_sd = get_state_dict(model, optimizer)
-            dcp.save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp))
+            future = dcp.async_save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), process_group=self._group())
         except (Exception, CheckpointException) as e:
             _raise_if_interrupted(e)
             failure = e
         self._stop_if_failed(failure, final, tmp)
-        rng = [_rng_state()]
+        rng = [_rng_state()]  # this step's, not the step the write finishes at
         if d.distributed:
             rng = [None] * d.world
             dist.all_gather_object(rng, _rng_state())
-        if d.is_main:
+        self._pending = _Save(future, tmp, final, rng, dict(train_state))
+        return final
+
+    def wait(self) -> Path | None:
+        """Finish the checkpoint being written, if any (a collective): its path, or TrainingError."""
+        p, self._pending = self._pending, None
+        if p is None:
+            return None
+        failure = None
+        try:
+            p.future.result()
+        except (Exception, CheckpointException) as e:
+            _raise_if_interrupted(e)
+            failure = e
+        self._stop_if_failed(failure, p.final, p.tmp)
+        if self.dist.is_main:
             try:
-                save_file(_rng_tensors(rng), str(tmp / RNG_FILE), metadata={"world": str(d.world)})
-                (tmp / TRAIN_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
-                write_manifest(tmp)
-                replace_dir(tmp, final)
+                self._complete(p)
             except Exception as e:
                 failure = e
-        self._stop_if_failed(failure, final, tmp)
-        if d.is_main:
-            for old in self.complete()[: -self.keep]:
-                shutil.rmtree(old, ignore_errors=True)
-        d.barrier()
-        return final
+        self._stop_if_failed(failure, p.final, p.tmp)
+        self.dist.barrier()
+        return p.final
+
+    def abandon(self) -> None:
+        """On the way out of a failed or interrupted run: no collectives; the main process completes a
+        checkpoint whose write finished (its future succeeding means every process's files are in)."""
+        p, self._pending = self._pending, None
+        if p is None or not self.dist.is_main:
+            return
+        try:
+            p.future.result(timeout=_ABANDON_WAIT_SECONDS)
+            self._complete(p)
+        except (Exception, CheckpointException):
+            shutil.rmtree(p.tmp, ignore_errors=True)  # the next save would clean it; a stop leaves none behind
+
+    def _complete(self, p: _Save) -> None:
+        save_file(_rng_tensors(p.rng), str(p.tmp / RNG_FILE), metadata={"world": str(self.dist.world)})
+        (p.tmp / TRAIN_FILE).write_text(json.dumps(p.train_state, indent=2) + "\n")
+        write_manifest(p.tmp)
+        replace_dir(p.tmp, p.final)
+        for old in self.complete()[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _group(self):
+        """A gloo group for the writing thread's collectives: never the one training's run on (they
+        would interleave), and CPU-capable as async_save requires. None in one plain process."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return None
+        if self._save_group is None:
+            self._save_group = dist.new_group(backend="gloo")
+        return self._save_group
 
     def _stop_if_failed(self, failure: BaseException | None, final: Path, tmp: Path) -> None:
         message = None

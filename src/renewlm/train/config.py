@@ -78,7 +78,7 @@ class RunConfig(Config):
         description="Evaluators and their cadences (default: held-out loss every eval_every steps); see docs/evaluation.md.",
     )
     eval_tokens: PositiveInt = Field(DEFAULT_EVAL_TOKENS, description="Held-out tokens evaluated per corpus.")
-    checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: only at the end).")
+    checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: never). A finished run writes its version instead; a stopped run, or one whose version cannot be written, is checkpointed where it is.")
     keep_checkpoints: PositiveInt = Field(2, description="Newest checkpoints kept.")
     seed: int = Field(0, description="Seeds the model initialisation and the data order.")
     data_offset: int = Field(
@@ -102,7 +102,7 @@ class RunConfig(Config):
         description="The device's dense peak in TFLOP/s, for MFU (default: known NVIDIA parts by exact name).",
     )
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
-    log_every: PositiveInt = Field(10, description="Print a progress line every N steps when not on a terminal.")
+    log_every: PositiveInt = Field(10, description="Read the loss and gradient norm from the device, log them and print a progress line (when not on a terminal) every N steps.")
     trackers: list[TrackerName] = Field(
         default_factory=list, description="Experiment trackers beside metrics.jsonl, each writing under runs/NAME (offline)."
     )

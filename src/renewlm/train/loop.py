@@ -6,6 +6,7 @@ built by `prepare_run` before the first step.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import os
 import resource
@@ -13,6 +14,7 @@ import socket
 import shutil
 import signal
 import time
+from collections.abc import Iterator
 
 import torch
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
@@ -104,7 +106,6 @@ def evaluate(run: Run, step: int, metrics: MetricsLog, display: ProgressDisplay)
 def _loop(run: Run) -> dict:
     cfg, d, model, optimizer, state = run.cfg, run.dist, run.model, run.optimizer, run.state
     total, batch = run.schedule.total_steps, cfg.batch_samples
-    mb, peak = cfg.micro_batch, peak_flops(d.device, cfg.peak_tflops)
     display = ProgressDisplay(total_steps=total, start_step=state["step"], enabled=d.is_main, log_every=cfg.log_every, title=cfg.name)
     display.print(describe_start(run))
     for note in run.notes:
@@ -119,84 +120,197 @@ def _loop(run: Run) -> dict:
     if metrics.dropped_lines:
         display.print(f"note: dropped {metrics.dropped_lines} unreadable line(s) of {metrics.path} (a process killed mid-write)")
     stop = StopSignal()
-    shards = hasattr(model, "set_requires_gradient_sync")
-    max_norm = cfg.optimizer.grad_clip or math.inf
+    pending = Pending(run, metrics, display)
+    collector = GarbageCollection(every=GC_EVERY)
     results: dict[str, dict] = {}
     try:
         while state["step"] < total:
             step = state["step"]
-            evaluate(run, step, metrics, display)
-            lr = run.schedule.lr(step)
-            set_lr(optimizer, lr)
-            started = time.perf_counter()
-            mine = rank_indices(cfg.data_offset + step * batch, batch, d.rank, d.world)
-            loss_sum = torch.zeros((), device=d.device)
-            token_sum = 0  # a fingerprint of the data read: resumed and resharded runs must read the same
-            for m in range(run.micro_steps):
-                block = run.stream.read(mine[m * mb : (m + 1) * mb])
-                token_sum += int(block.sum())
-                tokens = torch.from_numpy(block).to(d.device, non_blocking=True)
-                if shards and cfg.grad_sync == "last_micro_batch":  # unsharded parameters and gradients until the last
-                    last = m == run.micro_steps - 1
-                    model.set_requires_gradient_sync(last)
-                    model.set_reshard_after_backward(last)
-                loss = token_loss(model, tokens) / run.micro_steps
-                loss.backward()
-                loss_sum += loss.detach()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-            if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
-                grad_norm = grad_norm.full_tensor()
-            # note: two host syncs a step (loss_sum.item() and float(grad_norm): each waits for the step's
-            # kernels on CUDA), then one all-reduce of four numbers: mean loss, norm, data fingerprint, and
-            # whether any process was asked to stop (all must checkpoint and stop at the same step). The
-            # norm's full_tensor() above is one more collective under FSDP.
-            loss_value, norm, token_sum, stop_votes = d.sum(
-                [loss_sum.item() / d.world, float(grad_norm) / d.world, token_sum, float(stop.requested)]
-            )
-            if math.isfinite(loss_value) and math.isfinite(norm):
-                optimizer.step()
-                state["bad_steps"] = 0
-            else:
-                state["bad_steps"] += 1
-                state["skipped_steps"] += 1
-            optimizer.zero_grad(set_to_none=True)
-            seconds = time.perf_counter() - started
-            state["seconds"] += seconds
+            if any(e.due(step, total) for e in run.evaluators):
+                pending.flush(stop)  # evaluation waits for the device anyway; keep its time out of the steps'
+                evaluate(run, step, metrics, display)
+            train_step(run, step, pending)
             state["step"] += 1
             state["tokens"] += batch * cfg.seq_len
-            tokens_per_second = batch * cfg.seq_len / seconds
-            record = {
-                "step": state["step"], "tokens": state["tokens"], "lr": lr, "loss": loss_value,
-                "grad_norm": norm, "tokens_per_second": tokens_per_second, "seconds": seconds,
-                "skipped_steps": state["skipped_steps"], "batch_token_sum": int(token_sum),
-            }
-            if peak:
-                record["mfu"] = run.flops_per_token * tokens_per_second / (peak * d.world)
-            if d.device.type == "cuda":
-                record["memory_gib"] = torch.cuda.max_memory_allocated(d.device) / 2**30
-                torch.cuda.reset_peak_memory_stats(d.device)  # each step reports its own peak
-            else:  # peak resident memory of this process (Linux reports KiB)
-                record["memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-            metrics.write(record)
-            display.step(record)
-            if state["bad_steps"] >= cfg.max_bad_steps:
-                raise TrainingError(
-                    f"{state['bad_steps']} non-finite losses in a row at step {step}; the last good checkpoint is "
-                    f"kept in {run.checkpointer.folder}; lower the learning rate or check the data, then rerun"
-                )
-            stopping = stop_votes > 0
-            if stopping or (cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0) or state["step"] == total:
-                run.checkpointer.save(model, optimizer, dict(state, next_sample=cfg.data_offset + state["step"] * batch))
+            collector.step(state["step"])
+            checkpoint_due = bool(cfg.checkpoint_every) and state["step"] % cfg.checkpoint_every == 0 and state["step"] < total
+            read_now = (
+                state["step"] % cfg.log_every == 0 or state["step"] == total or checkpoint_due
+                or (stop.requested and not d.distributed)  # alone, a stop needs no vote: act on it at once
+            )
+            stopping = pending.flush(stop) if read_now else False
+            if stopping or checkpoint_due:
+                save_checkpoint(run)
             if stopping:
+                run.checkpointer.wait()
                 display.close()
                 display.print(f"stopped at step {state['step']}; checkpoint written; run the same command again to resume")
                 raise KeyboardInterrupt
+        run.checkpointer.wait()
         results = evaluate(run, state["step"], metrics, display)
     finally:
+        collector.close()
+        run.checkpointer.abandon()
         stop.close()
         display.close()
         metrics.close()
     return _write_version(run, results)
+
+
+def save_checkpoint(run: Run) -> None:
+    """Start writing a checkpoint of the run as it is now (the data counter says where the stream goes on)."""
+    cfg, state = run.cfg, run.state
+    run.checkpointer.save(run.model, run.optimizer, dict(state, next_sample=cfg.data_offset + state["step"] * cfg.batch_samples))
+
+
+GC_EVERY = 50  # steps between collections of Python's young generations (collection off in between)
+
+
+class GarbageCollection:
+    """Python's cyclic collector off during training and run every `every` steps, on every process at
+    the same step: an automatic collection can pause one process for a while, and the others wait
+    for it at the next collective (torchtitan does the same)."""
+
+    def __init__(self, every: int):
+        self.every = every
+        self.was_enabled = gc.isenabled()
+        gc.disable()
+        gc.collect()
+
+    def step(self, step: int) -> None:
+        if step % self.every == 0:
+            gc.collect(1)
+
+    def close(self) -> None:
+        if self.was_enabled:
+            gc.enable()
+
+
+def micro_batches(run: Run, samples) -> Iterator[tuple[int, torch.Tensor]]:
+    """(token sum, tokens on the device as int64) of each micro-batch of `samples`.
+
+    Tokens travel in the corpus's own dtype (uint16 for vocabularies up to 65,536: a quarter of
+    int64's bytes) from pinned memory, and the next micro-batch's copy starts before this one is
+    used, so on CUDA the copy overlaps the compute. The token sum is a fingerprint of the data read:
+    resumed and resharded runs must read the same.
+    """
+    d, mb = run.dist, run.cfg.micro_batch
+    cuda = d.device.type == "cuda"
+
+    def send(m: int) -> tuple[int, torch.Tensor]:
+        block = run.stream.read(samples[m * mb : (m + 1) * mb])
+        host = torch.from_numpy(block)
+        if cuda:
+            host = host.pin_memory()
+        return int(block.sum()), host.to(d.device, non_blocking=True)
+
+    following = send(0)
+    for m in range(run.micro_steps):
+        token_sum, tokens = following
+        if m + 1 < run.micro_steps:
+            following = send(m + 1)
+        yield token_sum, tokens.long()
+
+
+def train_step(run: Run, step: int, pending: Pending) -> None:
+    """One optimizer step, queued on the device without waiting for it.
+
+    No host sync: the loss and gradient norm stay on the device until `pending.flush` reads a whole
+    window of steps at once, and a non-finite step is skipped on the device: fused AdamW's
+    `found_inf` leaves the weights, moments and step count as they were (GradScaler's mechanism).
+    Collectives (more than one process): the all-reduce of [loss, non-finite] below, and under FSDP
+    the gradient norm's (`full_tensor`) besides FSDP's own gathers and reduce-scatters.
+    """
+    cfg, d, model, optimizer = run.cfg, run.dist, run.model, run.optimizer
+    lr = run.schedule.lr(step)
+    set_lr(optimizer, lr)
+    started = time.perf_counter()
+    shards = hasattr(model, "set_requires_gradient_sync")
+    mine = rank_indices(cfg.data_offset + step * cfg.batch_samples, cfg.batch_samples, d.rank, d.world)
+    loss_sum = torch.zeros((), device=d.device)
+    token_sum = 0
+    for m, (block_sum, tokens) in enumerate(micro_batches(run, mine)):
+        token_sum += block_sum
+        if shards and cfg.grad_sync == "last_micro_batch":  # unsharded parameters and gradients until the last
+            last = m == run.micro_steps - 1
+            model.set_requires_gradient_sync(last)
+            model.set_reshard_after_backward(last)
+        loss = token_loss(model, tokens) / run.micro_steps
+        loss.backward()
+        loss_sum += loss.detach()
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip or math.inf)
+    if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
+        grad_norm = grad_norm.full_tensor()
+    # [mean loss, non-finite anywhere]: every process skips the same steps.
+    stats = torch.stack([loss_sum / d.world, (~torch.isfinite(loss_sum) | ~torch.isfinite(grad_norm)).float()])
+    if d.distributed:
+        torch.distributed.all_reduce(stats)
+    optimizer.found_inf = (stats[1] > 0).float()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    pending.add(step, lr, stats, grad_norm.detach(), token_sum, time.perf_counter() - started)
+
+
+class Pending:
+    """Steps queued on the device whose numbers are not read yet: read all at once every `log_every`
+    steps (one host sync and one collective for the window), then logged, counted and checked."""
+
+    def __init__(self, run: Run, metrics: MetricsLog, display: ProgressDisplay):
+        self.run, self.metrics, self.display = run, metrics, display
+        self.peak = peak_flops(run.dist.device, run.cfg.peak_tflops)
+        self.steps: list[tuple[int, float, int]] = []
+        self.values: list[torch.Tensor] = []
+        self.seconds = 0.0
+
+    def add(self, step: int, lr: float, stats: torch.Tensor, norm: torch.Tensor, token_sum: int, seconds: float) -> None:
+        self.steps.append((step, lr, token_sum))
+        self.values.append(torch.cat([stats, norm.reshape(1).to(stats.dtype)]))
+        self.seconds += seconds
+
+    def flush(self, stop: StopSignal) -> bool:
+        """Read, log and check the window; True when any process was asked to stop (all stop together)."""
+        run, d, state = self.run, self.run.dist, self.run.state
+        waited = time.perf_counter()
+        values = torch.stack(self.values).tolist() if self.values else []  # the one host sync: waits for the steps
+        *token_sums, stop_votes = d.sum([float(t) for _, _, t in self.steps] + [float(stop.requested)])
+        self.seconds += time.perf_counter() - waited
+        seconds = self.seconds / max(1, len(self.steps))  # the device's time per step, averaged over the window
+        batch_tokens = run.cfg.batch_samples * run.cfg.seq_len
+        last, memory = (self.steps[-1][0] if self.steps else 0), _peak_memory_gib(d.device)
+        for (step, lr, _), (loss, bad, norm), token_sum in zip(self.steps, values, token_sums):
+            if bad:
+                state["bad_steps"] += 1
+                state["skipped_steps"] += 1
+            else:
+                state["bad_steps"] = 0
+            state["seconds"] += seconds
+            record = {
+                "step": step + 1, "tokens": state["tokens"] - batch_tokens * (last - step),
+                "lr": lr, "loss": loss, "grad_norm": norm, "tokens_per_second": batch_tokens / seconds, "seconds": seconds,
+                "skipped_steps": state["skipped_steps"], "batch_token_sum": int(token_sum),
+            }
+            if self.peak:
+                record["mfu"] = run.flops_per_token * record["tokens_per_second"] / (self.peak * d.world)
+            record["memory_gib"] = memory
+            self.metrics.write(record)
+            self.display.step(record)
+            if state["bad_steps"] >= run.cfg.max_bad_steps:
+                raise TrainingError(
+                    f"{state['bad_steps']} non-finite losses in a row at step {step}; the skipped steps left the weights as "
+                    f"they were and the last checkpoint is kept in {run.checkpointer.folder}; lower the learning rate or "
+                    "check the data, then rerun"
+                )
+        self.steps, self.values, self.seconds = [], [], 0.0
+        return stop_votes > 0
+
+
+def _peak_memory_gib(device: torch.device) -> float:
+    """Peak memory since the last call (the window's): the device's on CUDA, the process's resident peak on CPU."""
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**30
+        torch.cuda.reset_peak_memory_stats(device)
+        return peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
 
 
 def device_name(device: torch.device) -> str:
@@ -300,7 +414,7 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
     if d.is_main:
 
         def add_optimizer(folder):
-            if trunk:  # moved, not copied: the final checkpoint still holds it should the version write fail
+            if trunk:  # moved, not copied; should the version write fail, the run is checkpointed below
                 os.rename(optimizer_folder, folder / "optimizer")
 
         try:
@@ -310,6 +424,10 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
         except Exception as e:  # told to every process below, so none waits for the main one forever
             failure = e
     message = d.first_message(f"{type(failure).__name__}: {failure}" if failure is not None else None)
+    if message:  # the run ends without its version: checkpoint it (a finished run keeps none) so a rerun resumes here
+        with contextlib.suppress(TrainingError):  # a full disk fails both; the version's error is the one to see
+            save_checkpoint(run)
+            run.checkpointer.wait()
     if failure is not None:
         raise failure
     if message:

@@ -69,7 +69,7 @@ class Run:
         return self.cfg.batch_samples // (self.dist.world * self.cfg.micro_batch)
 
 
-def build_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     decay, no_decay = [], []
     for p in model.parameters():
         if p.requires_grad:
@@ -84,7 +84,7 @@ def build_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> t
         lr=0.0,  # the loop sets every group's LR from the schedule before each step
         betas=cfg.optimizer.betas,
         eps=cfg.optimizer.eps,
-        fused=device.type == "cuda",
+        fused=True,  # one kernel per step, on CPU and CUDA; and `found_inf` skips a non-finite step on the device
     )
 
 
@@ -267,7 +267,7 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
         max_position_embeddings=max(cfg.seq_len, 2048), random_init=cfg.from_scratch,
     )
     per_token = flops_per_token(model.config, cfg.seq_len, blocks=block_parameters(model))
-    optimizer = build_optimizer(model, cfg, dist_.device)
+    optimizer = build_optimizer(model, cfg)
 
     latest, notes = pending.result()
     if latest is not None:
