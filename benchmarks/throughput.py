@@ -88,6 +88,9 @@ def worker_renewlm(args) -> dict:
         "schedule": {"name": "constant", "lr": 1e-4}, "seq_len": args.seq_len, "batch_tokens": args.batch_tokens,
         "micro_batch": args.micro_batch, "steps": args.steps, "eval_tokens": args.seq_len,
         "compile": args.compile, "precision": args.precision,
+        # Steps are read from the device in windows of log_every (their times are the window's average):
+        # windows of `warmup` steps keep the warm-up steps out of the windows measured.
+        "log_every": max(1, args.warmup),
     }, "benchmark")
     started = time.perf_counter()
     train(cfg, store, fresh=True)
@@ -176,7 +179,7 @@ def worker_plain(args) -> dict:
     decay = [p for p in model.parameters() if p.ndim >= 2]
     other = [p for p in model.parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
-                            lr=1e-4, betas=(0.9, 0.95), fused=device.type == "cuda")
+                            lr=1e-4, betas=(0.9, 0.95), fused=True)
     micro = args.batch_tokens // args.seq_len // args.micro_batch
     vocab = 4096  # the ids the renewlm run reads come from the same 4096-token tokenizer
     times = []

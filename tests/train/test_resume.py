@@ -133,6 +133,25 @@ def test_bf16_under_fsdp_mixed_precision_tracks_bf16_in_one_process(train_store,
     one, two = losses(train_store, "bf1"), losses(train_store, "bf2")
     assert [r["batch_token_sum"] for r in one] == [r["batch_token_sum"] for r in two]
     for a, b in zip(one, two):
-        assert b["loss"] == pytest.approx(a["loss"], abs=2e-2)  # bf16 rounds differently per layout
+        # As close as bf16's own rounding allows: benchmarks/precision.py measures ≤ 2.3e-4 over 40 steps,
+        # both across world sizes and between micro-batch groupings in one process.
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-3)
     # The version holds the fp32 master weights, not the bf16 compute copies.
     assert {t.dtype for t in weights(train_store, "bf2").values()} == {torch.float32}
+
+
+@pytest.mark.slow
+def test_compiled_bf16_on_two_processes_trains_and_resumes_to_the_same_steps(train_store, tmp_path):
+    run = write_run(tmp_path, "cbf", steps=6, checkpoint_every=3, compile=True, precision="bf16")
+    finish(renewlm(train_store, "train", str(run), "--fresh", procs=2), timeout=900)
+    first = losses(train_store, "cbf")
+    whole = weights(train_store, "cbf")
+    import shutil
+
+    shutil.rmtree(train_store.path("versions", "cbf"))  # as if killed after the step-3 checkpoint
+    out = finish(renewlm(train_store, "train", str(run), procs=2), timeout=900)
+    assert "resuming run cbf from step 3" in out
+    again = losses(train_store, "cbf")
+    assert [r["loss"] for r in again] == [r["loss"] for r in first]  # steps 4-6 recomputed to the bit
+    resumed = weights(train_store, "cbf")
+    assert all(whole[k].equal(resumed[k]) for k in whole)

@@ -104,7 +104,7 @@ def evaluate(run: Run, step: int, metrics: MetricsLog, display: ProgressDisplay)
 
 
 def _loop(run: Run) -> dict:
-    cfg, d, model, optimizer, state = run.cfg, run.dist, run.model, run.optimizer, run.state
+    cfg, d, state = run.cfg, run.dist, run.state
     total, batch = run.schedule.total_steps, cfg.batch_samples
     display = ProgressDisplay(total_steps=total, start_step=state["step"], enabled=d.is_main, log_every=cfg.log_every, title=cfg.name)
     display.print(describe_start(run))
