@@ -16,6 +16,8 @@ class CountingSplit:
     """A corpus split whose token at position p is `source * 1e6 + p`, computed on read, so a test
     can have a corpus of 10^12 tokens."""
 
+    dtype = np.dtype(np.int64)  # the stream reads in its corpora's dtype
+
     def __init__(self, source, num_tokens):
         self.source, self.num_tokens = source, num_tokens
 

@@ -73,19 +73,25 @@ def update(
         float, typer.Option(help="switch: the release's decay, as a share of the update's tokens.")
     ] = 0.1,
     then: Annotated[
-        list[str] | None, typer.Option("--then", help="reuse recipe: the second blend's corpora, from LR = start/5 on.")
+        list[str] | None, typer.Option("--then", help="reuse recipe: the second blend's corpora, from LR = start/5 on (see --switch-at).")
+    ] = None,
+    switch_at: Annotated[
+        float | None, typer.Option("--switch-at", help="With --then: start the second blend at LR = start/R (default 5).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Data-order seed.")] = 0,
     fresh: Fresh = False,
     store: StoreOption = None,
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
+    from renewlm.errors import ConfigError
     from renewlm.updates.paradigm import run_update
     from renewlm.updates.plan import parse_tokens
 
+    if switch_at is not None and paradigm != "continue":
+        raise ConfigError(f"--switch-at moves the reuse recipe's blend switch, which --paradigm {paradigm} does not use; leave it out")
     _report(run_update(
         open_store(store), name, parent=parent, data=data, paradigm=paradigm, decay_fraction=decay_fraction,
-        recipe=recipe, then=then, replay=replay, replay_from=replay_from, lr=lr, steps=steps,
+        recipe=recipe, then=then, switch_at=switch_at, replay=replay, replay_from=replay_from, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
         checkpoint_every=checkpoint_every, seed=seed, fresh=fresh,

@@ -191,10 +191,11 @@ def update_config(
     checkpoint_every: int = 0,
     seed: int = 0,
     kind: Literal["release", "trunk"] = "release",
+    switch_at: float | None = None,
 ) -> RunConfig:
     """The run of a `continue` update (weights only, re-warm + re-decay, replay from the lineage), or
     of a trunk (`kind="trunk"`). `then` is Parmar et al.'s second blend, from the reuse recipe's
-    `switch` event (LR at start/5) to the end."""
+    `switch` event to the end: LR at start/`switch_at` (default 5, the paper's best of 2, 5, 10, 50)."""
     store.path("runs", name)  # the name is checked (characters, length) before anything else
     if not (math.isfinite(replay) and 0 <= replay < 1):
         raise ConfigError(f"--replay must be a share of every batch in [0, 1) (got {replay}); e.g. --replay 0.05")
@@ -210,6 +211,12 @@ def update_config(
             "--then starts a second blend at the reuse recipe's switch event (LR at start/5, Parmar et al. 2024); "
             "add --recipe reuse, or use a run file with phases for other schedules"
         )
+    if switch_at is not None:
+        if second is None:
+            raise ConfigError("--switch-at sets where the second blend starts; give that blend with --then (and --recipe reuse)")
+        # The reuse cosine falls from start to start/100, so the switch ratio must lie strictly between.
+        if not (math.isfinite(switch_at) and 1 < switch_at < 100):
+            raise ConfigError(f"--switch-at R switches blends at LR = start/R, so R must lie in (1, 100) (got {switch_at}); e.g. --switch-at 5")
     old = _replay_weights(store, parent, list(dict.fromkeys([*weights, *(second or {})])), replay, replay_from)
 
     peak, floor = parent_lrs(info)
@@ -231,6 +238,8 @@ def update_config(
             )
     continues_trunk = trunk and info.get("kind") == "trunk" and bool(info.get("optimizer_state"))
     schedule = trunk_schedule(lr, continues_trunk) if trunk else recipe_schedule(recipe, lr)
+    if switch_at is not None:
+        schedule["switch_at_lr_ratio"] = 1 / switch_at
 
     mixture = single(weights, replay=old, replay_fraction=replay).model_dump(mode="json")
     if second is not None:
