@@ -8,7 +8,7 @@ and saves the screenshot. With `--store DIR` the screenshot is of that store ins
 `renewlm demo`, say).
 
     python benchmarks/report_screenshot.py [--releases 23] [--repeats 3] [--shot docs/figures/report.png]
-        [--shot-releases 3] [--store DIR] [--width 1280] [--height 2600]
+        [--shot-releases 3] [--store DIR [--versions V1,V2]] [--width 1280] [--height 2600]
 
 Prints a table (versions, runs, seconds per report, MB) and writes benchmarks/results/report.json.
 """
@@ -50,11 +50,11 @@ def time_report(releases: int, repeats: int, folder: Path) -> dict:
             "median_seconds": statistics.median(seconds), "megabytes": len(document.encode()) / 1e6}
 
 
-def screenshot(store: Store, out: Path, width: int, height: int, folder: Path) -> Path:
+def screenshot(store: Store, out: Path, width: int, height: int, folder: Path, versions: list[str] | None = None) -> Path:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         raise SystemExit("the screenshot needs Chromium: apt-get install chromium")
-    page = write_report(store, folder / "report.html")
+    page = write_report(store, folder / "report.html", versions)
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
         [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={folder / 'profile'}",
@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--shot", type=Path, default=ROOT / "docs" / "figures" / "report.png")
     parser.add_argument("--shot-releases", type=int, default=3, help="releases of the store in the screenshot")
     parser.add_argument("--store", type=Path, help="screenshot this store's report instead of a synthetic one")
+    parser.add_argument("--versions", help="with --store: only these versions (comma-separated), as `renewlm report --versions`")
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--height", type=int, default=2600)
     args = parser.parse_args()
@@ -82,7 +83,7 @@ def main() -> None:
         else:
             shown = Store(folder / "shot-store")
             add_synthetic(shown, releases=args.shot_releases)
-        shot = screenshot(shown, args.shot, args.width, args.height, folder)
+        shot = screenshot(shown, args.shot, args.width, args.height, folder, args.versions.split(",") if args.versions else None)
     print(f"{'versions':>8} {'runs':>5} {'seconds (median)':>17} {'each':>24} {'MB':>6}")
     print(f"{result['versions']:>8} {result['runs']:>5} {result['median_seconds']:>17.2f} "
           f"{' '.join(f'{s:.2f}' for s in result['seconds']):>24} {result['megabytes']:>6.2f}")

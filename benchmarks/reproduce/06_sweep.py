@@ -28,16 +28,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
-    BASE, CODE, PROSE_A, PROSE_B, TOKENIZER, arguments, base, ensure, figure_path, heldout, mean_spread, say,
-    write_jsonl, write_results,
+from common import (
+    BASE,
+    CODE,
+    PROSE_A,
+    PROSE_B,
+    TOKENIZER,
+    arguments,
+    base,
+    ensure,
+    figure_path,
+    heldout,
+    mean_spread,
+    say,
+    write_jsonl,
+    write_results,
 )
-from renewlm.data.prepare import prepare  # noqa: E402
-from renewlm.data.tokenizer import load_tokenizer  # noqa: E402
-from renewlm.demo import code_documents, stdlib_files  # noqa: E402
-from renewlm.sweep import resolve_settings, run_sweep  # noqa: E402
-from renewlm.train.config import validate_run  # noqa: E402
-from renewlm.updates.update import update_config  # noqa: E402
+
+from renewlm.data.prepare import prepare
+from renewlm.data.tokenizer import load_tokenizer
+from renewlm.demo import code_documents, stdlib_files
+from renewlm.sweep import resolve_settings, run_sweep
+from renewlm.train.config import validate_run
+from renewlm.updates.update import update_config
 
 STUDY = "s06_sweep"
 SWEEP = "s6-sweep"
@@ -127,7 +140,7 @@ def target_column(store, record: dict) -> dict[str, dict]:
         delta = losses[v["best"]][TARGET] - losses[BASE][TARGET]
         spread = max(values) - min(values)
         verdict = "unchanged" if abs(delta) <= spread else ("helps" if delta < 0 else "hurts")
-        out[corpus].update(parent=losses[BASE][TARGET], value=losses[v["best"]][TARGET], delta=delta, spread=spread, verdict=verdict)
+        v.update(parent=losses[BASE][TARGET], value=losses[v["best"]][TARGET], delta=delta, spread=spread, verdict=verdict)
     return out
 
 

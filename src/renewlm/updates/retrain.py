@@ -4,7 +4,9 @@ run, Wang et al.'s PTFS).
 A `retrain` update builds the parent's architecture with random weights and its tokenizer, and
 trains it on the union of every corpus its lineage trained on and the new data, each in proportion to
 the tokens it was (or is to be) trained on, for as many tokens as the lineage's data and the update
-together, with the cosine schedule of the lineage's pre-training.
+together, with the cosine schedule of the lineage's pre-training. A series of retrains (PTFS: each
+release retrained from the one before) counts each corpus from the last retrain on: that run read
+everything before it from random weights, so the runs before it do not add to what the model saw.
 """
 
 from __future__ import annotations
@@ -15,7 +17,21 @@ from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.updates.update import DEFAULT_PEAK_LR, parent_lrs, resolve_data, update_shape
-from renewlm.versions import data_tokens, lineage, lineage_corpus_tokens, read_version
+from renewlm.versions import data_tokens, lineage, read_version
+
+
+def trained_tokens(chain: list[dict]) -> dict[str, float]:
+    """Tokens each corpus gave the parent's weights: the runs of its lineage from the last retrain on.
+
+    Counting the runs before a retrain too would count its corpora twice (once where they were new,
+    again in the retrain's union), and the series' oldest data would grow its share with every release.
+    """
+    start = max((i for i, meta in enumerate(chain) if meta.get("paradigm") == "retrain"), default=0)
+    tokens: dict[str, float] = {}
+    for meta in chain[start:]:
+        for corpus, count in (meta.get("corpus_tokens") or {}).items():
+            tokens[corpus] = tokens.get(corpus, 0.0) + count
+    return tokens
 
 
 def retrain_config(
@@ -36,7 +52,7 @@ def retrain_config(
             f"--paradigm retrain trains on all the data the lineage saw, but {imported[0]!r} was imported and its "
             f"pre-training data is not in the store; compare against a retrain with `renewlm train` and a run file instead"
         )
-    old = lineage_corpus_tokens(store, parent)
+    old = trained_tokens(chain)
     if not old:
         raise ConfigError(
             f"--paradigm retrain needs the data {parent!r}'s lineage trained on, but its records name no corpora "
