@@ -25,7 +25,7 @@ from common import (
     arguments,
     base,
     ensure,
-    figure_path,
+    figure_path, save_figure,
     heldout,
     mean_spread,
     say,
@@ -152,9 +152,7 @@ def plot(results: dict, base_loss_a: float, path) -> None:
         times = result["union"]["tokens"] / result["updates"][0]["tokens"]
         ax.set_title(f"{shift} shift; dashed: union run ({times:.3g}× the update's tokens)", fontsize=10)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import time
 
 from common import (
-    BASE, CODE, PROSE_A, PROSE_B, arguments, base, ensure, figure_path, heldout, mean_spread, pretrain_config, say,
+    BASE, CODE, PROSE_A, PROSE_B, arguments, base, ensure, figure_path, save_figure, heldout, mean_spread, pretrain_config, say,
     write_results,
 )
 
@@ -146,9 +146,7 @@ def plot(results: dict, path) -> None:
         ax.set_ylabel("held-out loss")
     axes[0, 0].legend(fontsize=8)
     fig.suptitle("Schedules over three tasks (A → B → code): adaptation and forgetting\n(shading: the range over seeds)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    say(f"wrote {path}")
+    save_figure(fig, path)
 
 
 def main() -> None:

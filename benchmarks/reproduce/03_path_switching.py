@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     TOKENIZER,
     arguments,
-    figure_path,
+    figure_path, save_figure,
     mean_spread,
     pretrain_config,
     say,
@@ -262,10 +262,7 @@ def plot(table: dict[str, list[dict]], plan: dict, sweep: dict[float, list[dict]
         ax.set_xticks(xs)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    say(f"wrote {path}")
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 
-from common import BASE, CODE, PROSE_A, PROSE_B, arguments, base, ensure, figure_path, heldout, mean_spread, say, write_results
+from common import BASE, CODE, PROSE_A, PROSE_B, arguments, base, ensure, figure_path, save_figure, heldout, mean_spread, say, write_results
 
 from renewlm.updates.update import update_config
 
@@ -118,9 +118,7 @@ def plot(results: dict, path) -> None:
     axes[0].set_ylabel("held-out loss")
     axes[0].legend(fontsize=8)
     fig.suptitle("Reuse recipe: when to switch from the general blend to general + 10% code (bars: seed range)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    say(f"wrote {path}")
+    save_figure(fig, path)
 
 
 def main() -> None:

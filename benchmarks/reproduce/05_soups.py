@@ -24,7 +24,7 @@ from common import (
     RESULTS,
     arguments,
     base,
-    figure_path,
+    figure_path, save_figure,
     mean_spread,
     say,
     write_results,
@@ -131,9 +131,7 @@ def plot(results: dict, path) -> None:
         ax.set_ylabel(f"held-out loss on B = {result['corpus']} (new data)")
         ax.set_title(f"{shift} shift: lower left is better")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -37,7 +37,7 @@ from common import (
     arguments,
     base,
     ensure,
-    figure_path,
+    figure_path, save_figure,
     heldout,
     mean_spread,
     say,
@@ -232,10 +232,7 @@ def plot(record: dict, table: dict[str, dict], base_losses: dict, path: Path) ->
     for ax in (a, b, c):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    say(f"wrote {path}")
+    save_figure(fig, path)
 
 
 def main() -> None:

@@ -229,6 +229,16 @@ def figure_path(study: str) -> Path:
     return FIGURES / f"{study}.png"
 
 
+def save_figure(fig, path: Path) -> None:
+    """Lay out, write (120 dpi) and close a study's figure."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    say(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
 def machine() -> dict:
     import platform
 
