@@ -9,6 +9,7 @@ setting) in separate processes, so peak memory is each one's own.
     python benchmarks/throughput.py --presets tiny --procs 2        # renewlm's loop under FSDP on 2 processes
     python benchmarks/throughput.py --presets 125m 1b --seq-len 2048 --micro-batch 8 --batch-tokens 131072
     python benchmarks/throughput.py --startup --presets 125m --procs 2   # peak host memory of each process's start-up
+    python benchmarks/throughput.py --presets tiny --profile /tmp/prof   # also /tmp/prof-tiny.txt: where renewlm's steps go
 
 Prints a table and writes benchmarks/results/throughput.json (or startup.json), and the same JSON to
 stdout with --json.
@@ -32,8 +33,13 @@ RESULTS = Path(__file__).parent / "results"
 VOCAB = {"tiny": 4096, "small": 32000, "125m": 32000, "350m": 32000, "1b": 128256}
 
 
-def make_store(root: Path) -> Path:
-    """A store with a small tokenizer and a synthetic corpus; models get their own vocabulary size."""
+def make_store(root: Path, corpora: tuple[str, ...] = ("bench",), documents: int = 4000) -> Path:
+    """A store with a small tokenizer and synthetic corpora; models get their own vocabulary size.
+
+    Each corpus draws its words from its own slice of one shared word list (the first from the
+    first 5,000 words, the next from 2,500 later ones on, ...), so a second corpus is a distribution
+    shift from the first that the one tokenizer still covers.
+    """
     import random
 
     from renewlm.data.prepare import prepare
@@ -42,13 +48,19 @@ def make_store(root: Path) -> Path:
 
     store = Store(root / "store")
     rng = random.Random(0)
-    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
-    text = root / "text.jsonl"
-    with text.open("w") as f:
-        for _ in range(4000):
-            f.write(json.dumps({"text": " ".join(rng.choice(words) for _ in range(600))}) + "\n")
-    train_tokenizer(store, "bench", [text], 4096)
-    prepare(store, "bench", [text], "bench", val_fraction=0.01)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
+             for _ in range(5000 + 2500 * (len(corpora) - 1))]
+    texts = []
+    for i, name in enumerate(corpora):
+        vocabulary = words[2500 * i : 2500 * i + 5000]
+        text = root / f"{name}.jsonl"
+        with text.open("w") as f:
+            for _ in range(documents):
+                f.write(json.dumps({"text": " ".join(rng.choice(vocabulary) for _ in range(600))}) + "\n")
+        texts.append(text)
+    train_tokenizer(store, "bench", texts, 4096)
+    for name, text in zip(corpora, texts):
+        prepare(store, name, [text], "bench", val_fraction=0.01)
     return store.root
 
 
@@ -92,12 +104,18 @@ def worker_renewlm(args) -> dict:
         # windows of `warmup` steps keep the warm-up steps out of the windows measured.
         "log_every": max(1, args.warmup),
     }, "benchmark")
+    # With --profile the last window of steps (they are read in windows of log_every) runs under
+    # torch.profiler and is left out of the median.
+    profiled_from = measured_to(args)
+    if args.profile:
+        profile_steps(profiled_from, args.steps, Path(args.profile))
     started = time.perf_counter()
     train(cfg, store, fresh=True)
     wall = time.perf_counter() - started
     if int(os.environ.get("RANK", "0")) != 0:
         return {}
-    steps = [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r][args.warmup:]
+    steps = [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r]
+    steps = [r for r in steps if r["step"] <= profiled_from][args.warmup:]
     seconds = statistics.median(r["seconds"] for r in steps)
     # The data side of a step, alone: read every micro-batch of a global batch and copy it to the device.
     # The preflight opens the stream without building a model.
@@ -122,6 +140,39 @@ def worker_renewlm(args) -> dict:
         "wall_seconds": wall,
     }
     return result
+
+
+def measured_to(args) -> int:
+    """The last step in the median: with --profile, the steps before the last window of log_every
+    (= --warmup) steps, which runs under the profiler."""
+    window = max(1, args.warmup)
+    return (args.steps - 1) // window * window if args.profile else args.steps
+
+
+def profile_steps(first: int, total: int, path: Path) -> None:
+    """Run renewlm's steps `first`..`total - 1` under torch.profiler and write its table of the
+    operators and kernels that took the most device (or CPU) time."""
+    import torch
+
+    import renewlm.train.loop as loop
+
+    cuda = torch.cuda.is_available()
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    profiler = torch.profiler.profile(activities=activities)
+    step_of_run = loop.train_step
+
+    def profiled(run, step, pending):
+        if step == first:
+            profiler.start()
+        step_of_run(run, step, pending)
+        if step == total - 1:
+            if cuda:
+                torch.cuda.synchronize()
+            profiler.stop()
+            sort = "self_device_time_total" if cuda else "self_cpu_time_total"
+            path.write_text(f"steps {first + 1}..{total}\n" + profiler.key_averages().table(sort_by=sort, row_limit=30))
+
+    loop.train_step = profiled
 
 
 def _rss_bytes() -> int:
@@ -216,6 +267,8 @@ def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
            "--precision", args.precision]
     if args.compile is not None:
         cmd += ["--compile" if args.compile else "--no-compile"]
+    if args.profile and kind == "renewlm":
+        cmd += ["--profile", f"{args.profile}-{args.preset_now}.txt"]
     out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
@@ -235,10 +288,12 @@ def main() -> None:
     p.add_argument("--procs", type=int, default=1, help="processes for renewlm's loop (torchrun, FSDP)")
     p.add_argument("--startup", action="store_true", help="measure start-up host memory per process instead")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
+    p.add_argument("--out", type=Path, help="write the JSON here (default benchmarks/results/throughput.json or startup.json)")
     p.add_argument("--worker", choices=["renewlm", "plain", "startup"])
     p.add_argument("--store", type=Path)
     p.add_argument("--parent", type=Path)
     p.add_argument("--preset")
+    p.add_argument("--profile", help="write a torch.profiler table of renewlm's last window of steps to PROFILE-PRESET.txt")
     args = p.parse_args()
 
     if args.worker:
@@ -273,7 +328,7 @@ def main() -> None:
             rows.append({"preset": preset, "vocab": VOCAB[preset], "plain": plain, "renewlm": ours})
 
     print(f"\ndevice: {device}; seq_len {args.seq_len}, batch {args.batch_tokens} tokens, micro-batch {args.micro_batch}, "
-          f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, median of steps {args.warmup + 1}..{args.steps}")
+          f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, median of steps {args.warmup + 1}..{measured_to(args)}")
     header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
     print(header)
     print("-" * len(header))
@@ -285,10 +340,11 @@ def main() -> None:
             print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {mfu:>7} {r['peak_memory_gib']:13.2f} {data:>15}")
         ratio = row["renewlm"]["tokens_per_second"] / row["plain"]["tokens_per_second"]
         print(f"{'':8} renewlm / plain: {ratio:.3f}")
-    RESULTS.mkdir(exist_ok=True)
     out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile")}, "rows": rows}
-    (RESULTS / "throughput.json").write_text(json.dumps(out, indent=2))
-    print(f"\nwritten: {RESULTS / 'throughput.json'}")
+    path = args.out or RESULTS / "throughput.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {path}")
     if args.json:
         print(json.dumps(out))
 
@@ -309,10 +365,11 @@ def startup(args, device: str) -> None:
         peaks = [r["peak_gib"] - r["start_gib"] for r in row["ranks"]]
         if len(peaks) > 1:
             print(f"{'':8} growth of rank 1 / rank 0: {peaks[1] / peaks[0]:.3f}")
-    RESULTS.mkdir(exist_ok=True)
     out = {"device": device, "rows": rows}
-    (RESULTS / "startup.json").write_text(json.dumps(out, indent=2))
-    print(f"\nwritten: {RESULTS / 'startup.json'}")
+    path = args.out or RESULTS / "startup.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2))
+    print(f"\nwritten: {path}")
     if args.json:
         print(json.dumps(out))
 

@@ -111,7 +111,10 @@ def _fused_mean(hidden: torch.Tensor, head: Head, targets: torch.Tensor) -> torc
         from liger_kernel.transformers.functional import liger_fused_linear_cross_entropy
     except ImportError:
         return None
-    out = liger_fused_linear_cross_entropy(hidden, head.weight, targets, head.bias, reduction="mean", softcap=head.softcap)
+    # The head's gradient accumulates over chunks in fp32, as the chunked loss's does (liger's default
+    # accumulates in the weight's dtype, bf16 under mixed precision).
+    out = liger_fused_linear_cross_entropy(hidden, head.weight, targets, head.bias, reduction="mean", softcap=head.softcap,
+                                           accum_dtype=torch.float32)
     return out[0] if isinstance(out, tuple) else out
 
 
