@@ -139,6 +139,8 @@ def worker_renewlm(args) -> dict:
         "data_seconds_per_step": statistics.median(reads),
         "wall_seconds": wall,
     }
+    if device.type == "cuda":  # the loop resets the device's peak at every window it reads: the largest window's
+        result["peak_memory_gib"] = max(r["memory_gib"] for r in steps)
     return result
 
 
@@ -301,7 +303,7 @@ def main() -> None:
         result = worker(args)
         import torch
 
-        if args.worker == "startup" or not result:
+        if args.worker == "startup" or not result or "peak_memory_gib" in result:
             pass
         elif torch.cuda.is_available():
             result["peak_memory_gib"] = torch.cuda.max_memory_allocated() / 2**30
