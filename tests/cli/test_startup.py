@@ -4,6 +4,7 @@ which names every module a process imports."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from renewlm.versions import import_version
 from tests.conftest import prose_texts
 
 HEAVY = {"torch", "transformers"}
+RECIPE = Path(__file__).parents[2] / "recipes" / "wsd-1-sqrt.yaml"
 
 
 def heavy_imports(*args) -> tuple[subprocess.CompletedProcess, set[str]]:
@@ -48,7 +50,8 @@ def test_reading_commands_import_neither_torch_nor_transformers(records):
     s = ("--store", store.root)
     for args in (("--version",), ("-h",), ("eval", "-h"), ("corpora", *s), ("versions", *s), ("show", "base", *s),
                  ("plan", "--releases", "3", "--tokens-per-release", "1B", *s),
-                 ("mixture", "show", mixture, "--samples", "100", "--seq-len", "16", *s)):
+                 ("mixture", "show", mixture, "--samples", "100", "--seq-len", "16", *s),
+                 ("schedule", "show", RECIPE, "--steps", "100")):
         done, heavy = heavy_imports(*args)
         assert done.returncode == 0, (args, done.stderr[-2000:])
         assert not heavy, f"renewlm {' '.join(map(str, args[:2]))} imports {sorted(heavy)}"
