@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from renewlm import __version__
+from renewlm.console import Console
 from renewlm.store import STORE_ENV, Store
 
 app = typer.Typer(
