@@ -144,7 +144,6 @@ def _loop(run: Run) -> dict:
             if stopping:
                 run.checkpointer.wait()
                 display.close()
-                # One sentence for both facts: the checkpoint just written is whole, and nothing half-written stays.
                 raise KeyboardInterrupt(f"interrupted at step {state['step']}: its checkpoint is complete and nothing "
                                         f"half-written was kept; run the same command again to resume")
         run.checkpointer.wait()
