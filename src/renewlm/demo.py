@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sysconfig
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pydoc_data.topics
+import torch
 
+from renewlm.data.corpus import Corpus
 from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import train_tokenizer
+from renewlm.errors import ConfigError
+from renewlm.eval.cadence import Every
+from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, heldout_windows
+from renewlm.model.presets import preset_config
 from renewlm.store import Store
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
@@ -92,20 +100,90 @@ def _write_jsonl(path: Path, texts: list[str]) -> Path:
     return path
 
 
-def run_demo(store: Store, size: DemoSize = DemoSize(), say=print) -> dict[str, dict[str, float]]:
-    """Build the data, pre-train v1, run both updates; return each version's held-out losses."""
+def choose_threads(threads: int | None = None) -> tuple[int, str]:
+    """CPU threads for the demo and why: `threads` when given, else OMP_NUM_THREADS, else the cores not
+    busy now. docs/training.md: with one of two cores taken, two threads train 35% slower than one."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if threads is not None:
+        if threads < 1:
+            raise ConfigError(f"--threads {threads} must be at least 1; e.g. --threads {cores}")
+        return threads, f"--threads, {cores} cores"
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    if given.isdigit() and int(given) > 0:
+        return int(given), f"OMP_NUM_THREADS, {cores} cores"
+    load = os.getloadavg()[0]  # processes running or waiting for a core, over the last minute
+    return max(1, min(cores, int(cores - load + 0.5))), f"{cores} cores, load average {load:.1f}"
+
+
+def probe_speed(size: DemoSize, steps: int = 3) -> float:
+    """Training tokens per second of the demo's model here and now: a warm-up step, then `steps` timed
+    optimizer steps on random ids. The global RNG is left as it was, so the runs are unchanged."""
+    from transformers import AutoModelForCausalLM
+
+    config = preset_config("tiny", size.vocab_size, bos_token_id=None, eos_token_id=0, max_position_embeddings=size.seq_len)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=size.peak_lr)
+        ids = torch.randint(size.vocab_size, (size.batch_tokens // size.seq_len, size.seq_len))
+        for i in range(steps + 1):
+            if i == 1:
+                started = time.perf_counter()
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    return steps * size.batch_tokens / (time.perf_counter() - started)
+
+
+def describe_plan(size: DemoSize, corpora: dict[str, Corpus], threads: int, data_seconds: float) -> str:
+    """The three runs' training and held-out tokens, and the time they take at the speed probed now."""
+    runs = ((size.pretrain_steps, ["prose"]), (size.update_steps, ["code", "prose"]), (size.update_steps, ["code", "prose"]))
+    trained = sum(steps for steps, _ in runs) * size.batch_tokens
+    evaluated = sum(  # each run evaluates the corpora of its lineage at step 0, every steps // 3, and the end
+        len(Every(every=steps // 3).steps(steps)) * size.seq_len
+        * sum(heldout_windows(corpora[kind].val, size.seq_len, DEFAULT_EVAL_TOKENS) for kind in kinds)
+        for steps, kinds in runs
+    )
+    speed = probe_speed(size)
+    # A forward pass costs about a third of a training step per token (2N of 6N FLOPs).
+    left = (trained + evaluated / 3) / speed
+    steps = " + ".join(str(steps) for steps, _ in runs)
+    return (f"plan: 3 runs of {steps} steps × {size.batch_tokens:,} tokens ({trained:,} tokens trained, {evaluated:,} "
+            f"held-out tokens evaluated) at {speed:,.0f} tok/s, probed now on {threads} thread{'s' * (threads != 1)}: "
+            f"about {left / 60:.1f} min more, {(data_seconds + left) / 60:.1f} min in all")
+
+
+def run_demo(store: Store, size: DemoSize = DemoSize(), say=print, threads: int | None = None) -> dict[str, dict[str, float]]:
+    """Build the data, pre-train v1, run both updates; return each version's held-out losses.
+
+    `threads` (default: `choose_threads`) is torch's thread count and prepare's workers while the demo runs."""
+    threads, why = choose_threads(threads)
+    say(f"demo on {threads} CPU thread{'s' * (threads != 1)} ({why}); choose with --threads N")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(store, size, say, threads)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _run(store: Store, size: DemoSize, say, threads: int) -> dict[str, dict[str, float]]:
+    started = time.monotonic()
     files = stdlib_files()
     for name in VERSIONS:  # the demo starts over its own versions and runs each time
         if store.exists("versions", name):
             remove_version(store, name, force=True)
+    corpora = {}
     with tempfile.TemporaryDirectory() as tmp:
         prose = _write_jsonl(Path(tmp) / "prose.jsonl", prose_documents(files))
         code = _write_jsonl(Path(tmp) / "code.jsonl", code_documents(files, size.code_bytes))
         say(f"data: {prose.stat().st_size / 1e6:.1f} MB of prose, {code.stat().st_size / 1e6:.1f} MB of code from {len(files)} standard-library files")
         train_tokenizer(store, NAMES["tokenizer"], [prose, code], size.vocab_size, overwrite=True)
         for kind, path in (("prose", prose), ("code", code)):
-            corpus = prepare(store, NAMES[kind], [path], NAMES["tokenizer"], val_fraction=0.05, overwrite=True)
+            corpus = prepare(store, NAMES[kind], [path], NAMES["tokenizer"], val_fraction=0.05, workers=threads, overwrite=True)
             say(f"corpus {corpus.name}: {corpus.train.num_tokens:,} training tokens, {corpus.val.num_tokens:,} held out")
+            corpora[kind] = corpus
+    say(describe_plan(size, corpora, threads, time.monotonic() - started))
 
     common = dict(seq_len=size.seq_len, batch_tokens=size.batch_tokens, micro_batch=size.batch_tokens // size.seq_len)
     v1 = validate_run(

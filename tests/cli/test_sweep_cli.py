@@ -3,6 +3,7 @@ whose run files `renewlm train` accepts; --collect before and after a point fini
 
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -123,3 +124,17 @@ def test_emit_of_the_second_stage_chains_each_corpus_trunk_segments_and_decays(s
     assert subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False).returncode == 0
     task = " && ".join(f'renewlm train {f} --store "$STORE"' for f in files[0])
     assert f"  0) {task} ;;" in script.read_text().splitlines()
+
+
+def test_the_table_prints_whole_cells_into_a_pipe(capsys):
+    from renewlm.cli.sweep import show
+    from renewlm.store import Store
+
+    names = [f"heldout/a-corpus-with-a-long-name-{i}" for i in range(4)]
+    entry = {"best_lr": 1e-3, "best_tokens": 512, "spread": 0.01, "in_mixture": True,
+             "characterization": {n: {"verdict": v, "delta": d} for n, v, d in zip(names, ("helps", "hurts", "unchanged", "helps"), (-0.2, 0.1, 0.0, -0.3))}}
+    record = {"parent": "base", "progress": {"done": 4, "planned": 4}, "cost": None, "suggested_mixture": None,
+              "corpora": {"code": entry}}
+    show(record, Store(Path("unused-store")), "s")
+    out = capsys.readouterr().out
+    assert all(f"{n} {d:+.3f}" in out for n, d in zip(names, (-0.2, 0.1, 0.0, -0.3))) and "…" not in out, out

@@ -5,6 +5,8 @@ import json
 import math
 import random
 import re
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -136,3 +138,15 @@ def test_missing_lm_eval_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", refuse)
     with pytest.raises(InputError, match=r"pip install 'renewlm\[eval\]'"):
         require_lm_eval()
+
+
+def test_outside_a_git_checkout_nothing_is_printed(model, tokenizer, tasks, tmp_path, monkeypatch, capfd):
+    # lm-eval asks git for the working directory's commit; git's "fatal: not a git repository" went to fd 2.
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed: lm-eval's lookup could not print anything")
+    monkeypatch.chdir(tmp_path)
+    assert subprocess.run(["git", "rev-parse"], capture_output=True, check=False).returncode != 0  # not a checkout
+    capfd.readouterr()
+    assert run_tasks(model, tokenizer, ["tiny_qa"], manager=task_manager(["tiny_qa"], [tasks]), batch_size=4)["tiny_qa"]["acc"] == pytest.approx(0.6)
+    out, err = capfd.readouterr()
+    assert "fatal" not in out + err and "git" not in err, err

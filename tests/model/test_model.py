@@ -6,9 +6,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from renewlm.data.tokenizer import load_tokenizer
 from renewlm.errors import ConfigError, InputError
-from renewlm.model.flops import flops_per_token, parameter_counts
+from renewlm.model.flops import block_parameters, flops_per_token, parameter_counts
 from renewlm.model.load import check_tokenizer, load_model, resolve_model_source
-from renewlm.model.presets import padded_vocab, preset_config
+from renewlm.model.presets import PRESETS, padded_vocab, preset_config, preset_flops_per_token
 
 
 @pytest.mark.parametrize(
@@ -22,6 +22,15 @@ def test_presets_have_their_advertised_size(name, vocab, low, high):
         model = LlamaForCausalLM(config)
     assert low <= parameter_counts(model)["total"] <= high
     assert config.vocab_size % 64 == 0 and config.vocab_size >= vocab
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_a_presets_flops_from_its_shape_are_those_of_its_built_model(name):
+    config = preset_config(name, 1000, bos_token_id=0, eos_token_id=0)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    assert PRESETS[name].block_parameters() == block_parameters(model)
+    assert preset_flops_per_token(name, 1000, 256) == flops_per_token(config, 256)
 
 
 def test_llama_3_2_1b_shape():

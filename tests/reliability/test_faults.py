@@ -89,6 +89,36 @@ def test_renewlm_train_on_a_full_disk_exits_2_with_one_line(train_store, tmp_pat
     assert not train_store.exists("versions", "faults-full")
 
 
+def test_a_stopped_run_says_in_one_sentence_that_its_checkpoint_is_whole_and_resumes(train_store, tmp_path, monkeypatch, cli):
+    from renewlm.train import loop
+
+    run = tmp_path / "stop.yaml"
+    run.write_text(yaml.safe_dump(run_dict("faults-stop", steps=4)))
+    original = loop.StopSignal.__init__
+
+    def asked_at_once(self):
+        original(self)
+        self.requested = True  # as if Ctrl-C (or SIGTERM) came during the first step
+
+    monkeypatch.setattr(loop.StopSignal, "__init__", asked_at_once)
+    code, out, err = cli("train", run, "--fresh", "--store", train_store.root)
+    assert code == 130 and "half-written" not in out and "Traceback" not in out + err
+    assert err == ("interrupted at step 1: its checkpoint is complete and nothing half-written was kept; "
+                   "run the same command again to resume\n")
+    assert (train_store.path("runs", "faults-stop") / "checkpoints" / "step-00000001").is_dir()
+    monkeypatch.undo()
+    code, out, err = cli("train", run, "--store", train_store.root)
+    assert code == 0 and "resuming run faults-stop from step 1" in out + err, err
+
+
+def test_an_interrupt_elsewhere_is_the_general_sentence(store, monkeypatch, cli):
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("renewlm.cli.versions.list_versions", interrupted)
+    assert cli("versions", "--store", store.root) == (130, "", "interrupted; nothing half-written was kept\n")
+
+
 def _renewlm(store, *args):
     cmd = [sys.executable, "-m", "renewlm", *map(str, args), "--store", str(store.root)]
     env = dict(os.environ, OMP_NUM_THREADS="1")

@@ -91,7 +91,10 @@ def test_a_run_resumed_past_a_corrupt_checkpoint_ends_bitwise_where_an_uninterru
     flip_bytes(checkpoints / "step-00000006" / "__0_0.distcp")
     code, out, err = cli("train", cut, *store)
     assert code == 0, err
-    assert "step-00000006" in out + err and "resuming from the previous complete checkpoint, step-00000004" in out + err
+    # Each note is one whole line, however long the store's path (the console does not wrap off a terminal).
+    lines = (out + err).splitlines()
+    assert any(f"{checkpoints / 'step-00000006'}: '__0_0.distcp' does not match its sha256" in line for line in lines), out + err
+    assert "resuming from the previous complete checkpoint, step-00000004, instead" in lines, out + err
     a = load_file(train_store.path("versions", "integrity-whole") / "model.safetensors")
     b = load_file(train_store.path("versions", "integrity-cut") / "model.safetensors")
     assert a.keys() == b.keys() and all(a[k].equal(b[k]) for k in a)

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from renewlm.cli.app import app
+from renewlm.cli.app import Interrupted, app
 from renewlm.errors import RenewError
 
 try:  # typer ≥ 0.20 ships its own copy of click, whose usage errors are not click's
@@ -43,19 +43,23 @@ def main(argv: list[str] | None = None) -> None:
     if not (sys.stdout.isatty() and sys.stderr.isatty()):
         _quiet_progress_bars()
     previous = signal.signal(signal.SIGTERM, _terminate)
+    said = ""
+    main_process = os.environ.get("RANK", "0") == "0"  # under torchrun every process fails alike: say it once
     try:
         code = app(args=argv, standalone_mode=False)
     except RenewError as e:
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every process fails alike: say it once
+        if main_process:
             print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     except (click.ClickException, _TyperClickException) as e:  # usage errors: typer prints usage, exit 2
         e.show()
         sys.exit(e.exit_code)
+    except Interrupted as e:
+        code, said = 130, str(e)
     except (KeyboardInterrupt, click.Abort):
         code = 130
     finally:
         signal.signal(signal.SIGTERM, previous)
-    if code == 130:  # typer reports Ctrl-C as exit code 130 without a word
-        print("interrupted; nothing half-written was kept", file=sys.stderr)
+    if code == 130 and main_process:  # one sentence: the command's own (a run's stop) or the general one
+        print(said or "interrupted; nothing half-written was kept", file=sys.stderr)
     sys.exit(code if isinstance(code, int) else 0)

@@ -6,13 +6,29 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from typer.core import TyperGroup
 
 from renewlm import __version__
+from renewlm.console import Console
 from renewlm.store import STORE_ENV, Store
+
+class Interrupted(Exception):
+    """A Ctrl-C or SIGTERM, carrying what the interrupted command said about it (empty when nothing)."""
+
+
+class _Group(TyperGroup):
+    # typer turns a KeyboardInterrupt into exit code 130 and drops its message, such as the step a run
+    # stopped at; `main` prints that message instead of the generic one.
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:
+            raise Interrupted(str(e)) from None
+
 
 app = typer.Typer(
     name="renewlm",
+    cls=_Group,
     help="Update language models with new data by continual pre-training.",
     no_args_is_help=True,
     add_completion=False,

@@ -10,10 +10,6 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
-from renewlm.data.corpus import list_corpora
-from renewlm.data.prepare import heldout_warning
-from renewlm.data.prepare import prepare as prepare_corpus
-from renewlm.data.tokenizer import train_tokenizer
 
 tokenizer_app = typer.Typer(help="Tokenizers for from-scratch models.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -39,6 +35,8 @@ def tokenizer_train(
     store: StoreOption = None,
 ) -> None:
     """Train a byte-level BPE tokenizer (with an EOS token) and save it in the store."""
+    from renewlm.data.tokenizer import train_tokenizer
+
     path = train_tokenizer(open_store(store), name, inputs, vocab_size, text_field=text_field,
                            split_blank_lines=split_blank_lines, input_format=input_format, overwrite=overwrite)
     console.print(f"tokenizer {name}: {path}")
@@ -62,6 +60,9 @@ def prepare(
     store: StoreOption = None,
 ) -> None:
     """Tokenize raw files into a corpus of memory-mapped shards with a held-out split."""
+    from renewlm.data.prepare import heldout_warning
+    from renewlm.data.prepare import prepare as prepare_corpus
+
     tokens = [0]
     with console.status(f"preparing {name}") as status:  # shown on a terminal only
 
@@ -96,6 +97,8 @@ def prepare(
 @app.command()
 def corpora(store: StoreOption = None) -> None:
     """List the corpora in the store."""
+    from renewlm.data.corpus import list_corpora
+
     st = open_store(store)
     table = Table(title=f"corpora in {st.root}")
     numbers = ("train tokens", "train documents", "held-out tokens", "held-out documents")

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
+import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 
 
 @app.command()
-def demo(store: StoreOption = None) -> None:
+def demo(
+    threads: Annotated[int | None, typer.Option(
+        "--threads", help="CPU threads for training and tokenizing (default: OMP_NUM_THREADS, else the cores not busy now).",
+        show_default=False,
+    )] = None,
+    store: StoreOption = None,
+) -> None:
     """Pre-train a tiny model on prose, then update it on code with and without replay (CPU, minutes)."""
     from renewlm.demo import NAMES, VERSIONS, run_demo  # torch loads only for commands that train
 
     st = open_store(store)
     started = time.monotonic()
-    losses = run_demo(st, say=console.print)
+    losses = run_demo(st, say=console.print, threads=threads)
     prose, code = NAMES["prose"], NAMES["code"]
     base = losses[VERSIONS[0]]
     table = Table(title="held-out loss (lower is better)")

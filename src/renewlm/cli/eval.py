@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
-from renewlm.eval.compare import DEFAULT_EVAL_TOKENS, check, evaluate_versions, record
 
 
 @app.command("eval")
@@ -24,7 +23,7 @@ def eval_cmd(
     include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="A folder of lm-eval task YAML files (local tasks, offline).")] = None,
     core: Annotated[Path | None, typer.Option("--core", help="YAML of core-average tasks replacing or adding to the shipped ones.")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Held-out window length (default: the shortest the versions trained at).")] = None,
-    eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Held-out tokens per corpus.")] = DEFAULT_EVAL_TOKENS,
+    eval_tokens: Annotated[int | None, typer.Option("--eval-tokens", help="Held-out tokens per corpus [default: 65536].")] = None,
     micro_batch: Annotated[int, typer.Option("--micro-batch", help="Held-out windows per forward pass.")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
     store: StoreOption = None,
@@ -33,10 +32,13 @@ def eval_cmd(
 
     Results are merged into each version's evaluations.json (its weights and version.json stay as they are).
     """
+    from renewlm.eval.compare import DEFAULT_EVAL_TOKENS, check, evaluate_versions, record  # torch loads only here
+
     st = open_store(store)
     plan = check(
         st, versions, corpora=corpora, tasks=tasks or (), include_paths=include_path or (), limit=limit,
-        num_fewshot=num_fewshot, batch_size=batch_size, seq_len=seq_len, eval_tokens=eval_tokens,
+        num_fewshot=num_fewshot, batch_size=batch_size, seq_len=seq_len,
+        eval_tokens=DEFAULT_EVAL_TOKENS if eval_tokens is None else eval_tokens,
         micro_batch=micro_batch, core=core,
     )
     say = (lambda line: None) if as_json else (lambda line: console.print(f"[dim]{line}[/]"))

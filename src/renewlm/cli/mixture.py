@@ -9,9 +9,6 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
-from renewlm.data.corpus import Corpus
-from renewlm.data.mixture import load_mixture
-from renewlm.data.stream import MixtureStream
 from renewlm.errors import ConfigError
 
 mixture_app = typer.Typer(help="Inspect mixtures.", no_args_is_help=True)
@@ -31,6 +28,10 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """Planned samples, tokens, share and epochs per phase and corpus."""
+    from renewlm.data.corpus import Corpus
+    from renewlm.data.mixture import load_mixture
+    from renewlm.data.stream import MixtureStream
+
     spec = load_mixture(mixture)
     events = {}
     for item in event or []:

@@ -102,7 +102,8 @@ def show(record: dict, store, name: str) -> None:
     table = Table(title=f"sweep {name} from {record['parent']}: {progress['done']} of {progress['planned']}"
                         f"{' plannable' if later else ''} points done")
     for column in ("corpus", "best LR", "best tokens", "spread", "helps", "hurts", "unchanged", "mixture"):
-        table.add_column(column, justify="right" if column in ("best LR", "best tokens", "spread") else "left")
+        # fold, not "…": a narrow terminal breaks an evaluation's name over lines instead of cutting it
+        table.add_column(column, justify="right" if column in ("best LR", "best tokens", "spread") else "left", overflow="fold")
     for corpus, e in record["corpora"].items():
         verdicts = {"helps": [], "hurts": [], "unchanged": []}
         for evaluation, c in (e["characterization"] or {}).items():

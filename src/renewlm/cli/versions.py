@@ -11,7 +11,7 @@ from rich.tree import Tree
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.versions import (
-    cost, export_version, import_version, list_versions, parent_names, read_version, remove_version,
+    cost, export_version, import_version, list_versions, parent_names, read_evaluations, read_version, remove_version,
 )
 from renewlm.versions.lineage import display_parent
 
@@ -40,8 +40,6 @@ def _line(meta: dict, c: dict, evaluations: dict) -> str:
 @app.command()
 def versions(store: StoreOption = None) -> None:
     """The version tree: releases in series, each trunk dimmed under the release that branched off it."""
-    from renewlm.eval.compare import read_evaluations
-
     st = open_store(store)
     metas = {m["name"]: m for m in list_versions(st)}
     if not metas:
@@ -66,8 +64,6 @@ def versions(store: StoreOption = None) -> None:
 @app.command()
 def show(name: Annotated[str, typer.Argument(help="Version name.")], store: StoreOption = None) -> None:
     """A version's record, lineage and cost against retraining."""
-    from renewlm.eval.compare import read_evaluations
-
     st = open_store(store)
     meta = read_version(st, name)
     console.print_json(json.dumps(meta))

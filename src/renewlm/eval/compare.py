@@ -22,16 +22,17 @@ from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
 from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, SingleProcess, heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
-from renewlm.store import Store, read_json, write_json
+from renewlm.store import Store, write_json
 from renewlm.versions import (
+    EVALUATIONS,
     lineage,
     lineage_corpora,
     load_version,
     parent_names,
+    read_evaluations,
     read_version,
 )
 
-RECORD = "evaluations.json"
 FALLBACK_SEQ_LEN = 2048
 
 
@@ -186,7 +187,7 @@ def record(store: Store, result: dict) -> None:
 
 
 def _merge(store: Store, name: str, entry: dict, settings: dict, stamp: str) -> None:
-    path = store.path("versions", name) / RECORD
+    path = store.path("versions", name) / EVALUATIONS
     old = read_evaluations(store, name)
     new = {"format": 1, "heldout": dict(old.get("heldout", {})), "tasks": dict(old.get("tasks", {}))}
     for c, numbers in entry["heldout"].items():
@@ -200,9 +201,3 @@ def _merge(store: Store, name: str, entry: dict, settings: dict, stamp: str) -> 
         elif key in old:
             new[key] = old[key]
     write_json(path, new)
-
-
-def read_evaluations(store: Store, name: str) -> dict:
-    """A version's evaluations.json, or {} when it has never been evaluated."""
-    path = store.require("versions", name) / RECORD
-    return read_json(path) if path.is_file() else {}

@@ -14,6 +14,7 @@ import logging
 import random
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def run_tasks(
 
     was_training = model.training
     device = next(model.parameters()).device
-    with _quiet(), _rng_kept(), autocast():
+    with _quiet(), _no_provenance(), _rng_kept(), autocast():
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=str(device))
         out = simple_evaluate(
             model=lm, tasks=list(tasks), num_fewshot=num_fewshot, limit=limit, task_manager=manager,
@@ -153,6 +154,18 @@ def _quiet() -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+@contextlib.contextmanager
+def _no_provenance() -> Iterator[None]:
+    """lm-eval adds `git describe` of the working directory and torch's environment report to its results,
+    which renewlm does not keep (only the numbers): outside a git checkout that git call printed
+    `fatal: not a git repository` once per evaluated version, and the report runs several subprocesses."""
+    import lm_eval.evaluator
+
+    with mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", lambda: None), \
+            mock.patch.object(lm_eval.evaluator, "add_env_info", lambda results: None):
+        yield
 
 
 class LmEval(Evaluator):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported where it is used: `plan` prices a preset without it
+    import torch
+    from torch import nn
 
 # Dense bf16 peaks from NVIDIA's datasheets (FLOP/s), by the exact name torch.cuda.get_device_name gives:
 # the H100 PCIe and NVL parts are slower than the SXM one of the same family, so no prefix match.
@@ -41,8 +44,13 @@ def flops_per_token(config, seq_len: int, blocks: int | None = None) -> float:
     d = _get(config, "hidden_size", "n_embd", "d_model")
     layers = _get(config, "num_hidden_layers", "n_layer", "num_layers")
     vocab = _get(config, "vocab_size")
-    n = (blocks if blocks is not None else non_embedding_parameters(config)) + vocab * d
-    return 6.0 * n + 12.0 * layers * d * seq_len
+    blocks = blocks if blocks is not None else non_embedding_parameters(config)
+    return training_flops(blocks, vocab=vocab, hidden=d, layers=layers, seq_len=seq_len)
+
+
+def training_flops(blocks: int, *, vocab: int, hidden: int, layers: int, seq_len: int) -> float:
+    """6N + 12·L·d·T per token, N = the blocks' parameters + the LM head's (vocab × hidden)."""
+    return 6.0 * (blocks + vocab * hidden) + 12.0 * layers * hidden * seq_len
 
 
 def block_parameters(model: nn.Module) -> int:
@@ -57,6 +65,7 @@ def block_parameters(model: nn.Module) -> int:
 def non_embedding_parameters(config) -> int:
     """Parameters of the transformer blocks, from the config (attention, MLP, norms), on a meta-device
     model (for callers without a model; a run counts its own with `block_parameters`)."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     with torch.device("meta"):
@@ -70,4 +79,6 @@ def peak_flops(device: torch.device, peak_tflops: float | None = None) -> float 
         return peak_tflops * 1e12
     if device.type != "cuda":
         return None
+    import torch
+
     return PEAKS.get(torch.cuda.get_device_name(device))

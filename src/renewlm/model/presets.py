@@ -7,10 +7,17 @@ vocabulary sizes the presets are meant for. `1b` is the shape of Llama-3.2-1B.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from transformers import LlamaConfig
+from typing import TYPE_CHECKING
 
 from renewlm.errors import ConfigError
+from renewlm.model.flops import training_flops
+
+if TYPE_CHECKING:  # transformers (and torch with it, ~2 s) is imported only when a model is configured
+    from transformers import LlamaConfig
+
+
+# Tokens per sequence when neither a run nor its parent says: the presets' positions.
+DEFAULT_SEQ_LEN = 2048
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,13 @@ class Shape:
     ffn: int
     tie_embeddings: bool
     rope_theta: float = 10000.0
+
+    def block_parameters(self) -> int:
+        """Parameters outside both embeddings, from the shape alone: per layer q and o (d × d), k and v
+        (d × kv_heads·head_dim), gate, up and down (d × ffn), two RMSNorms; then the final norm.
+        tests/model/test_model.py checks it against a meta-device model of every preset."""
+        d, kv = self.hidden, self.kv_heads * (self.hidden // self.heads)
+        return self.layers * (2 * d * d + 2 * d * kv + 3 * d * self.ffn + 2 * d) + d
 
 
 PRESETS: dict[str, Shape] = {
@@ -38,12 +52,24 @@ def padded_vocab(vocab_size: int, multiple: int = 64) -> int:
     return -(-vocab_size // multiple) * multiple
 
 
-def preset_config(
-    name: str, vocab_size: int, *, bos_token_id: int | None, eos_token_id: int, max_position_embeddings: int = 2048
-) -> LlamaConfig:
+def preset_flops_per_token(name: str, vocab_size: int, seq_len: int) -> float:
+    """Training FLOPs per token of a preset at a vocabulary size, without building a model or importing torch."""
+    s = _shape(name)
+    return training_flops(s.block_parameters(), vocab=padded_vocab(vocab_size), hidden=s.hidden, layers=s.layers, seq_len=seq_len)
+
+
+def _shape(name: str) -> Shape:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    s = PRESETS[name]
+    return PRESETS[name]
+
+
+def preset_config(
+    name: str, vocab_size: int, *, bos_token_id: int | None, eos_token_id: int, max_position_embeddings: int = DEFAULT_SEQ_LEN
+) -> LlamaConfig:
+    from transformers import LlamaConfig
+
+    s = _shape(name)
     return LlamaConfig(
         vocab_size=padded_vocab(vocab_size),
         hidden_size=s.hidden,

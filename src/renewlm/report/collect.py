@@ -12,10 +12,9 @@ import math
 from dataclasses import dataclass, field
 
 from renewlm.errors import StoreError
-from renewlm.eval.compare import read_evaluations
 from renewlm.store import Store
 from renewlm.train.metrics import scan_metrics
-from renewlm.versions import cost, list_versions, parent_names
+from renewlm.versions import cost, list_versions, parent_names, read_evaluations
 from renewlm.versions.lineage import display_parent
 
 # A figure a few hundred pixels wide shows no more than this many points per line; longer runs are

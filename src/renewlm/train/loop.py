@@ -144,8 +144,8 @@ def _loop(run: Run) -> dict:
             if stopping:
                 run.checkpointer.wait()
                 display.close()
-                display.print(f"stopped at step {state['step']}; checkpoint written; run the same command again to resume")
-                raise KeyboardInterrupt
+                raise KeyboardInterrupt(f"interrupted at step {state['step']}: its checkpoint is complete and nothing "
+                                        f"half-written was kept; run the same command again to resume")
         run.checkpointer.wait()
         results = evaluate(run, state["step"], metrics, display)
     finally:

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from renewlm.console import Console
 from renewlm.train.trackers import Status, Tracker, open_trackers
 
 

@@ -24,9 +24,8 @@ import yaml
 
 from renewlm.errors import ConfigError, StoreError
 from renewlm.model.flops import flops_per_token
-from renewlm.model.presets import PRESETS, padded_vocab, preset_config
+from renewlm.model.presets import DEFAULT_SEQ_LEN, PRESETS, padded_vocab, preset_flops_per_token
 from renewlm.store import Store
-from renewlm.updates.update import DEFAULT_SEQ_LEN
 
 PARADIGMS = ("retrain", "continue", "switch")
 DEFAULT_PRESET = "1b"
@@ -180,11 +179,10 @@ def model_cost(store: Store, model: str | None, *, vocab_size: int | None = None
         return ModelCost(f"version {model}", _flops(config, seq, f"version {model!r}"), seq)
     if model in PRESETS:
         vocab = vocab_size or DEFAULT_VOCAB_SIZE
-        config = preset_config(model, vocab, bos_token_id=None, eos_token_id=0)
         seq = seq_len or DEFAULT_SEQ_LEN
         rows = padded_vocab(vocab)
         padded = f" (padded to {rows:,} rows)" if rows != vocab else ""
-        return ModelCost(f"preset {model}, vocabulary {vocab:,}{padded}", flops_per_token(config, seq), seq)
+        return ModelCost(f"preset {model}, vocabulary {vocab:,}{padded}", preset_flops_per_token(model, vocab, seq), seq)
     raise ConfigError(
         f"--model {model!r} is neither a preset ({', '.join(PRESETS)}) nor a version in the store {store.root}; "
         f"check the name or pass --store"

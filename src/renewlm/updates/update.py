@@ -16,6 +16,7 @@ from typing import Literal
 from renewlm.data.corpus import Corpus
 from renewlm.data.mixture import single
 from renewlm.errors import ConfigError
+from renewlm.model.presets import DEFAULT_SEQ_LEN
 from renewlm.optim.schedule import validate_schedule
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
@@ -27,7 +28,6 @@ Recipe = Literal["cosine", "wsd", "reuse", "constant"]
 # Ibrahim et al. 2024 §1: η_max 3e-4 at 405M; used when the parent's own schedule is unknown.
 DEFAULT_PEAK_LR = 3e-4
 DEFAULT_BATCH_TOKENS = 2**19
-DEFAULT_SEQ_LEN = 2048
 
 
 def parent_lrs(parent: dict) -> tuple[float | None, float | None]:

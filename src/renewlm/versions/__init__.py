@@ -4,10 +4,12 @@ cost against retraining (ledger.py), and Hugging Face folders in and out (transf
 from renewlm.versions.ledger import cost, data_tokens
 from renewlm.versions.lineage import lineage, lineage_corpora, lineage_corpus_tokens
 from renewlm.versions.record import (
+    EVALUATIONS,
     children,
     list_versions,
     load_version,
     parent_names,
+    read_evaluations,
     read_version,
     remove_version,
     write_version,
@@ -15,7 +17,7 @@ from renewlm.versions.record import (
 from renewlm.versions.transfer import check_export_target, export_version, import_version
 
 __all__ = [
-    "check_export_target", "children", "cost", "data_tokens", "export_version", "import_version", "lineage",
-    "lineage_corpora", "lineage_corpus_tokens", "list_versions", "load_version", "parent_names", "read_version",
+    "EVALUATIONS", "check_export_target", "children", "cost", "data_tokens", "export_version", "import_version", "lineage",
+    "lineage_corpora", "lineage_corpus_tokens", "list_versions", "load_version", "parent_names", "read_evaluations", "read_version",
     "remove_version", "write_version",
 ]

@@ -20,6 +20,9 @@ from renewlm.lock import temporary_name
 from renewlm.manifest import write_manifest
 from renewlm.store import Store, read_json, write_json
 
+# Beside version.json, the one record that changes after a version is written: `renewlm eval` merges into it.
+EVALUATIONS = "evaluations.json"
+
 
 def write_version(
     store: Store,
@@ -84,6 +87,12 @@ def load_version(store: Store, name: str, *, trust_remote_code: bool = False):
 def read_version(store: Store, name: str) -> dict:
     store.require("versions", name)
     return read_json(store.path("versions", name) / "version.json")
+
+
+def read_evaluations(store: Store, name: str) -> dict:
+    """A version's evaluations.json (what `renewlm eval` measured), or {} when it has never been evaluated."""
+    path = store.require("versions", name) / EVALUATIONS
+    return read_json(path) if path.is_file() else {}
 
 
 def list_versions(store: Store) -> list[dict]:
