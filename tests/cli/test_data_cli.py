@@ -208,16 +208,17 @@ def test_corpora_lists_both_splits_and_a_small_heldout_split_warns_with_the_fix(
     from renewlm.cli.app import console
 
     monkeypatch.setattr(console, "width", 200)  # the table's headers on one line each
-    texts = prose_texts()
-    big = ["\n\n".join(texts[i::4]) for i in range(4)]
-    path = write_jsonl(tmp_path / "books.jsonl", big)
+    path = write_jsonl(tmp_path / "book.jsonl", ["\n\n".join(prose_texts())])  # one document: nothing held out
     code, out, err = cli(*prepare_args(store, "books", path))
     assert code == 0
     warning = [line for line in err.splitlines() if line.strip()]
     assert len(warning) == 1 and warning[0].startswith("warning: the held-out split holds only ")
-    assert "--min-heldout-tokens" in warning[0] and "--overwrite" in warning[0]
-    code, out, err = cli(*prepare_args(store, "books", path, extra=["--overwrite", "--min-heldout-tokens", "20000"]))
+    assert "--overwrite" in warning[0]
+    fix = warning[0].split("prepare again with ")[1].split()  # pasted as it is printed
+    code, out, err = cli(*prepare_args(store, "books", path, extra=fix))
     assert code == 0 and not err.strip() and "moved to the held-out split" in " ".join(out.split())
+    code, out, err = cli(*prepare_args(store, "books", path, extra=["--overwrite", "--min-heldout-tokens", "20,000"]))
+    assert code == 0 and not err.strip()
     code, out, _ = cli("corpora", "--store", store.root)
     for column in ("train tokens", "train documents", "held-out tokens", "held-out documents"):
         assert column in out
@@ -226,6 +227,16 @@ def test_corpora_lists_both_splits_and_a_small_heldout_split_warns_with_the_fix(
     cells = [c.strip() for c in row.split("│") if c.strip()]
     expected = [f"{m['train']['tokens']:,}", f"{m['train']['documents']:,}", "20,000", f"{m['val']['documents']:,}"]
     assert cells[1:5] == expected
+
+
+@pytest.mark.parametrize("count, tokens", [("38,889", 38_889), ("38889", 38_889), ("39k", 39_000)])
+def test_min_heldout_tokens_takes_counts_with_commas_or_a_suffix(cli, store, tmp_path, count, tokens):
+    path = write_jsonl(tmp_path / "book.jsonl", ["\n\n".join(prose_texts())])
+    code, out, err = cli(*prepare_args(store, "c", path, extra=["--min-heldout-tokens", count]))
+    assert code == 0, err
+    m = json.loads((store.path("corpora", "c") / "corpus.json").read_text())
+    assert m["min_heldout_tokens"] == tokens == m["val"]["tokens"]
+    assert f"to reach --min-heldout-tokens {tokens}" in " ".join(out.split())
 
 
 def test_format_txt_reads_files_without_an_extension(cli, store, tmp_path):

@@ -13,6 +13,7 @@ from renewlm.data.tokenizer import train_tokenizer
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from tests.train.conftest import run_dict
+from tests.updates.test_switch import series  # noqa: F401  (a fixture: a path-switching series of releases)
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +139,18 @@ def test_an_unknown_local_task_lists_close_matches(cli, trained, tmp_path):
     (tmp_path / "t.yaml").write_text("task: tiny_words\ndataset_path: json\noutput_type: loglikelihood_rolling\ndoc_to_text: ''\ndoc_to_target: '{{text}}'\n")
     code, _, err = cli("eval", "ev-base", "--tasks", "tiny_word", "--include-path", tmp_path, "--store", store.root)
     assert code == 2 and "unknown lm-eval task 'tiny_word' (close: tiny_words" in err
+
+
+def test_a_switch_series_listed_by_its_releases_gets_adaptation_and_forgetting(cli, series):
+    from renewlm.versions import read_version
+
+    store, _ = series  # sw-base on prose, then switch updates on code, sw-c3, sw-c4, each replaying 25%
+    code, out, err = cli("eval", "sw-base", "sw2", "sw3", "sw4", "--eval-tokens", "256", "--json", "--store", store.root)
+    assert code == 0, err
+    summary = {v: e["summary"] for v, e in json.loads(out)["versions"].items()}
+    for release, before, new in (("sw2", "sw-base", "code"), ("sw3", "sw2", "sw-c3"), ("sw4", "sw3", "sw-c4")):
+        assert len(read_version(store, release)["corpora"]) > 1  # it replayed what came before...
+        assert summary[release]["updated_on"] == [new]  # ...and only the new corpus is starred
+        assert summary[release]["compared_with"]["parents"] == [before] and summary[release]["adaptation"] is not None
+        assert summary[release]["forgetting"] is not None and not summary[release]["notes"]
+    assert "sw2" in summary["sw4"]["compared_with"]["earlier"]  # an earlier release of the series, not an ancestor

@@ -70,6 +70,17 @@ def test_a_corpus_of_another_tokenizer_is_refused(cli, swept_store, other_tokeni
     assert code == 2 and "another tokenizer" in err and not swept_store.path("sweeps", "swp-bad").exists()
 
 
+def test_a_corpus_with_no_heldout_split_is_refused_with_the_fix(cli, swept_store, tmp_path):
+    from renewlm.data.prepare import prepare
+    from tests.conftest import prose_texts, write_jsonl
+
+    if not swept_store.exists("corpora", "swp-no-val"):
+        prepare(swept_store, "swp-no-val", [write_jsonl(tmp_path / "t.jsonl", prose_texts()[:5])], "tok", val_fraction=0)
+    code, _, err = cli("sweep", "swp-bad", "--from", "swp-base", "--data", "swp-no-val", *TINY, "--store", swept_store.root)
+    assert code == 2 and "has no held-out split" in err and "--val-fraction above 0" in err
+    assert not swept_store.path("sweeps", "swp-bad").exists()
+
+
 def test_collect_of_an_unknown_sweep_is_refused(cli, swept_store):
     code, _, err = cli("sweep", "swp-never", "--collect", "--store", swept_store.root)
     assert code == 2 and "no sweep named 'swp-never'" in err

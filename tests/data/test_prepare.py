@@ -190,9 +190,8 @@ def test_min_heldout_tokens_moves_documents_by_hash_whatever_the_order_or_worker
 
     texts = prose_texts()
     big = ["\n\n".join(texts[i::4]) for i in range(4)]  # four long documents
-    plain = prepare(store, "plain", [write_jsonl(tmp_path / "a.jsonl", big)], "tok", workers=1)
-    assert plain.val.num_tokens < 10_000 and "--min-heldout-tokens" in heldout_warning(plain.manifest)
-    total = plain.train.num_tokens + plain.val.num_tokens
+    plain = prepare(store, "plain", [write_jsonl(tmp_path / "a.jsonl", big)], "tok", workers=1, val_fraction=0)
+    total = plain.train.num_tokens
     want = total // 3
     one = prepare(store, "one", [write_jsonl(tmp_path / "a.jsonl", big)], "tok", workers=1, min_heldout_tokens=want)
     two = prepare(store, "two", [write_jsonl(tmp_path / "b.jsonl", big[::-1])], "tok", workers=2, min_heldout_tokens=want)
@@ -204,12 +203,49 @@ def test_min_heldout_tokens_moves_documents_by_hash_whatever_the_order_or_worker
     assert all(d[-2:] == np.array([one.eos_id], np.uint16).tobytes() for d in train_docs)  # a cut document ends with EOS too
     added = one.manifest["heldout_added"]
     assert one.manifest["min_heldout_tokens"] == want and added["tokens"] == want
-    assert added["whole_documents"] + one.train.num_documents == 4 - plain.val.num_documents
+    assert added["whole_documents"] + one.train.num_documents == 4 and not any(is_heldout(t, 0.005) for t in big)
     assert heldout_warning(one.manifest) is None
     Corpus.open(store, "one")  # the rewritten shards match their manifest
     # The held-out text is the documents' own text: a document moved whole decodes to itself.
     held = decode(store, one.val.read(0, one.val.num_tokens))
     assert held.endswith(EOS) and all(len(part) > 0 for part in held.split(EOS)[:-1])
+
+
+def test_with_the_defaults_a_corpus_of_two_or_more_documents_always_holds_some_out(store, tmp_path):
+    from renewlm.data.prepare import _hash, heldout_warning
+
+    texts = prose_texts()[:40]
+    assert not any(is_heldout(t, 0.005) for t in texts)  # the hash alone holds out none of them
+    first = min(texts, key=lambda t: _hash(t.encode()))
+    one = prepare(store, "one", [write_jsonl(tmp_path / "a.jsonl", texts)], "tok", workers=1)
+    two = prepare(store, "two", [write_jsonl(tmp_path / "b.jsonl", texts[::-1])], "tok", workers=2)
+    for c in (one, two):  # the document of smallest hash, whole, whatever the order or workers
+        assert c.val.num_documents == 1 and decode(store, c.val.document(0)) == first + EOS
+        assert c.train.num_documents == 39 and c.manifest["heldout_added"]["whole_documents"] == 1
+    Corpus.open(store, "two")  # the rewritten shards match their manifest
+    # Four books: the tail of one (10,000 tokens, the share it would otherwise lose is a quarter).
+    books = ["\n\n".join(prose_texts()[i::4]) for i in range(4)]
+    four = prepare(store, "four", [write_jsonl(tmp_path / "books.jsonl", books)], "tok", workers=1)
+    assert four.val.num_tokens == 10_000 and four.train.num_documents == 4 and heldout_warning(four.manifest) is None
+    assert four.manifest["heldout_added"] == {"whole_documents": 0, "chunk_tokens": 10_000, "tokens": 10_000}
+    # Asked for no held-out split, or one document only: nothing is moved.
+    assert prepare(store, "none", [tmp_path / "a.jsonl"], "tok", val_fraction=0).val.num_tokens == 0
+    single = prepare(store, "single", [write_jsonl(tmp_path / "s.jsonl", books[:1])], "tok")
+    assert single.val.num_tokens == 0 and single.manifest["heldout_added"] is None
+    assert heldout_warning(single.manifest).endswith("prepare again with --overwrite --min-heldout-tokens 10000")
+
+
+def test_the_small_heldout_warning_suggests_a_count_the_flag_takes():
+    from renewlm.data.prepare import heldout_warning
+
+    def suggested(train_tokens):
+        m = {"train": {"tokens": train_tokens}, "val": {"tokens": 0, "documents": 0}, "val_fraction": 0.005,
+             "min_heldout_tokens": 0}
+        return heldout_warning(m).rsplit(" ", 1)[1]
+
+    assert suggested(777_780) == "38889"  # 5%, digits only
+    assert suggested(12_000) == "6000"  # never over the half of the corpus that the flag refuses
+    assert suggested(10**9) == "100000"
 
 
 def test_files_without_an_extension_as_text_with_format(store, tmp_path):

@@ -67,6 +67,7 @@ def test_min_heldout_tokens_over_half_the_corpus(cli, store, tmp_path):
     path = write_jsonl(tmp_path / "small.jsonl", prose_texts()[:3])
     refused(cli, store, prepare(path, "--min-heldout-tokens", "1000000000"), "--min-heldout-tokens", "more than half")
     refused(cli, store, prepare(path, "--min-heldout-tokens", "-1"), "negative")
+    refused(cli, store, prepare(path, "--min-heldout-tokens", "ten"), "--min-heldout-tokens 'ten' is not a token count")
 
 
 @pytest.fixture

@@ -77,7 +77,7 @@ def test_an_altered_optimizer_state_is_not_loaded(tmp_path):
 
 def test_a_run_resumed_past_a_corrupt_checkpoint_ends_bitwise_where_an_uninterrupted_one_ends(train_store, tmp_path, cli):
     # Needs train/run.py to resume from Checkpointer.resume_point() and print its notes.
-    settings = dict(steps=8, checkpoint_every=2, keep_checkpoints=2)
+    settings = dict(steps=8, checkpoint_every=2, keep_checkpoints=2, keep_checkpoints_when_finished=True)
     whole, cut = tmp_path / "whole.yaml", tmp_path / "cut.yaml"
     whole.write_text(yaml.safe_dump(run_dict("integrity-whole", **settings)))
     cut.write_text(yaml.safe_dump(run_dict("integrity-cut", **settings)))

@@ -123,7 +123,8 @@ def test_path_switching_branch_continues_the_trunk_optimizer_state(train_store, 
     assert (folder / "optimizer").is_dir()
     assert json.loads((folder / "version.json").read_text())["optimizer_state"] is True
     branch = run_dict("release", preset=None, tokenizer=None, parent="trunk", load_optimizer=True,
-                      schedule={"name": "branch", "start_lr": 3e-3, "decay_fraction": 0.5}, steps=4, checkpoint_every=2)
+                      schedule={"name": "branch", "start_lr": 3e-3, "decay_fraction": 0.5}, steps=4, checkpoint_every=2,
+                      keep_checkpoints_when_finished=True)
     info = train(validate_run(branch), train_store, fresh=True)
     assert info["start"] == "weights+optimizer"
     # At the checkpoint after 2 steps, AdamW's step count continues from the trunk's 4: its moments were carried over.

@@ -93,10 +93,13 @@ def test_the_guard_still_stops_a_run_of_non_finite_steps(train_store):
     assert not train_store.exists("versions", "guard")
 
 
-def test_a_finished_run_keeps_no_final_checkpoint_but_a_failed_version_write_does(train_store, monkeypatch):
+def test_a_finished_run_keeps_no_checkpoint_unless_asked_but_a_failed_version_write_does(train_store, monkeypatch):
     train(validate_run(run_dict("done", steps=4, checkpoint_every=3)), train_store, fresh=True)
-    names = [p.name for p in (train_store.path("runs", "done") / "checkpoints").glob("step-*")]
-    assert names == ["step-00000003"]
+    assert train_store.exists("versions", "done") and not (train_store.path("runs", "done") / "checkpoints").exists()
+    kept = run_dict("kept", steps=4, checkpoint_every=3, keep_checkpoints_when_finished=True)
+    train(validate_run(kept), train_store, fresh=True)
+    names = [p.name for p in (train_store.path("runs", "kept") / "checkpoints").glob("step-*")]
+    assert names == ["step-00000003"]  # none written at the last step: the version holds it
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -109,6 +112,7 @@ def test_a_finished_run_keeps_no_final_checkpoint_but_a_failed_version_write_doe
     monkeypatch.undo()
     info = train(validate_run(run_dict("unwritten", steps=4)), train_store)
     assert info["resumed_at_steps"] == [4] and info["steps"] == 4
+    assert not checkpoints.exists()  # resumed, then finished: the checkpoint it resumed from goes too
 
 
 def test_garbage_collection_is_off_during_training_and_restored_after():

@@ -49,10 +49,11 @@ def prepare(
     tokenizer: Annotated[str, typer.Option("--tokenizer", help="Store tokenizer or version name, or a Hugging Face folder.")],
     text_field: TextField = "text",
     val_fraction: Annotated[float, typer.Option("--val-fraction", help="Share of documents held out, chosen by content hash.")] = 0.005,
-    min_heldout_tokens: Annotated[int, typer.Option(
+    min_heldout_tokens: Annotated[str, typer.Option(
         "--min-heldout-tokens",
-        help="Move training documents (the last one cut) to the held-out split, by content hash, until it holds this many tokens.",
-    )] = 0,
+        help="Move training documents (the last one cut) to the held-out split, by content hash, until it holds "
+        "this many tokens (38889, 38,889 or 39k).",
+    )] = "0",
     input_format: InputFormat = None,
     workers: Annotated[int | None, typer.Option("--workers", help="Tokenizing processes (default: all cores).")] = None,
     split_blank_lines: SplitBlank = False,
@@ -62,7 +63,9 @@ def prepare(
     """Tokenize raw files into a corpus of memory-mapped shards with a held-out split."""
     from renewlm.data.prepare import heldout_warning
     from renewlm.data.prepare import prepare as prepare_corpus
+    from renewlm.updates.plan import parse_tokens
 
+    heldout_tokens = round(parse_tokens(min_heldout_tokens, "--min-heldout-tokens"))
     tokens = [0]
     with console.status(f"preparing {name}") as status:  # shown on a terminal only
 
@@ -71,7 +74,7 @@ def prepare(
             status.update(f"preparing {name}: {p['documents']:,} documents, {tokens[0]:,} tokens, {p['seconds']:.0f} s")
 
         corpus = prepare_corpus(open_store(store), name, inputs, tokenizer, text_field=text_field, val_fraction=val_fraction,
-                                min_heldout_tokens=min_heldout_tokens, input_format=input_format, workers=workers,
+                                min_heldout_tokens=heldout_tokens, input_format=input_format, workers=workers,
                                 overwrite=overwrite, split_blank_lines=split_blank_lines, progress=progress)
     m = corpus.manifest
     console.print(
@@ -84,10 +87,14 @@ def prepare(
         if m[key]:
             console.print(f"note: {m[key]:,} {what}")
     added = m.get("heldout_added")
-    if added:
+    if added and m["min_heldout_tokens"]:
         cut = f" and the last {added['chunk_tokens']:,} tokens of another" if added["chunk_tokens"] else ""
         console.print(f"note: {added['whole_documents']:,} training document(s){cut} moved to the held-out split "
-                      f"to reach --min-heldout-tokens {m['min_heldout_tokens']:,}")
+                      f"to reach --min-heldout-tokens {m['min_heldout_tokens']}")
+    elif added:
+        what = (f"the last {added['chunk_tokens']:,} tokens of the training document of smallest hash moved" if added["chunk_tokens"]
+                else f"the training document of smallest hash ({added['tokens']:,} tokens) moved whole")
+        console.print(f"note: the content hash held out no document, so {what} to the held-out split")
     console.print(f"written to {corpus.path}")
     warning = heldout_warning(m)
     if warning:

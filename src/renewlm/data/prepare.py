@@ -266,10 +266,11 @@ def heldout_warning(manifest: dict) -> str | None:
     val, total = manifest["val"], manifest["train"]["tokens"] + manifest["val"]["tokens"]
     if manifest.get("min_heldout_tokens") or (manifest["val_fraction"] == 0) or val["tokens"] >= SMALL_HELDOUT_TOKENS:
         return None
-    suggest = min(100_000, max(SMALL_HELDOUT_TOKENS, total // 20))
+    # 5% of the corpus within [10,000, 100,000] tokens, and never over the half that the flag refuses.
+    suggest = min(100_000, max(SMALL_HELDOUT_TOKENS, total // 20), total // 2)
     return (
         f"the held-out split holds only {val['tokens']:,} tokens in {val['documents']:,} document(s), too few for a "
-        f"steady held-out loss; prepare again with --overwrite --min-heldout-tokens {suggest:,}"
+        f"steady held-out loss; prepare again with --overwrite --min-heldout-tokens {suggest}"
     )
 
 
@@ -308,7 +309,9 @@ def prepare(
     with store.staging("corpora", name, overwrite=overwrite) as tmp:
         train, val = ShardWriter(tmp / "train", dtype), ShardWriter(tmp / "val", dtype)
         counts = {"replaced": 0, "empty": 0}
-        reserve = _Reserve(min_heldout_tokens)
+        # With no --min-heldout-tokens, the reserve keeps the one training document of smallest hash: the
+        # document held out should the hash pick none (see below).
+        reserve = _Reserve(min_heldout_tokens or (1 if val_fraction > 0 else 0))
 
         def take(piece: Piece) -> None:
             reserve.add(piece.train_hashes, piece.train_lengths, train.documents)
@@ -346,9 +349,18 @@ def prepare(
             if 2 * min_heldout_tokens > total:
                 raise ConfigError(
                     f"--min-heldout-tokens {min_heldout_tokens:,} is more than half of the corpus's {total:,} tokens; "
-                    f"lower it to at most {total // 2:,}"
+                    f"lower it to at most {total // 2}"
                 )
             moved, replace, added = reserve.take(need, tok.eos_token_id, Split(tmp / "train", train_info, dtype))
+        elif val.documents == 0 and val_fraction > 0 and train_info["documents"] >= 2:
+            # The hash holds out none of n documents with chance (1 - val_fraction)^n, 82% for 40 at the
+            # default 0.5%. A held-out split was asked for, so the document of smallest hash gives one:
+            # whole, or its tail when longer than the asked share (but 10,000 tokens at least), so a
+            # corpus of 4 books holds out 10,000 tokens, not a quarter of itself.
+            share = max(SMALL_HELDOUT_TOKENS, math.ceil(val_fraction * train_info["tokens"]))
+            moved, replace, added = reserve.take(min(reserve.held, share), tok.eos_token_id,
+                                                 Split(tmp / "train", train_info, dtype))
+        if added:
             for tokens in moved:
                 val.add(tokens, np.array([len(tokens)], dtype=np.int64))
             train_info = replace_documents(tmp / "train", train_info, dtype, replace)

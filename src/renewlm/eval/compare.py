@@ -27,11 +27,13 @@ from renewlm.versions import (
     EVALUATIONS,
     lineage,
     lineage_corpora,
+    list_versions,
     load_version,
     parent_names,
     read_evaluations,
     read_version,
 )
+from renewlm.versions.lineage import display_parent
 
 FALLBACK_SEQ_LEN = 2048
 
@@ -158,7 +160,8 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
         out[name] = entry
         del model
         say(f"evaluated {name} in {time.perf_counter() - started:.1f} s")
-    lineages = {v: version_lineage(store, v) for v in plan.versions}
+    metas = {m["name"]: m for m in list_versions(store)}
+    lineages = {v: version_lineage(store, v, metas) for v in plan.versions}
     for v, summary in summarize({v: {c: e["loss"] for c, e in out[v]["heldout"].items()} for v in out}, lineages).items():
         out[v]["summary"] = summary
     settings = {"seq_len": plan.seq_len, "eval_tokens": plan.eval_tokens, "device": device.type,
@@ -168,11 +171,30 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
     return {"settings": settings, "corpora": list(plan.corpora), "versions": out, "notes": plan.notes}
 
 
-def version_lineage(store: Store, name: str) -> Lineage:
-    meta = read_version(store, name)
-    parents = [p for p in parent_names(meta) if store.exists("versions", p)]
+def version_lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> Lineage:
+    """What the summary compares version `name` with (`metas`: every record by name, as `list_versions`
+    reads them).
+
+    A release branched off a trunk (path switching) is compared with the release it was updated from
+    (`display_parent`: the release that branched off its trunk's parent, or that parent itself), not
+    with its trunk: the user lists releases, renewlm keeps the trunks, and the trunk already trained on
+    the update's data, so against it nothing would count as new and replayed corpora would be starred.
+    Its earlier versions are its ancestors and every release before it in the series, with theirs.
+    """
+    metas = metas if metas is not None else {m["name"]: m for m in list_versions(store)}
+    meta = metas[name]
+    ancestors = [m["name"] for m in lineage(store, name, metas) if m["name"] != name]
+    if meta.get("trunk") in metas:
+        parents = [display_parent(meta, metas) or meta["trunk"]]
+        release, seen = parents[0], {name}
+        while release is not None and release not in seen:  # back along the series: each release's own history counts as earlier
+            seen.add(release)
+            ancestors += [m["name"] for m in lineage(store, release, metas)]
+            release = display_parent(metas[release], metas) if metas[release].get("trunk") in metas else None
+        ancestors = list(dict.fromkeys(a for a in ancestors if a != name))
+    else:
+        parents = [p for p in parent_names(meta) if p in metas]
     before = list(dict.fromkeys(c for p in parents for c in lineage_corpora(store, p)))
-    ancestors = [m["name"] for m in lineage(store, name) if m["name"] != name]
     return lineage_of(meta.get("corpora", []), parents, ancestors, before)
 
 

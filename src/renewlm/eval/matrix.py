@@ -15,7 +15,8 @@ between the maximum knowledge gained about the task throughout the learning proc
 the knowledge we currently have about it"), with a loss in place of an accuracy, so a version is
 charged for everything lost along its lineage, not only in its last step. Replay corpora (seen before)
 count as older corpora: replay is there to keep them, and this shows whether it did. A version with
-several parents (a soup) is compared with its best parent on each corpus.
+several parents (a soup) is compared with its best parent on each corpus. For a release branched off
+a trunk (path switching), p is the release it was updated from, not its trunk (eval/compare.py).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def _summary(v: str, losses: dict[str, dict[str, float]], info: Lineage) -> dict
         if before and c in mine:
             gains[c] = min(before) - mine[c]
     if info.parents and not parents:
-        notes.append(f"adaptation needs its parent {' or '.join(info.parents)} in the matrix")
+        notes.append(f"adaptation needs {' or '.join(info.parents)}, the version it was updated from, in the matrix")
     earlier = [e for e in info.ancestors if e in losses and e != v]
     forgot = {}
     for c in info.older:

@@ -111,6 +111,14 @@ def unwrapped(model: nn.Module):
         model.__class__ = cls
 
 
+def tied_head_key(model: nn.Module) -> str | None:
+    """The state-dict key of a head that shares the input embedding's weight, or None."""
+    head = model.get_output_embeddings()
+    if head is None or head.weight is not model.get_input_embeddings().weight:
+        return None
+    return next(f"{name}.weight" for name, module in model.named_modules() if module is head)
+
+
 def _rank() -> int:
     return dist.get_rank() if dist.is_initialized() else 0
 

@@ -122,7 +122,8 @@ def check_settings(store: Store, name: str, s: SweepSettings) -> None:
         if c.val.num_tokens == 0:
             raise ConfigError(
                 f"corpus {corpus!r} has no held-out split, so the sweep cannot measure its loss; "
-                f"prepare it again with a --val-fraction above 0"
+                f"prepare it again with --overwrite and a --val-fraction above 0 (a corpus of one document: "
+                f"--min-heldout-tokens 10000)"
             )
     longest = max(s.lrs, key=lambda lr: len(lr_label(lr)))
     for corpus in s.data:  # every name the sweep will write is a valid store name (length included)

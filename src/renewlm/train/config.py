@@ -80,6 +80,9 @@ class RunConfig(Config):
     eval_tokens: PositiveInt = Field(DEFAULT_EVAL_TOKENS, description="Held-out tokens evaluated per corpus.")
     checkpoint_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: never). A finished run writes its version instead; a stopped run, or one whose version cannot be written, is checkpointed where it is.")
     keep_checkpoints: PositiveInt = Field(2, description="Newest checkpoints kept.")
+    keep_checkpoints_when_finished: bool = Field(
+        False, description="Keep the run's checkpoints once its version is written (default: deleted then).",
+    )
     seed: int = Field(0, description="Seeds the model initialisation and the data order.")
     data_offset: int = Field(
         0, ge=0,

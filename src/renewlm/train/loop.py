@@ -24,7 +24,7 @@ from renewlm.eval.evaluator import HeldOut, evaluate_due
 from renewlm.errors import RenewError, TrainingError
 from renewlm.model.flops import peak_flops
 from renewlm.model.loss import token_loss
-from renewlm.model.parallel import unwrapped
+from renewlm.model.parallel import tied_head_key, unwrapped
 from renewlm.optim.schedule import set_lr
 from renewlm.store import Store
 from renewlm.train.checkpoint import save_optimizer
@@ -362,18 +362,10 @@ def _paradigm(cfg: RunConfig) -> str | None:
     return "continue" if cfg.parent else None
 
 
-def _tied_head_key(model) -> str | None:
-    """The state-dict key of a head that shares the input embedding's weight, or None."""
-    head = model.get_output_embeddings()
-    if head is None or head.weight is not model.get_input_embeddings().weight:
-        return None
-    return next(f"{name}.weight" for name, module in model.named_modules() if module is head)
-
-
 def _write_version(run: Run, results: dict[str, dict]) -> dict:
     cfg, d = run.cfg, run.dist
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
-    full.pop(_tied_head_key(run.model), None)  # gathered as its own copy: saved, it would double a tied embedding
+    full.pop(tied_head_key(run.model), None)  # gathered as its own copy: saved, it would double a tied embedding
     trunk = cfg.kind == "trunk"
     heldout = heldout_name(run)
     optimizer_folder = run.folder / "optimizer"
@@ -432,4 +424,6 @@ def _write_version(run: Run, results: dict[str, dict]) -> dict:
         raise failure
     if message:
         raise TrainingError(f"the main process could not write version {cfg.name!r} ({message}); rerun to resume")
+    if d.is_main and not cfg.keep_checkpoints_when_finished:  # each is the weights and AdamW's two moments (3x the
+        shutil.rmtree(run.checkpointer.folder, ignore_errors=True)  # weights), and the version now ends the run
     return info
