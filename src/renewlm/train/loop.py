@@ -60,10 +60,12 @@ def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # renewlm reports progress itself
-    folder = store.path("runs", cfg.name)  # checks the name before anything else
+    for kind in ("runs", "versions"):  # the name before anything else: the run writes both
+        store.check_new(kind, cfg.name)
+    folder = store.path("runs", cfg.name)
     dist_ = setup()
     try:
-        with run_lock(store, cfg.name, dist_):
+        with run_lock(store, cfg.name, dist_, parent=cfg.parent):
             try:
                 return _loop(prepare_run(cfg, store, dist_, fresh=fresh))
             except BaseException:
@@ -75,13 +77,14 @@ def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
 
 
 @contextlib.contextmanager
-def run_lock(store: Store, name: str, dist_):
-    """The main process locks the run; every process learns whether it got the lock (one collective)."""
+def run_lock(store: Store, name: str, dist_, parent: str | None = None):
+    """The main process locks the run; every process learns whether it got the lock (one collective).
+    The lock names the parent, so `renewlm rm` leaves that version alone while the run lasts."""
     with contextlib.ExitStack() as stack:
         refused = None
         if dist_.is_main:
             try:
-                stack.enter_context(store.lock("runs", name))
+                stack.enter_context(store.lock("runs", name, about={"parent": parent} if parent else None))
             except RenewError as e:
                 refused = e
         if dist_.sum([float(refused is not None)])[0]:
