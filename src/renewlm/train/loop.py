@@ -60,9 +60,7 @@ def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # renewlm reports progress itself
-    for kind in ("runs", "versions"):  # the name before anything else: the run writes both
-        store.check_new(kind, cfg.name)
-    folder = store.path("runs", cfg.name)
+    folder = store.path("runs", cfg.name)  # checks the name before anything else
     dist_ = setup()
     try:
         with run_lock(store, cfg.name, dist_, parent=cfg.parent):
@@ -78,8 +76,7 @@ def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
 
 @contextlib.contextmanager
 def run_lock(store: Store, name: str, dist_, parent: str | None = None):
-    """The main process locks the run; every process learns whether it got the lock (one collective).
-    The lock names the parent, so `renewlm rm` leaves that version alone while the run lasts."""
+    """The main process locks the run, naming its parent (kept from `rm` meanwhile); every process learns the outcome."""
     with contextlib.ExitStack() as stack:
         refused = None
         if dist_.is_main:
