@@ -70,14 +70,14 @@ class _Device:
 class _Limited:
     """A file whose writes fail with ENOSPC once its device is full (what was written before stays)."""
 
-    def __init__(self, file, device: _Device, path: Path):
-        self._file, self._device, self._path = file, device, path
+    def __init__(self, file, device: _Device):
+        self._file, self._device = file, device
 
     def write(self, data):
         size = memoryview(data).nbytes if not isinstance(data, str) else len(data.encode())
         self._file.flush()
         if self._device.used() + size > self._device.free_bytes:
-            _refuse(errno.ENOSPC, self._path)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write(2)'s: it names no file
         return self._file.write(data)
 
     def __getattr__(self, name):
@@ -104,7 +104,7 @@ def full_disk(monkeypatch, root, free_bytes: int) -> None:
             return opened
         path = Path(os.fsdecode(file)).absolute()
         device.files.add(path)
-        return _Limited(opened, device, path)
+        return _Limited(opened, device)
 
     def disk_usage(path):
         usage = real_usage(path)
