@@ -4,9 +4,9 @@ import sys
 
 import pytest
 
-from renewlm.errors import StoreError
+from renewlm.errors import ConfigError, StoreError
 from renewlm.lock import LockedError, hostname
-from renewlm.store import MAX_NAME_BYTES, Store, resolve_root
+from renewlm.store import MAX_NAME_BYTES, Store, check_output, resolve_root
 
 
 def dead_pid() -> int:
@@ -94,3 +94,50 @@ def test_staging_refuses_while_another_writer_holds_the_entry(tmp_path):
     with store.staging("corpora", "c"):  # released: the next writer goes ahead
         pass
     assert store.exists("corpora", "c")
+
+
+@pytest.mark.parametrize("name, says", [
+    ("ｖ1", "reads as 'v1' but is written with other characters; write 'v1'"),  # full-width v
+    ("bаse", "mixes Cyrillic and Latin letters"),  # a Cyrillic а among Latin letters
+])
+def test_names_that_only_look_like_plain_ones_are_refused(tmp_path, name, says):
+    with pytest.raises(StoreError, match=says):
+        Store(tmp_path).path("versions", name)
+    Store(tmp_path).path("versions", "медицина")  # one alphabet, another than Latin: a name like any other
+
+
+def test_a_new_name_that_differs_from_an_entry_only_in_case_is_refused(tmp_path):
+    store = Store(tmp_path)
+    with store.staging("versions", "v1"):
+        pass
+    with pytest.raises(StoreError, match="'V1' reads like the existing 'v1'.*use 'v1' itself"):
+        with store.staging("versions", "V1"):
+            pass
+    assert store.names("versions") == ["v1"]
+    with store.staging("versions", "v1", overwrite=True):  # the same name is that entry, not a look-alike
+        pass
+
+
+def test_a_store_that_is_a_file_is_refused_not_read_as_empty(tmp_path, monkeypatch, cli):
+    (tmp_path / "file").write_text("not a store")
+    with pytest.raises(StoreError, match="is a file, not a folder; point --store .* at a folder"):
+        Store(tmp_path / "file")
+    monkeypatch.setenv("RENEWLM_STORE", str(tmp_path / "file"))
+    for args in (("versions",), ("prepare", "c", "--input", tmp_path / "file", "--tokenizer", "tok")):
+        code, out, err = cli(*args)
+        assert code == 2 and err == f"error: the store {tmp_path / 'file'} is a file, not a folder; point --store (or $RENEWLM_STORE) at a folder, which renewlm makes when it first writes\n"
+
+
+def test_outputs_outside_the_store_make_at_most_one_folder(tmp_path):
+    assert check_output(tmp_path / "new" / "report.html", "--out") == tmp_path / "new" / "report.html"
+    assert check_output(tmp_path / "export", "--to", folder=True) == tmp_path / "export"
+    for path, option, folder, says in (
+        (tmp_path / "a" / "b" / "report.html", "--out", False, "neither .*/a/b nor the folder above it exists"),
+        (tmp_path / "a" / "b", "--to", True, "neither .*/a/b nor the folder above it exists"),
+        (tmp_path / "f.txt", "--emit", True, "is a file; give a folder there"),
+        (tmp_path / "f.txt" / "plot.png", "--plot", False, "f.txt is a file, not a folder"),
+    ):
+        (tmp_path / "f.txt").write_text("")
+        with pytest.raises(ConfigError, match=f"^{option} .*{says}"):
+            check_output(path, option, folder=folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]

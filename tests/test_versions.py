@@ -1,6 +1,7 @@
 """The version tree, its ledger, and the version commands."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -188,3 +189,42 @@ def test_export_never_touches_the_store(chain, where):
         with pytest.raises(StoreError, match="the store"):
             export_version(chain, "v1", target, overwrite=overwrite)
     assert sorted(p.relative_to(chain.root).as_posix() for p in chain.root.rglob("*")) == before
+
+
+def edit_record(store, name, **fields):
+    path = store.path("versions", name) / "version.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **fields}))
+    return path
+
+
+@pytest.mark.parametrize("parent, says", [
+    ("v1", "version 'v1' names itself as its parent in .*v1/version.json, so its lineage never ends"),
+    ("v3", "versions v\\d → v\\d → v\\d → v\\d are each other's ancestors in their version.json"),
+])
+def test_records_whose_parents_go_round_are_refused_not_walked_forever(cli, chain, tmp_path, capsys, parent, says):
+    capsys.readouterr()  # the fixture's progress bars
+    edit_record(chain, "v1", parents=[{"name": parent, "weight": 1.0}])
+    with pytest.raises(CorruptError, match=says):
+        lineage(chain, "v3")
+    for args in (("versions",), ("show", "v2"), ("report", "--out", tmp_path / "report.html")):
+        code, out, err = cli(*args, "--store", chain.root)
+        assert code == 2 and re.search(says, err) and err.count("\n") == 1 and out == "", (args, err)
+    assert not (tmp_path / "report.html").exists()
+    assert cli("rm", "v1", "--force", "--store", chain.root)[0] == 0  # the fix the sentence gives
+    assert [m["name"] for m in lineage(chain, "v3")] == ["v2", "v3"]
+
+
+@pytest.mark.parametrize("field, value, says", [
+    ("tokens", "300", "tokens: Input should be a valid number (got '300')"),
+    ("parents", "v1", "parents: Input should be a valid list (got 'v1')"),
+    ("corpora", [1], "corpora.0: Input should be a valid string (got 1)"),
+    ("losses", {"b": "low"}, "losses.b: Input should be a valid number (got 'low')"),
+])
+def test_a_record_field_of_the_wrong_type_is_one_sentence_naming_file_and_field(cli, chain, capsys, field, value, says):
+    capsys.readouterr()
+    path = edit_record(chain, "v2", **{field: value})
+    for args in (("versions",), ("show", "v3"), ("eval", "v3")):
+        code, out, err = cli(*args, "--store", chain.root)
+        assert code == 2 and err.startswith(f"error: {path}: {says}; correct the field") and err.count("\n") == 1, err
+        assert "renewlm rm v2 --force" in err
+    assert cli("rm", "v2", "--force", "--store", chain.root)[0] == 0

@@ -26,7 +26,7 @@ import time
 import uuid
 from pathlib import Path
 
-from renewlm.errors import StoreError
+from renewlm.errors import StoreError, disk_errors
 
 _TMP_PREFIX = ".tmp-"
 
@@ -97,9 +97,10 @@ def writer_gone(name: str) -> bool:
     return not pid_alive(int(parts[1]))
 
 
-def holder_identity(what: str) -> dict:
+def holder_identity(what: str, about: dict | None = None) -> dict:
     pid = os.getpid()
     return {
+        **(about or {}),
         "what": what,
         "host": hostname(),
         "pid": pid,
@@ -133,12 +134,26 @@ def read_holder(path: str | os.PathLike) -> dict | None:
     return holder if isinstance(holder, dict) else None
 
 
-class Lock:
-    """`with Lock(path, what="run 'v2'"):` — refuse with LockedError while another process holds `path`."""
+def live_holders(folder: Path) -> list[tuple[Path, dict]]:
+    """The lock files in `folder` and their holders, but for holders certainly dead (see `_holder_dead`)."""
+    found = []
+    for path in sorted(folder.glob(".lock-*")) if folder.is_dir() else []:
+        holder = read_holder(path)
+        if holder is not None and not _holder_dead(holder):
+            found.append((path, holder))
+    return found
 
-    def __init__(self, path: str | os.PathLike, what: str):
+
+class Lock:
+    """`with Lock(path, what="run 'v2'"):` — refuse with LockedError while another process holds `path`.
+
+    `about` adds fields to the holder's identity in the lock file, for others to read (a run names the
+    version it trains from, so that version is not removed under it)."""
+
+    def __init__(self, path: str | os.PathLike, what: str, about: dict | None = None):
         self.path = Path(path)
         self.what = what
+        self.about = about
         self._token: str | None = None
 
     def __enter__(self) -> Lock:
@@ -148,7 +163,11 @@ class Lock:
         self.release()
 
     def acquire(self) -> Lock:
-        mine = holder_identity(self.what)
+        with disk_errors(what=self.what, where=self.path.parent):  # a read-only store fails here first, in every command that writes
+            return self._acquire()
+
+    def _acquire(self) -> Lock:
+        mine = holder_identity(self.what, self.about)
         body = json.dumps(mine, indent=1) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(5):  # a stale lock is broken and the race to replace it run again, a few times at most

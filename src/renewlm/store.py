@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from renewlm.errors import StoreError
+from renewlm.errors import ConfigError, StoreError, disk_error, disk_errors
 from renewlm.lock import Lock, temporary_name, writer_gone
 
 DEFAULT_STORE = "renewlm-store"
@@ -27,6 +28,8 @@ _TMP_PREFIX = ".tmp-"
 # Temporary names add up to 94 bytes to a name (`.tmp-old-NAME@HOST-PID-XXXXXXXX`, a 64-byte host,
 # a 10-digit pid), and a file name has at most 255 bytes: 128 leaves room for suffixes too.
 MAX_NAME_BYTES = 128
+# Alphabets with letters that look like each other's (Latin `a`, Cyrillic `а`, Greek `α`): a name uses one.
+_LOOKALIKE_SCRIPTS = {"LATIN", "CYRILLIC", "GREEK"}
 
 
 def resolve_root(store: str | os.PathLike | None = None) -> Path:
@@ -41,6 +44,11 @@ class Store:
 
     def __init__(self, root: str | os.PathLike | None = None):
         self.root = resolve_root(root)
+        if self.root.exists() and not self.root.is_dir():  # else every list is empty and every lookup fails oddly
+            raise StoreError(
+                f"the store {self.root} is a file, not a folder; point --store (or ${STORE_ENV}) at a folder, "
+                f"which renewlm makes when it first writes"
+            )
 
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
@@ -76,14 +84,30 @@ class Store:
             )
         return path
 
+    def check_new(self, kind: str, name: str) -> None:
+        """Refuse a name for a new entry that reads like another entry of its kind (`V1` beside `v1`:
+        one folder on a case-insensitive file system; `ｖ1`, see `check_name`)."""
+        check_name(name, KINDS[kind])
+        key = name_key(name)
+        same = [n for n in self.names(kind) if n != name and name_key(n) == key]
+        if same:
+            raise StoreError(
+                f"{KINDS[kind]} name {name!r} reads like the existing {same[0]!r} in {self.root} (they differ only in "
+                f"case or in look-alike characters); use {same[0]!r} itself or choose a clearly different name"
+            )
+
     @contextmanager
-    def staging(self, kind: str, name: str, overwrite: bool = False) -> Iterator[Path]:
+    def staging(self, kind: str, name: str, overwrite: bool = False, needed_bytes: int | None = None) -> Iterator[Path]:
         """Yield an empty temporary folder; on success it becomes entry `name`, on any error it is removed.
 
-        With `overwrite`, an existing entry is replaced only after the new one is complete.
+        With `overwrite`, an existing entry is replaced only after the new one is complete. A full or
+        read-only file system is told in one sentence (`needed_bytes`: what the entry will take, if known).
         """
+        self.check_new(kind, name)
         final = self.path(kind, name)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        what = f"{KINDS[kind]} {name!r}"
+        with disk_errors(what=what, where=final.parent):
+            final.parent.mkdir(parents=True, exist_ok=True)
         with self.lock(kind, name):
             if final.exists() and not overwrite:
                 raise StoreError(
@@ -92,26 +116,39 @@ class Store:
                 )
             clean_stale(final.parent)
             tmp = final.parent / temporary_name(name)
-            tmp.mkdir()
             try:
+                tmp.mkdir()
                 yield tmp
                 replace_dir(tmp, final)
-            except BaseException:
+            except BaseException as e:
+                written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) if isinstance(e, OSError) else 0
                 shutil.rmtree(tmp, ignore_errors=True)
+                if (error := disk_error(e, needed_bytes, what, final.parent, written)) is not None:
+                    raise error from None
                 raise
 
-    def lock(self, kind: str, name: str) -> Lock:
-        """The lock of entry `name` of `kind`: `with store.lock("runs", name):` while writing it."""
+    def lock(self, kind: str, name: str, about: dict | None = None) -> Lock:
+        """The lock of entry `name` of `kind`: `with store.lock("runs", name):` while writing it (`about`: see Lock)."""
         self.path(kind, name)
-        return Lock(self.root / kind / f".lock-{name}", what=f"{KINDS[kind]} {name!r} in {self.root}")
+        return Lock(self.root / kind / f".lock-{name}", what=f"{KINDS[kind]} {name!r} in {self.root}", about=about)
 
 
 def check_name(name: str, what: str = "entry") -> None:
-    """Store names become folder names: letters, digits, '.', '_', '-' only, at most MAX_NAME_BYTES."""
+    """Store names become folder names: letters, digits, '.', '_', '-' only, at most MAX_NAME_BYTES,
+    written in one form (NFKC) and without mixing look-alike alphabets."""
     ok = name and not name.startswith(".") and all(c.isalnum() or c in "._-" for c in name)
     if not ok:
         raise StoreError(
             f"invalid {what} name {name!r}: use letters, digits, '.', '_' and '-', not starting with '.'"
+        )
+    plain = unicodedata.normalize("NFKC", name)
+    if plain != name:  # `ｖ1` (full-width) shows as `v1` but is another folder
+        raise StoreError(f"invalid {what} name {name!r}: it reads as {plain!r} but is written with other characters; write {plain!r}")
+    scripts = sorted({unicodedata.name(c, "?").split()[0] for c in name if c.isalpha()} & _LOOKALIKE_SCRIPTS)
+    if len(scripts) > 1:  # `vаl` with a Cyrillic `а` shows as `val`
+        raise StoreError(
+            f"invalid {what} name {name!r}: it mixes {' and '.join(s.title() for s in scripts)} letters, which look "
+            f"alike; write it in one alphabet"
         )
     size = len(name.encode())
     if size > MAX_NAME_BYTES:
@@ -119,6 +156,11 @@ def check_name(name: str, what: str = "entry") -> None:
             f"invalid {what} name {name[:24]!r}... ({size} bytes): a name has at most {MAX_NAME_BYTES} bytes, "
             f"so that the store's file names built from it fit the file system; choose a shorter name"
         )
+
+
+def name_key(name: str) -> str:
+    """What two names that read alike share: their NFKC case-folded form."""
+    return unicodedata.normalize("NFKC", name).casefold()
 
 
 def replace_dir(tmp: Path, final: Path) -> None:
@@ -143,6 +185,27 @@ def clean_stale(folder: Path) -> None:
                 shutil.rmtree(p, ignore_errors=True)
             else:
                 p.unlink(missing_ok=True)
+
+
+def check_output(path: str | os.PathLike, option: str, *, folder: bool = False) -> Path:
+    """A file (or, with `folder`, a folder) renewlm writes outside the store, for --out, --plot, --to, --emit.
+
+    renewlm makes one missing folder for it (the file's folder, or the folder itself), never more: a
+    mistyped path would otherwise grow folders up to the root. Checked before any work is done.
+    """
+    path = Path(path).expanduser().absolute()
+    made = path if folder else path.parent
+    if path.exists() and path.is_dir() != folder:
+        kind = "a folder" if path.is_dir() else "a file"
+        raise ConfigError(f"{option} {path} is {kind}; give {'a folder' if folder else 'a file name'} there")
+    if made.exists() and not made.is_dir():
+        raise ConfigError(f"{option} {path}: {made} is a file, not a folder; choose another place")
+    if not made.exists() and not made.parent.is_dir():
+        raise ConfigError(
+            f"{option} {path}: neither {made} nor the folder above it exists (renewlm makes at most that one "
+            f"folder); check the path, or create {made.parent} first"
+        )
+    return path
 
 
 def write_json(path: Path, data: object) -> None:

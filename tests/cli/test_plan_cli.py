@@ -108,6 +108,8 @@ def test_a_version_with_measured_speed(cli, store):
         (["--releases", "2", "--tokens-per-release", "1B", "--model", "7b"], "neither a preset"),
         (["--releases", "2", "--tokens-per-release", "1B", "--tokens-per-second", "-3"], "--tokens-per-second -3 must be positive"),
         (["--releases", "2", "--tokens-per-release", "1B", "--plot", "chart.jpg"], "should be a .png file"),
+        (["--releases", "1000000000", "--tokens-per-release", "1B"], "--releases 1,000,000,000 is more than the 1,000 a plan lists"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--plot", "no/such/chart.png"], "nor the folder above it exists"),
     ],
 )
 def test_bad_input_one_sentence_exit_2_nothing_written(cli, tmp_path, args, words):

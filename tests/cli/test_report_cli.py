@@ -26,8 +26,9 @@ def test_bad_out_and_unknown_versions_are_one_sentence(cli, tmp_path):
     from renewlm.store import Store
 
     write_record(Store(tmp_path / "s"), "only", kind="import")
-    cases = ((["--out", tmp_path / "r.pdf"], "not an .html file"), (["--out", tmp_path / "r.html", "--versions", "ghost"], "'ghost'"))
+    cases = ((["--out", tmp_path / "r.pdf"], "not an .html file"), (["--out", tmp_path / "r.html", "--versions", "ghost"], "'ghost'"),
+             (["--out", tmp_path / "no" / "such" / "r.html"], "nor the folder above it exists"))
     for args, says in cases:
         code, _, err = cli("report", *args, "--store", tmp_path / "s")
         assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
-    assert list(tmp_path.glob("r.*")) == []
+    assert list(tmp_path.glob("r.*")) == [] and not (tmp_path / "no").exists()

@@ -116,6 +116,23 @@ def test_emit_writes_runs_renewlm_train_accepts_and_a_script_bash_accepts_then_c
     assert f'"version": "{first.name}"' in record and '"done": 1' in record
     assert "3 points still to run" in stdout
 
+    weights = store.path("versions", first.name) / "model.safetensors"  # damaged on the cluster's disk, say
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x01
+    weights.write_bytes(bytes(data))
+    code, _, err = cli("sweep", name, "--collect", "--store", store.root)
+    assert code == 2 and f"version '{first.name}': 'model.safetensors' does not match" in err and err.count("\n") == 1, err
+
+
+def test_emit_to_a_file_or_under_a_missing_folder_is_refused_before_the_sweep_starts(cli, swept_store, tmp_path):
+    (tmp_path / "runs.txt").write_text("a file, not a folder")
+    for target, says in ((tmp_path / "runs.txt", "is a file; give a folder there"),
+                         (tmp_path / "no" / "such", "nor the folder above it exists")):
+        code, _, err = cli("sweep", "swp-file", "--from", "swp-base", "--data", "code", *TINY, "--emit", target,
+                           "--store", swept_store.root)
+        assert code == 2 and f"--emit {target}" in err and says in err and err.count("\n") == 1, err
+    assert not swept_store.exists("sweeps", "swp-file") and sorted(p.name for p in tmp_path.iterdir()) == ["runs.txt"]
+
 
 def test_emit_of_the_second_stage_chains_each_corpus_trunk_segments_and_decays(swept_store, tmp_path):
     """Once stage 1 is done, the duration sweep of a corpus is one array task: its segments and the

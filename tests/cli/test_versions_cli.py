@@ -63,6 +63,9 @@ def test_export_to_the_store_is_refused_and_the_store_kept(cli, store, folder):
         code, out, err = cli("export", "base", "--to", target, "--overwrite", "--store", store.root)
         assert code == 2 and out == "" and err.count("\n") == 1 and "the store" in err, err
     assert sorted(p.relative_to(store.root) for p in store.root.rglob("*")) == before
+    elsewhere = store.root.parent / "no" / "such" / "export"  # a typo: no folders are made up to it
+    code, out, err = cli("export", "base", "--to", elsewhere, "--store", store.root)
+    assert code == 2 and "nor the folder above it exists" in err and not (store.root.parent / "no").exists(), err
 
 
 def test_no_progress_bars_when_output_is_not_a_terminal(store, folder):

@@ -29,10 +29,26 @@ def test_folders_are_read_recursively_in_path_order_skipping_other_files(tmp_pat
     (tmp_path / ".hidden.jsonl").write_text('{"text": "hidden"}\n')
     (tmp_path / "a" / "empty.txt").write_text("")  # a source tree's empty __init__.py, say: skipped, not fatal
     datasets.Dataset.from_dict({"text": ["saved"]}).save_to_disk(str(tmp_path / "c-saved"))  # holds .json files
-    paths, skipped = expand([tmp_path])
+    paths, skipped, outside = expand([tmp_path])
     assert [p.relative_to(tmp_path).as_posix() for p in paths] == ["a/y.csv.gz", "a/z.txt", "b.jsonl", "c-saved"]
-    assert skipped == 2
+    assert skipped == 2 and outside == 0
     assert [texts_of(p)[0] for p in paths] == [["y"], ["z"], ["b"], ["saved"]]
+
+
+def test_links_leading_out_of_an_input_folder_are_skipped_and_counted(tmp_path):
+    folder, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    (folder / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (elsewhere / "secret.txt").write_text("not for the corpus")
+    (elsewhere / "more.jsonl").write_text('{"text": "nor this"}\n')
+    (folder / "a.txt").write_text("a")
+    (folder / "sub" / "secret.txt").symlink_to(elsewhere / "secret.txt")
+    (folder / "linked").symlink_to(elsewhere, target_is_directory=True)
+    (folder / "sub" / "again.txt").symlink_to(folder / "a.txt")  # a link within the folder is read
+    paths, skipped, outside = expand([folder])
+    assert [p.relative_to(folder).as_posix() for p in paths] == ["a.txt", "sub/again.txt"]
+    assert (skipped, outside) == (0, 2)
+    assert expand([folder / "sub" / "secret.txt"])[0] == [folder / "sub" / "secret.txt"]  # named itself: the user's choice
 
 
 def test_paths_that_cannot_be_read(tmp_path):

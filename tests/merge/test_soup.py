@@ -201,6 +201,9 @@ def test_mergekit_methods(soup_store):
         make_soup(soup_store, "u", ["a", "b"], method="ties")
     with pytest.raises(ConfigError, match="not a parameter of method ties"):
         make_soup(soup_store, "u", ["a", "b"], base="c", method="ties", params={"dense": "1"})
+    for value in ("nan", "inf"):  # mergekit accepts them, then fails half-way through the merge
+        with pytest.raises(ConfigError, match=f"--param density={value} is not a finite number"):
+            make_soup(soup_store, "u", ["a", "b"], base="c", method="ties", params={"density": value})
     assert not soup_store.exists("versions", "u")
 
 

@@ -41,6 +41,14 @@ def damage_header(path):
     weights.write_bytes(bytes(data))
 
 
+def huge_header(path):
+    """A header length of 200 MB, in a (sparse) file long enough to hold it: read whole, it would cost
+    that much memory before safetensors refused it anyway."""
+    with open(path / "model.safetensors", "r+b") as f:
+        f.write((200_000_000).to_bytes(8, "little"))
+        f.truncate(8 + 200_000_000 + 1024)
+
+
 def invalid_json(path):
     (path / "config.json").write_text('{"model_type": "llama", "hidden_size": 16,')
 
@@ -71,6 +79,7 @@ def pickled(path):
 CASES = {
     "truncated safetensors": (truncate, "is truncated"),
     "damaged safetensors header": (damage_header, "not a readable safetensors file"),
+    "safetensors header of 200 MB": (huge_header, "has a 200,000,000-byte safetensors header, over the 100,000,000 bytes"),
     "invalid config.json": (invalid_json, "is not valid JSON"),
     "config without model_type": (no_model_type, "names no model_type"),
     "unknown architecture": (unknown_model_type, "does not load as a causal language model"),

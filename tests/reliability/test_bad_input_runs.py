@@ -104,3 +104,13 @@ def test_a_run_recorded_before_a_new_config_field_still_resumes(train_store):
     shutil.rmtree(train_store.path("versions", "old-run"))
     info = train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1)), train_store)
     assert info["resumed_at_steps"] == [1]
+
+
+def test_a_run_named_like_an_existing_version_in_another_case_is_refused_before_any_compute(store):
+    from renewlm.errors import StoreError
+    from renewlm.train.loop import train
+
+    (store.root / "versions" / "news-v1").mkdir(parents=True)
+    with pytest.raises(StoreError, match="version name 'News-v1' reads like the existing 'news-v1'"):
+        train(validate_run(run_dict("News-v1")), store)
+    assert not (store.root / "runs").exists() or list((store.root / "runs").iterdir()) == []

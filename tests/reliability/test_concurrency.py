@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 import yaml
 
 from renewlm.lock import holder_identity, hostname
@@ -137,3 +138,36 @@ def test_a_run_lock_held_on_another_node_is_not_broken(train_store, tmp_path, cl
     code, _, err = cli("train", run, "--fresh", "--store", train_store.root)
     assert code == 2 and f"if that process is gone, remove {lock}" in err
     assert lock.exists()
+
+
+def test_a_version_is_not_removed_while_a_run_trains_from_it(store, tmp_path, monkeypatch):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from renewlm.data.tokenizer import load_tokenizer
+    from renewlm.errors import StoreError
+    from renewlm.train import loop
+    from renewlm.train.config import validate_run
+    from renewlm.versions import remove_version, write_version
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=1024, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
+    write_version(store, "parent", model, load_tokenizer(store, "tok"), {})
+    refusals = []
+
+    def training(cfg, store_, dist_, fresh=False):  # inside the run's lock, where the run would train
+        for force in (False, True):
+            with pytest.raises(StoreError) as e:
+                remove_version(store_, "parent", force=force)
+            refusals.append(str(e.value))
+        raise RuntimeError("the run ends here")
+
+    monkeypatch.setattr(loop, "prepare_run", training)
+    with pytest.raises(RuntimeError, match="the run ends here"):
+        loop.train(validate_run(run_dict("child", preset=None, tokenizer=None, parent="parent")), store)
+    assert len(refusals) == 2 and all(
+        r.startswith(f"version 'parent' is the parent of run 'child', training now (pid {os.getpid()} on {hostname()}")
+        and r.endswith("then remove 'parent'") for r in refusals
+    ), refusals
+    remove_version(store, "parent")  # the run is over: its lock is gone
+    assert not store.exists("versions", "parent")

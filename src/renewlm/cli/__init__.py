@@ -9,7 +9,7 @@ import sys
 import click
 
 from renewlm.cli.app import Interrupted, app
-from renewlm.errors import RenewError
+from renewlm.errors import RenewError, disk_error
 
 try:  # typer ≥ 0.20 ships its own copy of click, whose usage errors are not click's
     from typer._click.exceptions import ClickException as _TyperClickException
@@ -47,9 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     main_process = os.environ.get("RANK", "0") == "0"  # under torchrun every process fails alike: say it once
     try:
         code = app(args=argv, standalone_mode=False)
-    except RenewError as e:
+    except (RenewError, OSError) as e:
+        error = e if isinstance(e, RenewError) else disk_error(e)  # a read-only or full disk met anywhere
+        if error is None:
+            raise
         if main_process:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     except (click.ClickException, _TyperClickException) as e:  # usage errors: typer prints usage, exit 2
         e.show()

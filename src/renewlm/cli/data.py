@@ -83,8 +83,9 @@ def prepare(
     )
     for key, what in (("replaced_characters", "invalid UTF-8 sequence(s) replaced by U+FFFD"),
                       ("empty_documents", "empty document(s) skipped"),
-                      ("skipped_files", "file(s) of unknown format in the input folders skipped")):
-        if m[key]:
+                      ("skipped_files", "file(s) of unknown format in the input folders skipped"),
+                      ("skipped_links", "link(s) in the input folders leading outside them skipped")):
+        if m.get(key):
             console.print(f"note: {m[key]:,} {what}")
     added = m.get("heldout_added")
     if added and m["min_heldout_tokens"]:

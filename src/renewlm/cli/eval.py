@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.errors import DiskError
 
 
 @app.command("eval")
@@ -45,16 +47,22 @@ def eval_cmd(
     for note in plan.notes:
         say(f"note: {note}")
     result = evaluate_versions(st, plan, say=say)
-    record(st, result)
+    try:
+        record(st, result)
+        unsaved = None
+    except DiskError as e:  # a read-only store can still be evaluated: print the numbers, say they were not kept
+        unsaved = f"warning: the results were not saved to evaluations.json: {e}"
     if as_json:
         print(json.dumps(result, indent=2))
-        return
-    console.print(matrix_table(result))
-    if plan.tasks:
-        console.print(tasks_table(result, plan.core))
-    for name, entry in result["versions"].items():
-        for note in entry["summary"]["notes"]:
-            console.print(f"[dim]{name}: {note}[/]")
+    else:
+        console.print(matrix_table(result))
+        if plan.tasks:
+            console.print(tasks_table(result, plan.core))
+        for name, entry in result["versions"].items():
+            for note in entry["summary"]["notes"]:
+                console.print(f"[dim]{name}: {note}[/]")
+    if unsaved:
+        print(unsaved, file=sys.stderr)
 
 
 def _signed(value: float | None) -> str:

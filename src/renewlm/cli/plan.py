@@ -12,6 +12,7 @@ from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.errors import ConfigError
+from renewlm.store import check_output
 from renewlm.updates.plan import (
     DEFAULT_DECAY_FRACTION, PARADIGMS, Plan, cumulative, format_count, make_plan, parse_tokens, plot_plan,
 )
@@ -40,6 +41,8 @@ def plan_cmd(
     """What N releases cost when retrained, continued, or branched off a main path (path switching)."""
     if plot is not None and plot.suffix.lower() != ".png":
         raise ConfigError(f"--plot {plot} should be a .png file")
+    if plot is not None:
+        check_output(plot, "--plot")
     result = make_plan(
         open_store(store),
         releases=releases,

@@ -11,6 +11,7 @@ from rich.table import Table
 from renewlm.cli.app import app, console
 from renewlm.errors import ConfigError
 from renewlm.optim.schedule import Schedule, load_schedule
+from renewlm.store import check_output
 
 schedule_app = typer.Typer(help="Inspect learning-rate schedules.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -75,6 +76,7 @@ def plot(
 
     if output.suffix.lower() != ".png":
         raise ConfigError(f"-o {output} should be a .png file")
+    check_output(output, "-o")
     schedules = [(path, load_schedule(path)) for path in specs]
     # constrained layout makes room for the legend below the axes, where it covers no curve
     fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
@@ -95,7 +97,7 @@ def plot(
         ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3, which="both" if log else "major")
     fig.legend(loc="outside lower center", ncols=min(3, len(schedules)), frameon=False)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(exist_ok=True)
     tmp = output.with_name(f".tmp-{output.name}")
     fig.savefig(tmp, format="png")
     tmp.replace(output)

@@ -13,7 +13,7 @@ from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.versions import (
     cost, export_version, import_version, list_versions, parent_names, read_evaluations, read_version, remove_version,
 )
-from renewlm.versions.lineage import display_parent
+from renewlm.versions.lineage import display_tree
 
 
 def _cost_text(c: dict) -> str:
@@ -45,7 +45,7 @@ def versions(store: StoreOption = None) -> None:
     if not metas:
         console.print(f"no versions in {st.root}")
         return
-    under = {name: display_parent(meta, metas) for name, meta in metas.items()}
+    under = display_tree(st, metas)
     tree = Tree(f"versions in {st.root}")
 
     def add(name: str, node) -> None:
@@ -66,10 +66,10 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
     """A version's record, lineage and cost against retraining."""
     st = open_store(store)
     meta = read_version(st, name)
+    c = cost(st, name)  # before printing anything: a lineage that goes round is refused in one sentence
     console.print_json(json.dumps(meta))
     if evaluations := read_evaluations(st, name):  # what `renewlm eval` measured, kept beside the record
         console.print_json(json.dumps({"evaluations": evaluations}))
-    c = cost(st, name)
     console.print(f"lineage: {' → '.join(c['lineage'])}", highlight=False)
     console.print(f"cost: {_cost_text(c)}; {c['cumulative_tokens']:,} tokens along the lineage", highlight=False)
     if c["retrain_flops"] is not None and c["data_tokens"]:  # no data on record (ancestors removed): unknown, not 0

@@ -298,7 +298,7 @@ def prepare(
         workers = os.cpu_count() or 1
     if workers < 1:
         raise ConfigError(f"--workers {workers} must be at least 1")
-    paths, skipped = expand(inputs, input_format)
+    paths, skipped, outside = expand(inputs, input_format)
     for path in paths:
         if path.is_file() and path.stat().st_size == 0:
             raise InputError(f"input {path} is empty; remove it from --input or give it content")
@@ -381,6 +381,7 @@ def prepare(
             "heldout_added": added,
             "sources": [_source_record(p) for p in paths],
             "skipped_files": skipped,
+            "skipped_links": outside,
             "replaced_characters": counts["replaced"],
             "empty_documents": counts["empty"],
             "seconds": round(time.monotonic() - started, 3),

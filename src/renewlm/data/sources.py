@@ -56,13 +56,14 @@ def check_format(fmt: str | None) -> str | None:
     return fmt
 
 
-def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path], int]:
-    """Input files and datasets in a stable order, and how many files in folders were skipped (of
-    another format, or empty; an empty file named on its own is refused by `prepare`)."""
+def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path], int, int]:
+    """Input files and datasets in a stable order, how many files in folders were skipped (of another
+    format, or empty; an empty file named on its own is refused by `prepare`), and how many links in
+    folders were skipped because they lead outside the folder (to `/etc/passwd`, say)."""
     check_format(fmt)
     if not paths:
         raise InputError("no input given; pass --input PATH (a file or folder) at least once")
-    out, skipped = [], 0
+    out, skipped, outside = [], 0, 0
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
@@ -72,8 +73,12 @@ def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path],
             out.append(path)
         elif path.is_dir():
             datasets = []
-            for child in sorted(path.rglob("*")):
+            inside = path.resolve()
+            for child in sorted(path.rglob("*")):  # rglob does not descend into linked folders
                 if any(p.startswith(".") for p in child.relative_to(path).parts) or any(d in child.parents for d in datasets):
+                    continue
+                if child.is_symlink() and not child.resolve().is_relative_to(inside):
+                    outside += 1  # a folder given as input is read for what it holds, not for what it points at
                     continue
                 kind_ = file_format(child, fmt)
                 if child.is_dir() and kind_ == "dataset":
@@ -90,7 +95,7 @@ def expand(paths: list[str | Path], fmt: str | None = None) -> tuple[list[Path],
             )
     if not out:
         raise InputError(f"no readable input files under {', '.join(map(str, paths))}; use .jsonl, .json, .parquet, .csv or .txt")
-    return out, skipped
+    return out, skipped, outside
 
 
 def open_binary(path: Path):

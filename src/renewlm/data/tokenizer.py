@@ -41,7 +41,7 @@ def train_tokenizer(
 
     if vocab_size < 257:
         raise ConfigError(f"--vocab-size {vocab_size} is too small: a byte-level BPE needs at least 257 (256 bytes + EOS)")
-    paths, _ = expand(inputs, input_format)
+    paths, _, _ = expand(inputs, input_format)
     if store.exists("tokenizers", name) and not overwrite:
         raise StoreError(f"tokenizer {name!r} already exists in {store.root}; pass --overwrite to replace it")
     documents = [0]

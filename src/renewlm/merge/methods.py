@@ -8,6 +8,7 @@ its result does not depend on which extras are present. Every other method is me
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from collections.abc import Iterable
 from typing import Any, Literal
@@ -111,6 +112,8 @@ def check_params(m: Method, params: dict[str, Any]) -> dict[str, Any]:
             except ValueError as e:  # pydantic's ValidationError is a ValueError
                 first = str(e).splitlines()[-1].strip() if str(e) else "invalid"
                 raise ConfigError(f"--param {p.name}={params[p.name]!r} is not valid for method {m.name} ({first})") from None
+            if isinstance(checked[p.name], float) and not math.isfinite(checked[p.name]):  # mergekit takes nan, then fails mid-merge
+                raise ConfigError(f"--param {p.name}={params[p.name]} is not a finite number; give e.g. --param {p.name}=0.5")
     return checked
 
 

@@ -29,7 +29,7 @@ from renewlm.merge import methods
 from renewlm.merge.methods import LINEAR, Method
 from renewlm.merge.tensors import DTYPES, TensorInfo, Weights, write_file
 from renewlm.model.load import MUTABLE_RECORDS
-from renewlm.store import Store, check_name, read_json, write_json
+from renewlm.store import Store, read_json, write_json
 
 RECORD = "version.json"
 
@@ -44,7 +44,7 @@ class Parent:
 
 
 def check_new_name(store: Store, name: str) -> None:
-    check_name(name, "version")
+    store.check_new("versions", name)
     if store.exists("versions", name):
         raise StoreError(f"version {name!r} already exists in {store.root}; choose another name for the soup")
 
@@ -218,7 +218,8 @@ def write_soup(store: Store, name: str, recipe: Recipe, info: dict, *, measure: 
     tensor, the record, and the manifest last. `measure(folder)` may fill in the held-out losses
     from the finished weights before the record is written."""
     src = recipe.source
-    with store.staging("versions", name) as tmp, torch.random.fork_rng(devices=[]):
+    needed = sum(f.stat().st_size for f in src.folder.iterdir() if f.is_file())  # the first parent's files, as copied or merged
+    with store.staging("versions", name, needed_bytes=needed) as tmp, torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)  # mergekit's DARE and DELLA drop weights at random: the same soup twice is the same
         for f in sorted(src.folder.iterdir()):
             # The parent's own records (version.json, manifest, evaluations.json) describe the parent, not the soup.

@@ -24,6 +24,7 @@ from typing import BinaryIO, Callable
 import torch
 
 from renewlm.errors import InputError
+from renewlm.model.load import MAX_HEADER_BYTES
 
 INDEX = "model.safetensors.index.json"
 SINGLE = "model.safetensors"
@@ -66,6 +67,8 @@ def _read_header(path: Path, file: str) -> tuple[dict, dict[str, TensorInfo]]:
     with open(path / file, "rb") as f:
         length = int.from_bytes(f.read(8), "little")
         try:
+            if length > MAX_HEADER_BYTES:
+                raise ValueError
             header = json.loads(f.read(length))
         except (ValueError, UnicodeDecodeError):
             raise InputError(f"{path / file} has a damaged safetensors header; save the version again") from None

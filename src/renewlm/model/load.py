@@ -119,6 +119,10 @@ def _safetensors_files(path: Path) -> list[Path]:
     return [path / s for s in shards]
 
 
+# safetensors' own limit on a header (MAX_HEADER_SIZE in its reader): a longer one is refused by it.
+MAX_HEADER_BYTES = 100_000_000
+
+
 def check_safetensors(file: Path) -> None:
     """A safetensors file is an 8-byte header length, a JSON header, then the tensors' bytes: a file
     shorter than its header says was cut off (an interrupted copy or download)."""
@@ -126,6 +130,11 @@ def check_safetensors(file: Path) -> None:
     with open(file, "rb") as f:
         head = f.read(8)
         length = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if length > MAX_HEADER_BYTES:  # read whole by json.loads, and refused by safetensors afterwards anyway
+            raise InputError(
+                f"{file} has a {length:,}-byte safetensors header, over the {MAX_HEADER_BYTES:,} bytes safetensors "
+                f"reads, so it cannot be loaded; save the model again with safetensors"
+            )
         try:
             if not 0 < length <= size - 8:
                 raise ValueError

@@ -19,7 +19,7 @@ from renewlm.report.sections import (
     versions_section,
 )
 from renewlm.report.sweeps import sweeps_section
-from renewlm.store import Store
+from renewlm.store import Store, check_output
 
 # (section id, heading, builder): the page's order, and the ids tests and links rely on.
 SECTIONS = (
@@ -55,8 +55,9 @@ def write_report(store: Store, out: str | os.PathLike, versions: list[str] | Non
         raise ConfigError(f"--out {out} is not an .html file; name the report e.g. report.html")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / 'report.html'}")
+    check_output(out, "--out")
     document = build_report(store, versions)  # every check and read before anything is written
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(exist_ok=True)
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
     try:
         tmp.write_text(document, encoding="utf-8")

@@ -15,7 +15,7 @@ from renewlm.errors import StoreError
 from renewlm.store import Store
 from renewlm.train.metrics import scan_metrics
 from renewlm.versions import cost, list_versions, parent_names, read_evaluations
-from renewlm.versions.lineage import display_parent
+from renewlm.versions.lineage import display_tree
 
 # A figure a few hundred pixels wide shows no more than this many points per line; longer runs are
 # thinned by an even stride (the last step always kept), so a million-step run draws as fast as a short one.
@@ -81,7 +81,7 @@ def collect(store: Store, versions: list[str] | None = None) -> ReportData:
         costs={v: cost(store, v, every) for v in shown},
         runs=runs,
         sweeps=sweeps,
-        under={v: display_parent(m, shown) for v, m in shown.items()},
+        under=display_tree(store, shown),
     )
 
 

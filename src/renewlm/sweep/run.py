@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from renewlm.errors import ConfigError
-from renewlm.store import Store, write_json
+from renewlm.store import Store, check_output, write_json
 from renewlm.sweep.characterize import (
     characterize,
     evaluate,
@@ -150,20 +150,32 @@ def collect(store: Store, name: str, say: Say = lambda line: None) -> dict:
                 f"no point of sweep {name!r} has finished yet (0 of {new['progress']['planned']} points that can run now "
                 f"are done); run the emitted job array first, then --collect"
             )
+        verify_points(store, new)
         new, _ = build(store, name, s, record, say=say)
         save_record(store, name, new)
         write_mixture(store, name, new)
     return new
 
 
+def verify_points(store: Store, record: dict) -> None:
+    """Check every finished point's version against its manifest: points written on a cluster reach the
+    record here, and a damaged one would otherwise be counted (and branched from) as it is."""
+    from renewlm.model.load import verify_version
+
+    for entry in record["corpora"].values():
+        for point in entry["lrs"] + entry["repeats"] + entry["trunks"] + entry["durations"]:
+            if store.exists("versions", point["version"]):
+                verify_version(store.path("versions", point["version"]), point["version"])
+
+
 def emit(store: Store, name: str, s: SweepSettings, folder: Path) -> tuple[list[list[Path]], Path | None]:
     """Run files of every point that can run now and a Slurm job-array script (one task per group,
     each running its runs in order with `renewlm train`). No point runs here."""
+    folder = check_output(folder, "--emit", folder=True)
     record = _open(store, name, s)
     _, groups = build(store, name, s, record, evaluate_now=False)
     if not groups:
         return [], None
-    folder = folder.absolute()
     (folder / "logs").mkdir(parents=True, exist_ok=True)
     files = []
     for group in groups:

@@ -63,7 +63,7 @@ def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
     folder = store.path("runs", cfg.name)  # checks the name before anything else
     dist_ = setup()
     try:
-        with run_lock(store, cfg.name, dist_):
+        with run_lock(store, cfg.name, dist_, parent=cfg.parent):
             try:
                 return _loop(prepare_run(cfg, store, dist_, fresh=fresh))
             except BaseException:
@@ -75,13 +75,13 @@ def train(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
 
 
 @contextlib.contextmanager
-def run_lock(store: Store, name: str, dist_):
-    """The main process locks the run; every process learns whether it got the lock (one collective)."""
+def run_lock(store: Store, name: str, dist_, parent: str | None = None):
+    """The main process locks the run, naming its parent (kept from `rm` meanwhile); every process learns the outcome."""
     with contextlib.ExitStack() as stack:
         refused = None
         if dist_.is_main:
             try:
-                stack.enter_context(store.lock("runs", name))
+                stack.enter_context(store.lock("runs", name, about={"parent": parent} if parent else None))
             except RenewError as e:
                 refused = e
         if dist_.sum([float(refused is not None)])[0]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from renewlm.console import Console
+from renewlm.errors import disk_errors
 from renewlm.train.trackers import Status, Tracker, open_trackers
 
 
@@ -74,8 +75,10 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
+        # A full disk stops the run here; its checkpoints are whole, and a resume drops the torn last line.
+        with disk_errors(what=str(self.path), where=self.path.parent):
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
         for tracker in self.trackers:
             if "loss" in record:  # a training step
                 tracker.log_step(record)
@@ -88,9 +91,13 @@ class MetricsLog:
         """Close the file and the trackers; called from a `finally`, it tells them how the run ended."""
         if not self.enabled:
             return
-        self._file.close()
         # The loop raises KeyboardInterrupt after checkpointing on SIGINT/SIGTERM: a stop to resume later.
         error = sys.exc_info()[0]
+        try:
+            self._file.close()  # flushes what a failed write left in the buffer: on a full disk, fails again
+        except OSError:
+            if error is None:
+                raise
         status: Status = "finished" if error is None else "stopped" if issubclass(error, KeyboardInterrupt) else "failed"
         for tracker in self.trackers:
             tracker.close(status)

@@ -113,7 +113,8 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     """Resolve the model source, tokenizer, corpora, schedule, stream and evaluators; ConfigError
     listing every problem found."""
     problems: list[str] = []
-    store.path("runs", cfg.name)  # checks the name (characters, length) before anything else
+    for kind in ("runs", "versions"):  # the name (characters, length, a look-alike of another) before anything else
+        store.check_new(kind, cfg.name)
     if store.exists("versions", cfg.name):
         problems.append(
             f"version {cfg.name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {cfg.name}`"

@@ -33,6 +33,8 @@ DEFAULT_PRESET = "1b"
 DEFAULT_VOCAB_SIZE = 128_256
 # Wang et al. 2024 via MiniCPM: a decay over 10% of the update's tokens is enough.
 DEFAULT_DECAY_FRACTION = 0.1
+# A release a month for 83 years; the plan lists every release, so it stays readable and instant.
+MAX_RELEASES = 1000
 _SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
 
 
@@ -136,6 +138,11 @@ def check_inputs(releases: int, tokens_per_release: float, decay_fraction: float
     """One sentence for the first value out of range; checked before anything is read or written."""
     if releases < 1:
         raise ConfigError(f"--releases {releases} plans no release; give 1 or more")
+    if releases > MAX_RELEASES:  # a row per release and paradigm: a billion rows would never print
+        raise ConfigError(
+            f"--releases {releases:,} is more than the {MAX_RELEASES:,} a plan lists (one row each); give at most "
+            f"{MAX_RELEASES:,} (past a few, the shares of retraining fall as 2/(N+1) and 2(1+A)/(N+1))"
+        )
     if not 0 < tokens_per_release < math.inf:
         raise ConfigError(f"--tokens-per-release {tokens_per_release:g} must be positive (e.g. 10B or 1e10)")
     if not 0 < decay_fraction <= 1:
@@ -316,7 +323,7 @@ def plot_plan(plan: Plan, output: Path) -> Path:
     ax.legend()
     fig.tight_layout()
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    output.parent.mkdir(exist_ok=True)  # one level at most: see store.check_output
     tmp = output.with_name(f".tmp-{output.name}")
     try:
         fig.savefig(tmp, format="png")

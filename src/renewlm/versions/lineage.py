@@ -3,6 +3,7 @@ is every ancestor in the store, each once, parents before children."""
 
 from __future__ import annotations
 
+from renewlm.errors import CorruptError
 from renewlm.store import Store
 from renewlm.versions.record import parent_names, read_version
 
@@ -11,7 +12,8 @@ def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> li
     """The version and all its ancestors in the store, each once, every parent before its children.
 
     A parent outside the store (a local folder a run started from) ends that branch of the graph.
-    `metas` (every record by name, as `list_versions` reads them) saves re-reading them.
+    `metas` (every record by name, as `list_versions` reads them) saves re-reading them. Records that
+    name a version among its own ancestors (edited by hand, or copied between stores) are refused.
     """
     if metas is None:
         exists, read = (lambda n: store.exists("versions", n)), (lambda n: read_version(store, n))
@@ -19,6 +21,7 @@ def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> li
         exists, read = metas.__contains__, metas.__getitem__
     order: list[dict] = []
     done: set[str] = set()
+    path: dict[str, None] = {}  # the versions being expanded, in order: the way from `name` up to the current one
     stack: list[tuple[str, bool]] = [(name, False)]
     while stack:  # depth-first, iterative: a long series of versions never hits the recursion limit
         current, expanded = stack.pop()
@@ -26,14 +29,33 @@ def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> li
             continue
         meta = read(current)
         if expanded:
+            path.popitem()
             done.add(current)
             order.append(meta)
             continue
         stack.append((current, True))
+        path[current] = None
         for parent in reversed(parent_names(meta)):
+            if parent in path:  # the way up leads back down: the records go round
+                way = list(path)
+                raise cycle_error(store, [parent, *reversed(way[way.index(parent):])])
             if parent not in done and exists(parent):
                 stack.append((parent, False))
     return order
+
+
+def cycle_error(store: Store, cycle: list[str]) -> CorruptError:
+    """One sentence for records whose parents go round: `cycle` runs parent → child back to where it began."""
+    folder = store.root / "versions"
+    if len(cycle) == 2:
+        return CorruptError(
+            f"version {cycle[0]!r} names itself as its parent in {folder / cycle[0] / 'version.json'}, so its lineage "
+            f"never ends; correct `parents` there, or remove the version with `renewlm rm {cycle[0]} --force`"
+        )
+    return CorruptError(
+        f"versions {' → '.join(cycle)} are each other's ancestors in their version.json under {folder}, so their "
+        f"lineage never ends; correct `parents` in one of them, or remove one with `renewlm rm NAME --force`"
+    )
 
 
 def lineage_corpora(store: Store, name: str) -> list[str]:
@@ -76,3 +98,22 @@ def display_parent(meta: dict, metas: dict[str, dict]) -> str | None:
             return released_from(before[0]) or before[0]
         return before[0]
     return parents[0] if parents else None
+
+
+
+def display_tree(store: Store, metas: dict[str, dict]) -> dict[str, str | None]:
+    """`display_parent` of every version in `metas`; refused when the records make the tree go round
+    (a tree with a loop has no root to print from, and walking it would never end)."""
+    under = {name: display_parent(meta, metas) for name, meta in metas.items()}
+    placed: set[str] = set()  # versions known to lead up to a root
+    for name in under:
+        way: dict[str, None] = {}
+        current: str | None = name
+        while current is not None and current not in placed:
+            if current in way:
+                loop = list(way)[list(way).index(current):]
+                raise cycle_error(store, [current, *reversed(loop)])
+            way[current] = None
+            current = under[current]
+        placed.update(way)
+    return under

@@ -8,10 +8,10 @@ import math
 import shutil
 from pathlib import Path
 
-from renewlm.errors import ConfigError, StoreError
+from renewlm.errors import ConfigError, StoreError, disk_errors
 from renewlm.lock import temporary_name
 from renewlm.manifest import MANIFEST, write_manifest
-from renewlm.store import Store, check_name, replace_dir
+from renewlm.store import Store, check_output, replace_dir
 from renewlm.versions.record import children, write_version
 
 
@@ -40,7 +40,7 @@ def import_version(
     from renewlm.model.load import ModelSource, check_folder, check_tokenizer, load_model, max_positions
 
     check_pretraining(pretrain_tokens, pretrain_seq_len, peak_lr, final_lr)
-    check_name(name, "version")
+    store.check_new("versions", name)
     if store.exists("versions", name) and not overwrite:
         raise StoreError(f"versions entry {name!r} already exists in {store.root}; pass --overwrite to replace it or choose another name")
     if overwrite and (kids := children(store, name)):
@@ -85,16 +85,23 @@ def export_version(store: Store, name: str, to_dir: str | Path, *, overwrite: bo
     source = store.require("versions", name)
     target = Path(to_dir).expanduser().absolute()
     check_export_target(store, target, overwrite)
+    check_output(target, "--to", folder=True)
     verify_version(source, name)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / temporary_name(f"export-{target.name}")
-    try:
-        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("optimizer", MANIFEST))
-        write_manifest(tmp)
-        replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    files = [p for p in sorted(source.rglob("*")) if p.relative_to(source).parts[0] not in ("optimizer", MANIFEST)]
+    with disk_errors(sum(p.stat().st_size for p in files if p.is_file()), f"the export of {name!r}", target.parent):
+        try:
+            tmp.mkdir()
+            for path in files:  # not copytree: it gathers every file's OSError into one shutil.Error
+                if path.is_dir():
+                    (tmp / path.relative_to(source)).mkdir()
+                else:
+                    shutil.copy2(path, tmp / path.relative_to(source))
+            write_manifest(tmp)
+            replace_dir(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # before disk_errors measures the free space
+            raise
     return target
 
 
