@@ -10,6 +10,8 @@ import torch
 
 from renewlm.errors import TrainingError
 from renewlm.train import loop
+from renewlm.train import step as step_module
+from renewlm.train import version as version_module
 from renewlm.train.config import validate_run
 from renewlm.train.loop import GarbageCollection, train
 from renewlm.train.metrics import read_metrics
@@ -60,7 +62,7 @@ def test_a_training_step_never_reads_a_value_from_the_device(train_store, monkey
 
 def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_store, monkeypatch):
     """Fused AdamW's found_inf: the step count and the moments do not move on a skipped step."""
-    real = loop.token_loss
+    real = step_module.token_loss
     poisoned = {2}  # the third step's loss is NaN
 
     def loss(model, tokens):
@@ -74,7 +76,7 @@ def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_stor
         real_step(*args, **kwargs)
         steps.append(args[1])
 
-    monkeypatch.setattr(loop, "token_loss", loss)
+    monkeypatch.setattr(step_module, "token_loss", loss)
     monkeypatch.setattr(loop, "train_step", counting)
     info = train(validate_run(run_dict("skip", steps=5)), train_store, fresh=True)
     assert info["skipped_steps"] == 1
@@ -104,7 +106,7 @@ def test_a_finished_run_keeps_no_checkpoint_unless_asked_but_a_failed_version_wr
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(loop, "write_version", full_disk)
+    monkeypatch.setattr(version_module, "write_version", full_disk)
     with pytest.raises(OSError):
         train(validate_run(run_dict("unwritten", steps=4)), train_store, fresh=True)
     checkpoints = train_store.path("runs", "unwritten") / "checkpoints"
