@@ -1,5 +1,6 @@
 """One training step: no host sync, non-finite steps skipped on the device, losses read per window,
-no checkpoint at the end of a finished run, one when its version cannot be written."""
+gradients held over the micro-batches when asked, no checkpoint at the end of a finished run, one
+when its version cannot be written."""
 
 import gc
 import os
@@ -115,6 +116,25 @@ def test_a_finished_run_keeps_no_checkpoint_unless_asked_but_a_failed_version_wr
     info = train(validate_run(run_dict("unwritten", steps=4)), train_store)
     assert info["resumed_at_steps"] == [4] and info["steps"] == 4
     assert not checkpoints.exists()  # resumed, then finished: the checkpoint it resumed from goes too
+
+
+def test_grad_sync_last_micro_batch_holds_a_sharded_models_gradients_until_the_last(train_store, monkeypatch):
+    from torch.distributed.fsdp import FSDPModule
+
+    calls = []
+    real = FSDPModule.set_requires_gradient_sync
+
+    def recorded(self, requires, *args, **kwargs):
+        calls.append(requires)
+        return real(self, requires, *args, **kwargs)
+
+    monkeypatch.setattr(FSDPModule, "set_requires_gradient_sync", recorded)
+    # 8 sequences a step in micro-batches of 2: 4 micro-batches, reduced after the 4th only.
+    train(validate_run(run_dict("held", steps=2, precision="bf16", grad_sync="last_micro_batch")), train_store, fresh=True)
+    assert calls == [False, False, False, True] * 2
+    calls.clear()
+    train(validate_run(run_dict("plain", steps=2, grad_sync="last_micro_batch")), train_store, fresh=True)
+    assert calls == []  # fp32 in one process is not sharded: nothing to hold
 
 
 def test_garbage_collection_is_off_during_training_and_restored_after():
