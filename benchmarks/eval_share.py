@@ -50,8 +50,8 @@ def run_once(store, name: str, steps: int, eval_every: int) -> dict:
     import torch
 
     from renewlm.data.corpus import Corpus
+    from renewlm.distributed import Dist
     from renewlm.eval.evaluator import HeldOut
-    from renewlm.eval.heldout import SingleProcess
     from renewlm.train.config import validate_run
     from renewlm.train.loop import train
     from renewlm.train.metrics import read_metrics
@@ -73,7 +73,7 @@ def run_once(store, name: str, steps: int, eval_every: int) -> dict:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     corpora = {n: Corpus.open(store, n) for n in ("a", "b")}
-    heldout = HeldOut(corpora, seq_len=SEQ_LEN, max_tokens=EVAL_TOKENS, micro_batch=MICRO_BATCH, dist_=SingleProcess(device))
+    heldout = HeldOut(corpora, seq_len=SEQ_LEN, max_tokens=EVAL_TOKENS, micro_batch=MICRO_BATCH, dist_=Dist.single(device))
     passes = []
     for _ in range(3):
         t = time.perf_counter()

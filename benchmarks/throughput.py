@@ -88,7 +88,7 @@ def worker_renewlm(args) -> dict:
     from renewlm.train.config import validate_run
     import torch
 
-    from renewlm.train.distributed import Dist
+    from renewlm.distributed import Dist
     from renewlm.train.loop import train
     from renewlm.train.metrics import read_metrics
     from renewlm.train.run import preflight
@@ -120,7 +120,7 @@ def worker_renewlm(args) -> dict:
     # The data side of a step, alone: read every micro-batch of a global batch and copy it to the device.
     # The preflight opens the stream without building a model.
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    run = preflight(cfg.model_copy(update={"name": name + "-data"}), store, Dist(0, 1, 0, device))
+    run = preflight(cfg.model_copy(update={"name": name + "-data"}), store, Dist.single(device))
     from renewlm.data.stream import rank_indices
 
     reads = []
@@ -193,7 +193,7 @@ def worker_startup(args) -> dict:
 
     from renewlm.model.load import ModelSource
     from renewlm.model.parallel import build_model, placement
-    from renewlm.train.distributed import setup, teardown
+    from renewlm.distributed import setup, teardown
 
     d = setup()
     tokenizer = AutoTokenizer.from_pretrained(args.parent)

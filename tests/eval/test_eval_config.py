@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from renewlm.config import validate
+from renewlm.distributed import Dist
 from renewlm.errors import ConfigError
 from renewlm.eval.cadence import Every, LogSpaced
 from renewlm.eval.config import (
@@ -15,7 +16,6 @@ from renewlm.eval.config import (
     default_evaluations,
 )
 from renewlm.eval.evaluator import HeldOut
-from renewlm.eval.heldout import SingleProcess
 
 
 def test_the_yaml_of_the_issue_validates():
@@ -44,7 +44,7 @@ def test_bad_evaluations_name_the_field(bad, says):
 def test_build_makes_held_out_evaluators_and_refuses_lm_eval_on_several_processes():
     specs = validate(Evaluations, [{"kind": "heldout", "name": "often", "cadence": {"every": 5}}, {"kind": "lm_eval", "tasks": ["x"]}], "run")
     common = {"corpora": {}, "tokenizer": None, "seq_len": 8, "eval_tokens": 64, "micro_batch": 2}
-    (only,) = build_evaluators(specs[:1], dist_=SingleProcess(torch.device("cpu")), **common)
+    (only,) = build_evaluators(specs[:1], dist_=Dist.single(torch.device("cpu")), **common)
     assert isinstance(only, HeldOut) and only.name == "often" and only.due(10, 12) and not only.due(11, 12)
     with pytest.raises(ConfigError, match="need a single-process run"):
-        build_evaluators(specs, dist_=SingleProcess(torch.device("cpu"), rank=0, world=2), **common)
+        build_evaluators(specs, dist_=Dist(rank=0, world=2, local_rank=0, device=torch.device("cpu")), **common)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from renewlm.distributed import Dist
 from renewlm.eval.heldout import (
-    SingleProcess,
     heldout_loss,
     heldout_sums,
     heldout_windows,
@@ -55,7 +55,7 @@ def test_loss_and_perplexity_of_a_hand_made_batch(model):
         assert float(token_loss(model, torch.tensor(rows))) == pytest.approx(expected, rel=1e-5)
         assert token_losses(model, torch.tensor(rows)).shape == (3, 4)
     split = Split(range(1, 14))
-    loss = heldout_loss(model, split, seq_len=4, max_tokens=12, micro_batch=2, dist_=SingleProcess(torch.device("cpu")))
+    loss = heldout_loss(model, split, seq_len=4, max_tokens=12, micro_batch=2, dist_=Dist.single(torch.device("cpu")))
     assert loss == pytest.approx(expected, rel=1e-5)
     assert perplexity(loss) == pytest.approx(math.exp(expected), rel=1e-5)
     assert perplexity(1e4) == math.inf
@@ -66,7 +66,7 @@ def test_the_filler_rows_of_the_last_micro_batch_weigh_nothing(model, micro_batc
     rng = np.random.default_rng(0)
     split = Split(rng.integers(0, 50, 5 * 8 + 1))
     windows = [split.read(i * 8, 9).tolist() for i in range(5)]
-    total, count = heldout_sums(model, split, seq_len=8, max_tokens=40, micro_batch=micro_batch, dist_=SingleProcess(torch.device("cpu")))
+    total, count = heldout_sums(model, split, seq_len=8, max_tokens=40, micro_batch=micro_batch, dist_=Dist.single(torch.device("cpu")))
     assert count == 5 * 8
     assert total / count == pytest.approx(hand_loss(model, windows), rel=1e-5)
     assert model.training is False
@@ -76,7 +76,7 @@ def test_windows_and_a_split_too_small():
     assert heldout_windows(Split(range(100)), seq_len=8, max_tokens=1000) == 12  # (100 − 1) // 8
     assert heldout_windows(Split(range(100)), seq_len=8, max_tokens=20) == 2
     tiny = Split(range(8))
-    assert heldout_loss(None, tiny, seq_len=8, max_tokens=64, micro_batch=2, dist_=SingleProcess(torch.device("cpu"))) is None
+    assert heldout_loss(None, tiny, seq_len=8, max_tokens=64, micro_batch=2, dist_=Dist.single(torch.device("cpu"))) is None
 
 
 def test_a_compiled_model_compiles_one_graph_for_every_pass(model):
@@ -92,6 +92,6 @@ def test_a_compiled_model_compiles_one_graph_for_every_pass(model):
     compiled.compile(backend=counting_backend)
     split = Split(np.arange(7 * 8 + 1) % 50)  # 7 windows: passes of 3, 3 and 1 (+2 filler rows)
     for _ in range(2):
-        heldout_loss(compiled, split, seq_len=8, max_tokens=56, micro_batch=3, dist_=SingleProcess(torch.device("cpu")))
+        heldout_loss(compiled, split, seq_len=8, max_tokens=56, micro_batch=3, dist_=Dist.single(torch.device("cpu")))
     assert len(graphs) == 1
     torch._dynamo.reset()

@@ -12,7 +12,7 @@ from renewlm.errors import ConfigError, RenewError
 from renewlm.manifest import verify_manifest
 from renewlm.merge import make_soup, methods
 from renewlm.merge.tensors import Weights, write_file
-from renewlm.train.distributed import Dist
+from renewlm.distributed import Dist
 from renewlm.eval.heldout import heldout_loss
 from renewlm.versions import load_version, write_version
 from tests.conftest import prose_texts
@@ -94,14 +94,14 @@ def test_linear_with_a_base_gives_the_base_the_rest(soup_store):
 def test_measured_losses_are_recorded(soup_store, prose):
     out = make_soup(soup_store, "s", ["a", "b"], on=["prose"], **EVAL)
     model, _ = load_version(soup_store, "s")
-    want = heldout_loss(model, prose.val, seq_len=32, max_tokens=1024, micro_batch=4, dist_=Dist(0, 1, 0, torch.device("cpu")))
+    want = heldout_loss(model, prose.val, seq_len=32, max_tokens=1024, micro_batch=4, dist_=Dist.single(torch.device("cpu")))
     assert out["record"]["losses"] == {"prose": pytest.approx(want, rel=1e-6)}
     assert out["record"]["evaluation"] == {"corpora": ["prose"], "seq_len": 32, "eval_tokens": 1024}
 
 
 def own_loss(store, name, corpus):
     model, _ = load_version(store, name)
-    return heldout_loss(model, corpus.val, seq_len=32, max_tokens=1024, micro_batch=4, dist_=Dist(0, 1, 0, torch.device("cpu")))
+    return heldout_loss(model, corpus.val, seq_len=32, max_tokens=1024, micro_batch=4, dist_=Dist.single(torch.device("cpu")))
 
 
 def test_sweep_ends_are_the_base_and_the_version(soup_store, prose):

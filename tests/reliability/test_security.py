@@ -13,6 +13,7 @@ from torch.distributed.checkpoint.state_dict import get_state_dict
 from renewlm.errors import CorruptError
 from renewlm.manifest import write_manifest
 from renewlm.train import checkpoint as checkpoint_module
+from renewlm.train import checkpoint_reader
 from renewlm.train.checkpoint import RNG_FILE, Checkpointer
 from tests.train.test_checkpoint import ONE, save_steps, trained
 
@@ -27,8 +28,9 @@ class Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-def test_checkpoint_code_never_unpickles_freely():
-    tree = ast.parse(inspect.getsource(checkpoint_module))
+@pytest.mark.parametrize("module", [checkpoint_module, checkpoint_reader])
+def test_checkpoint_code_never_unpickles_freely(module):
+    tree = ast.parse(inspect.getsource(module))
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
             owner = getattr(node.func.value, "id", None)
@@ -36,7 +38,7 @@ def test_checkpoint_code_never_unpickles_freely():
                 keywords = {k.arg: getattr(k.value, "value", None) for k in node.keywords}
                 assert keywords.get("weights_only") is True, ast.unparse(node)
             assert (owner, node.func.attr) not in {("pickle", "load"), ("pickle", "loads")}, ast.unparse(node)
-    assert "rng.pt" not in inspect.getsource(checkpoint_module)
+    assert "rng.pt" not in inspect.getsource(module)
 
 
 def test_rng_states_are_safetensors_not_a_pickle(tmp_path):

@@ -9,7 +9,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LM
 from renewlm.data.corpus import Corpus
 from renewlm.errors import ConfigError, TrainingError
 from renewlm.train.config import validate_run
-from renewlm.train.distributed import Dist
+from renewlm.distributed import Dist
 from renewlm.eval.heldout import heldout_loss
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
@@ -30,7 +30,7 @@ def test_pretrain_writes_a_version_that_from_pretrained_loads_with_the_trained_w
     tokenizer = AutoTokenizer.from_pretrained(folder)
     assert tokenizer.eos_token_id is not None
     # The exported weights are the trained ones: they reproduce the run's final held-out loss.
-    single = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))
+    single = Dist.single(torch.device("cpu"))
     loss = heldout_loss(model, Corpus.open(train_store, "prose").val, seq_len=32, max_tokens=1024, micro_batch=2, dist_=single)
     assert loss == pytest.approx(info["losses"]["prose"], abs=1e-5)
 

@@ -1,5 +1,6 @@
 """One training step: no host sync, non-finite steps skipped on the device, losses read per window,
-no checkpoint at the end of a finished run, one when its version cannot be written."""
+gradients held over the micro-batches when asked, no checkpoint at the end of a finished run, one
+when its version cannot be written."""
 
 import gc
 import os
@@ -10,6 +11,8 @@ import torch
 
 from renewlm.errors import TrainingError
 from renewlm.train import loop
+from renewlm.train import step as step_module
+from renewlm.train import version as version_module
 from renewlm.train.config import validate_run
 from renewlm.train.loop import GarbageCollection, train
 from renewlm.train.metrics import read_metrics
@@ -60,7 +63,7 @@ def test_a_training_step_never_reads_a_value_from_the_device(train_store, monkey
 
 def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_store, monkeypatch):
     """Fused AdamW's found_inf: the step count and the moments do not move on a skipped step."""
-    real = loop.token_loss
+    real = step_module.token_loss
     poisoned = {2}  # the third step's loss is NaN
 
     def loss(model, tokens):
@@ -74,7 +77,7 @@ def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_stor
         real_step(*args, **kwargs)
         steps.append(args[1])
 
-    monkeypatch.setattr(loop, "token_loss", loss)
+    monkeypatch.setattr(step_module, "token_loss", loss)
     monkeypatch.setattr(loop, "train_step", counting)
     info = train(validate_run(run_dict("skip", steps=5)), train_store, fresh=True)
     assert info["skipped_steps"] == 1
@@ -104,7 +107,7 @@ def test_a_finished_run_keeps_no_checkpoint_unless_asked_but_a_failed_version_wr
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(loop, "write_version", full_disk)
+    monkeypatch.setattr(version_module, "write_version", full_disk)
     with pytest.raises(OSError):
         train(validate_run(run_dict("unwritten", steps=4)), train_store, fresh=True)
     checkpoints = train_store.path("runs", "unwritten") / "checkpoints"
@@ -113,6 +116,25 @@ def test_a_finished_run_keeps_no_checkpoint_unless_asked_but_a_failed_version_wr
     info = train(validate_run(run_dict("unwritten", steps=4)), train_store)
     assert info["resumed_at_steps"] == [4] and info["steps"] == 4
     assert not checkpoints.exists()  # resumed, then finished: the checkpoint it resumed from goes too
+
+
+def test_grad_sync_last_micro_batch_holds_a_sharded_models_gradients_until_the_last(train_store, monkeypatch):
+    from torch.distributed.fsdp import FSDPModule
+
+    calls = []
+    real = FSDPModule.set_requires_gradient_sync
+
+    def recorded(self, requires, *args, **kwargs):
+        calls.append(requires)
+        return real(self, requires, *args, **kwargs)
+
+    monkeypatch.setattr(FSDPModule, "set_requires_gradient_sync", recorded)
+    # 8 sequences a step in micro-batches of 2: 4 micro-batches, reduced after the 4th only.
+    train(validate_run(run_dict("held", steps=2, precision="bf16", grad_sync="last_micro_batch")), train_store, fresh=True)
+    assert calls == [False, False, False, True] * 2
+    calls.clear()
+    train(validate_run(run_dict("plain", steps=2, grad_sync="last_micro_batch")), train_store, fresh=True)
+    assert calls == []  # fp32 in one process is not sharded: nothing to hold
 
 
 def test_garbage_collection_is_off_during_training_and_restored_after():

@@ -11,7 +11,7 @@ from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
 from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
-from renewlm.train.distributed import setup
+from renewlm.distributed import setup
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
 from renewlm.train.run import prepare_run

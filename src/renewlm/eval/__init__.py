@@ -10,7 +10,7 @@ from renewlm.eval.config import (
     default_evaluations,
 )
 from renewlm.eval.evaluator import Evaluator, HeldOut, evaluate_due
-from renewlm.eval.heldout import SingleProcess, heldout_loss, perplexity
+from renewlm.eval.heldout import heldout_loss, perplexity
 
 __all__ = [
     "Cadence",
@@ -20,7 +20,6 @@ __all__ = [
     "Every",
     "HeldOut",
     "LogSpaced",
-    "SingleProcess",
     "build_evaluators",
     "default_evaluations",
     "evaluate_due",

@@ -17,10 +17,11 @@ from pathlib import Path
 import torch
 
 from renewlm.data.corpus import Corpus, open_corpora
+from renewlm.distributed import Dist
 from renewlm.errors import ConfigError, RenewError
 from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
-from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, SingleProcess, heldout_windows, perplexity
+from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, write_json
 from renewlm.versions import (
@@ -140,7 +141,7 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
 
     heldout = HeldOut(
         plan.corpora, seq_len=plan.seq_len, max_tokens=plan.eval_tokens, micro_batch=plan.micro_batch,
-        dist_=SingleProcess(device), autocast=autocast,
+        dist_=Dist.single(device), autocast=autocast,
     )
     out: dict = {}
     for name in plan.versions:

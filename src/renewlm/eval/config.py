@@ -16,10 +16,10 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field
 
 from renewlm.config import Config
+from renewlm.distributed import Dist
 from renewlm.errors import ConfigError
 from renewlm.eval.cadence import Cadence, Every
 from renewlm.eval.evaluator import Evaluator, HeldOut
-from renewlm.eval.heldout import Processes
 
 CadenceField = Field(default_factory=lambda: Every(every=0), description="When it runs: {every: N} or {log: N}; always at the first and last step.")
 
@@ -70,7 +70,7 @@ def build_evaluators(
     seq_len: int,
     eval_tokens: int,
     micro_batch: int,
-    dist_: Processes,
+    dist_: Dist,
     autocast=contextlib.nullcontext,
 ) -> list[Evaluator]:
     """The evaluator objects of a run. lm-eval tasks are looked up here, so an unknown task or a

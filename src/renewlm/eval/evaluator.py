@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from torch import nn
 
 from renewlm.eval.cadence import Cadence, Every
-from renewlm.eval.heldout import Processes, heldout_loss
+from renewlm.distributed import Dist
+from renewlm.eval.heldout import heldout_loss
 
 
 class Evaluator(ABC):
@@ -42,7 +43,7 @@ class HeldOut(Evaluator):
         seq_len: int,
         max_tokens: int,
         micro_batch: int,
-        dist_: Processes,
+        dist_: Dist,
         autocast=contextlib.nullcontext,
         cadence: Cadence | None = None,
         name: str = "eval",

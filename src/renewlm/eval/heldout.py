@@ -11,38 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from renewlm.data.stream import rank_indices
+from renewlm.distributed import Dist
 from renewlm.model.loss import token_losses
-
-
-class Processes(Protocol):
-    """What evaluation needs of the processes it runs on (train.distributed.Dist has it)."""
-
-    rank: int
-    world: int
-    device: torch.device
-
-    def sum(self, values: list[float]) -> list[float]: ...
-
-
-@dataclass
-class SingleProcess:
-    """One process on one device: `renewlm eval`, tests and benchmarks."""
-
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-
-    def sum(self, values: list[float]) -> list[float]:
-        return list(values)
-
 
 # Held-out tokens per corpus: a run's default and `renewlm eval`'s and `soup`'s, so their windows and losses compare.
 DEFAULT_EVAL_TOKENS = 65536
@@ -60,7 +36,7 @@ def heldout_sums(
     seq_len: int,
     max_tokens: int,
     micro_batch: int,
-    dist_: Processes,
+    dist_: Dist,
     autocast=contextlib.nullcontext,
 ) -> tuple[float, int]:
     """(summed loss, tokens) over the held-out windows of all processes; (0.0, 0) if there are none."""

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from renewlm.data.corpus import Corpus
+from renewlm.distributed import Dist
 from renewlm.errors import ConfigError
+from renewlm.eval.heldout import heldout_loss, heldout_windows
 from renewlm.merge.soup import Parent, Recipe, load_into
 from renewlm.store import Store
-from renewlm.train.distributed import Dist
-from renewlm.eval.heldout import heldout_loss, heldout_windows
 
 # Without a seq_len from the first parent's training record: long enough for a real context, short
 # enough that a small held-out split still holds a few windows.
@@ -70,7 +70,7 @@ def device() -> torch.device:
 
 def measure(model: nn.Module, heldout: HeldOut) -> dict[str, float]:
     """Held-out loss per corpus, then `mean` over corpora."""
-    dist_ = Dist(rank=0, world=1, local_rank=0, device=next(model.parameters()).device)
+    dist_ = Dist.single(next(model.parameters()).device)
     losses = {
         c.name: heldout_loss(model, c.val, seq_len=heldout.seq_len, max_tokens=heldout.eval_tokens, micro_batch=heldout.micro_batch, dist_=dist_)
         for c in heldout.corpora

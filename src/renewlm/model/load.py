@@ -8,6 +8,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -56,6 +57,15 @@ def max_positions(config) -> int | None:
         if isinstance(value, int) and value > 0:
             return value
     return None
+
+
+def model_positions(folder: Path) -> int | None:
+    """The longest sequence a Hugging Face folder's model supports, from its config.json."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return None  # the loader reports a missing or broken config in one sentence
+    return max_positions(SimpleNamespace(**config)) if isinstance(config, dict) else None
 
 
 # Records renewlm rewrites in place after a version is written; read as JSON only, never as code or weights.

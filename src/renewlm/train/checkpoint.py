@@ -8,17 +8,15 @@ in host memory); the main process adds its files and the manifest last and renam
 the folder to `step-NNNNNNNN`. A checkpoint is complete when its manifest is there, and it is loaded
 only once its files match it: a corrupt newest checkpoint falls back to the one before.
 
-Nothing in a checkpoint is unpickled freely. DCP's `.metadata` is a pickle: it is read with an
-unpickler that builds only DCP's own metadata classes, and DCP's non-tensor items are read with
-`torch.load(weights_only=True)`; the RNG states are plain uint8 tensors in safetensors. So a file
-planted in a run folder cannot run code even if its manifest was rewritten to match it.
+Nothing in a checkpoint is unpickled freely: DCP's files are read through checkpoint_reader.py, and
+the RNG states are plain uint8 tensors in safetensors. So a file planted in a run folder cannot run
+code even if its manifest was rewritten to match it.
 """
 
 from __future__ import annotations
 
 import errno
 import json
-import pickle
 import shutil
 import warnings
 from concurrent.futures import Future
@@ -30,11 +28,7 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.distributed.checkpoint import metadata as dcp_metadata
-from torch.distributed.checkpoint._traverse import set_element
 from torch.distributed.checkpoint.api import CheckpointException
-from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
-from torch.distributed.checkpoint.filesystem import FileSystemReader
 from torch.distributed.checkpoint.state_dict import (
     get_optimizer_state_dict,
     get_state_dict,
@@ -42,86 +36,17 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
+from renewlm.distributed import Dist
 from renewlm.errors import CorruptError, TrainingError
 from renewlm.manifest import MANIFEST, verify_in_background, verify_manifest, write_manifest
 from renewlm.store import replace_dir
-from renewlm.train.distributed import Dist
+from renewlm.train.checkpoint_reader import Refused, SafePlanner, SafeReader, read_metadata
 
 _PREFIX = "step-"
 RNG_FILE = "rng.safetensors"
 TRAIN_FILE = "train.json"
 # DCP works in one process without a process group, and says so on every save and load.
 warnings.filterwarnings("ignore", message="torch.distributed is disabled, unavailable or uninitialized")
-
-
-class _Refused(Exception):
-    """A DCP file holds something other than plain checkpoint data: planted, or altered."""
-
-
-class _MetadataUnpickler(pickle.Unpickler):
-    """Builds DCP's metadata classes, dtypes, sizes, layouts and paths; refuses every other callable."""
-
-    _ALLOWED = {
-        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"),
-        ("torch", "Size"),
-        ("torch.serialization", "_get_layout"),
-        ("pathlib", "PosixPath"),
-        ("pathlib", "PurePosixPath"),
-        ("collections", "OrderedDict"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if module == dcp_metadata.__name__ and isinstance(getattr(dcp_metadata, name, None), type):
-            return getattr(dcp_metadata, name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise _Refused(f"its .metadata calls {module}.{name}, which is not part of DCP's metadata")
-
-
-def _read_metadata(folder: Path) -> dcp_metadata.Metadata:
-    """DCP's `.metadata`, unpickled with `_MetadataUnpickler`, or _Refused."""
-    with open(folder / ".metadata", "rb") as f:
-        try:
-            metadata = _MetadataUnpickler(f).load()
-        except _Refused:
-            raise
-        except Exception as e:
-            raise _Refused(f"its .metadata is not a readable pickle ({type(e).__name__})") from None
-    if not isinstance(metadata, dcp_metadata.Metadata):
-        raise _Refused("its .metadata does not hold DCP metadata")
-    for info in (metadata.storage_data or {}).values():
-        if Path(str(info.relative_path)).name != str(info.relative_path):  # no reading outside the folder
-            raise _Refused(f"its .metadata points outside the checkpoint ({info.relative_path})")
-    return metadata
-
-
-class _SafeReader(FileSystemReader):
-    """DCP's reader, handed metadata already read safely (DCP's own read is a plain pickle.load)."""
-
-    def __init__(self, path: Path, metadata: dcp_metadata.Metadata):
-        super().__init__(path)
-        self._metadata = metadata
-
-    def read_metadata(self, *args, **kwargs):
-        if getattr(self._metadata, "storage_meta", None) is None:
-            self._metadata.storage_meta = dcp_metadata.StorageMeta()
-        self._metadata.storage_meta.load_id = self.load_id
-        return self._metadata
-
-
-class _SafePlanner(DefaultLoadPlanner):
-    def load_bytes(self, read_item, value) -> None:
-        # DefaultLoadPlanner unpickles these (optimizer hyperparameters) with weights_only=False.
-        try:
-            obj = torch.load(value, weights_only=True)
-        except Exception:
-            raise _Refused(f"its item {read_item.dest_index.fqn} is not plain data (numbers, strings, lists)") from None
-        if self.flatten_state_dict:
-            set_element(self.original_state_dict, self.mappings[read_item.dest_index.fqn], obj)
-        else:
-            self.state_dict[read_item.dest_index.fqn] = obj
 
 
 def _unwrap(e: BaseException) -> BaseException:
@@ -154,16 +79,16 @@ def _no_space(e: BaseException) -> bool:
 
 def _dcp_load(state: dict, folder: Path, what: str, fix: str) -> None:
     try:
-        metadata = _read_metadata(folder)
-    except _Refused as e:
+        metadata = read_metadata(folder)
+    except Refused as e:
         raise CorruptError(f"{what} was refused: {e} (planted or altered); remove it") from None
     except OSError as e:
         raise CorruptError(f"{what} cannot be read ({_reason(e)}); remove it") from None
     try:
-        dcp.load(state, storage_reader=_SafeReader(folder, metadata), planner=_SafePlanner())
+        dcp.load(state, storage_reader=SafeReader(folder, metadata), planner=SafePlanner())
     except (Exception, CheckpointException) as e:  # CheckpointException is a BaseException
         _raise_if_interrupted(e)
-        if isinstance(_unwrap(e), _Refused):
+        if isinstance(_unwrap(e), Refused):
             raise CorruptError(f"{what} was refused: {_unwrap(e)} (planted or altered); remove it") from None
         raise TrainingError(f"{what} cannot be loaded into this run's model or optimizer ({_reason(e)}); {fix}") from None
 

@@ -9,13 +9,11 @@ step 0, the warmup is the re-warm), or resumes the newest complete checkpoint of
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 
 import torch
 import torch.distributed as dist
@@ -25,17 +23,17 @@ from torch import nn
 from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
+from renewlm.distributed import Dist
 from renewlm.eval.config import build_evaluators, default_evaluations
 from renewlm.eval.evaluator import Evaluator
 from renewlm.errors import ConfigError, CorruptError, RenewError
 from renewlm.model.flops import block_parameters, flops_per_token
-from renewlm.model.load import ModelSource, max_positions, resolve_model_source, verify_version
+from renewlm.model.load import ModelSource, model_positions, resolve_model_source, verify_version
 from renewlm.model.parallel import Placement, build_model, placement
 from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, read_json, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.train.distributed import Dist
 from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
 
@@ -319,15 +317,6 @@ def read_identity(folder: Path) -> dict | None:
     if not isinstance(identity, dict) or not {"run_id", "config"} <= set(identity):
         raise CorruptError(f"{path} is not a run record (it lacks run_id or config); rerun with --fresh to start the run over")
     return identity
-
-
-def model_positions(folder: Path) -> int | None:
-    """The longest sequence a Hugging Face folder's model supports, from its config.json."""
-    try:
-        config = json.loads((folder / "config.json").read_text())
-    except (OSError, ValueError):
-        return None  # the loader reports a missing or broken config in one sentence
-    return max_positions(SimpleNamespace(**config)) if isinstance(config, dict) else None
 
 
 def describe_start(run: Run) -> str:

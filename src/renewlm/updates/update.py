@@ -16,11 +16,11 @@ from typing import Literal
 from renewlm.data.corpus import Corpus
 from renewlm.data.mixture import single
 from renewlm.errors import ConfigError
+from renewlm.model.load import model_positions
 from renewlm.model.presets import DEFAULT_SEQ_LEN
 from renewlm.optim.schedule import validate_schedule
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.train.run import model_positions
 from renewlm.versions import lineage_corpora, lineage_corpus_tokens, read_version
 
 Recipe = Literal["cosine", "wsd", "reuse", "constant"]

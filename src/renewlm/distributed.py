@@ -1,13 +1,15 @@
 """Processes and devices: one plain process, or many under `torchrun` (one node or many).
 
-Under torchrun, RANK/WORLD_SIZE/LOCAL_RANK are set and the process group starts with NCCL on CUDA and
-gloo on CPU. How the model is placed on them (FSDP2 sharding, precision, compile) is
+Training, evaluation and soups all run on a `Dist`: `setup()` makes a run's, `Dist.single(device)`
+one plain process's (`renewlm eval`, a soup's search, tests). Under torchrun, RANK/WORLD_SIZE/LOCAL_RANK
+are set and the process group starts with NCCL on CUDA and gloo on CPU. How the model is placed on them (FSDP2 sharding, precision, compile) is
 model/parallel.py's. All communication is torch.distributed's; renewlm adds none of its own.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,6 +23,11 @@ class Dist:
     world: int
     local_rank: int
     device: torch.device
+
+    @classmethod
+    def single(cls, device: torch.device) -> Dist:
+        """One plain process on `device`, in no process group."""
+        return cls(rank=0, world=1, local_rank=0, device=device)
 
     @property
     def is_main(self) -> bool:
@@ -50,6 +57,11 @@ class Dist:
         dist.all_reduce(t)
         return t.tolist()
 
+    def hardware(self) -> dict:
+        """Where the processes run, as a version records it: the device's name, how many, and the host."""
+        name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else f"cpu ({os.cpu_count()} cores)"
+        return {"name": name, "count": self.world, "host": socket.gethostname()}
+
 
 def setup() -> Dist:
     """Join the process group when started by torchrun; otherwise a single process."""
@@ -71,3 +83,4 @@ def setup() -> Dist:
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
