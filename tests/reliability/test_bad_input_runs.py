@@ -75,7 +75,7 @@ def test_update_refuses_values_it_used_to_replace_silently(train_store, cli, fla
 def test_run_identity_is_one_file_and_a_missing_yaml_copy_is_rewritten(train_store):
     from renewlm.train.loop import train
 
-    train(validate_run(run_dict("ident", steps=2, checkpoint_every=1)), train_store, fresh=True)
+    train(validate_run(run_dict("ident", steps=2, checkpoint_every=1, keep_checkpoints_when_finished=True)), train_store, fresh=True)
     folder = train_store.path("runs", "ident")
     identity = json.loads((folder / "run.json").read_text())
     assert identity["run_id"].startswith("ident-") and identity["config"]["steps"] == 2
@@ -84,7 +84,7 @@ def test_run_identity_is_one_file_and_a_missing_yaml_copy_is_rewritten(train_sto
     import shutil
 
     shutil.rmtree(train_store.path("versions", "ident"))
-    info = train(validate_run(run_dict("ident", steps=2, checkpoint_every=1)), train_store)
+    info = train(validate_run(run_dict("ident", steps=2, checkpoint_every=1, keep_checkpoints_when_finished=True)), train_store)
     assert (folder / "run.yaml").is_file() and info["run_id"] == identity["run_id"]
     meta = json.loads((train_store.path("versions", "ident") / "version.json").read_text())
     assert meta["start"] == "fresh" and meta["resumed_at_steps"] == [1]  # a finished run checkpoints no last step
@@ -94,7 +94,7 @@ def test_a_run_recorded_before_a_new_config_field_still_resumes(train_store):
     """An upgrade that adds a RunConfig field (with a default) must not strand interrupted runs."""
     from renewlm.train.loop import train
 
-    train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1)), train_store, fresh=True)
+    train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1, keep_checkpoints_when_finished=True)), train_store, fresh=True)
     folder = train_store.path("runs", "old-run")
     identity = json.loads((folder / "run.json").read_text())
     del identity["config"]["data_offset"]  # as written before the field existed
@@ -102,7 +102,7 @@ def test_a_run_recorded_before_a_new_config_field_still_resumes(train_store):
     import shutil
 
     shutil.rmtree(train_store.path("versions", "old-run"))
-    info = train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1)), train_store)
+    info = train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1, keep_checkpoints_when_finished=True)), train_store)
     assert info["resumed_at_steps"] == [1]
 
 
