@@ -349,9 +349,10 @@ def plot_plan(plan: Plan, output: Path) -> Path:
     ax.set_xticks(xs)
     top = max(cumulative(plan.flops("retrain"))[-1], cumulative(plan.flops("switch"))[-1])
     ax.set_ylim(-0.08 * top, 1.1 * top)  # room for the labels under continue's first point
-    after = f" after a pre-training of {format_count(plan.pretrain_tokens)}" if plan.pretrain_tokens is not None else ""
-    ax.set_title(f"{plan.model.description}: {plan.releases} releases of {format_count(plan.tokens_per_release)} "
-                 f"tokens{after} (% = of retraining so far)", fontsize=9)
+    shape = f"{plan.releases} releases of {format_count(plan.tokens_per_release)} tokens"
+    if plan.pretrain_tokens is not None:
+        shape = f"{plan.releases} releases: a pre-training of {format_count(plan.pretrain_tokens)}, then {format_count(plan.tokens_per_release)} tokens each"
+    ax.set_title(f"{plan.model.description}: {shape} (% = of retraining so far)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
