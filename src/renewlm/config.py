@@ -17,6 +17,14 @@ from renewlm.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 
+# Sane bounds on one run, refused rather than planned: a run past them is a typo (1e18 for 1e9), and its
+# 1% warmup alone would hold the LR near zero for longer than any job lasts. Llama 3 pre-trained on 15T
+# tokens (10^15 is 66 times that) in about a million optimizer steps (10^8 is 100 times that); the longest
+# contexts models train at are about 10^6 tokens (2^20 is 1,048,576).
+MAX_TOKENS = 10**15
+MAX_STEPS = 10**8
+MAX_SEQ_LEN = 2**20
+
 
 class Config(BaseModel):
     """Base of every renewlm config: unknown fields are errors, values are not coerced across types."""

@@ -60,6 +60,16 @@ def test_json_is_the_whole_plan(cli, tmp_path):
     assert plan["paradigms"]["retrain"]["hours"] is None
 
 
+def test_a_pretraining_of_its_own_size(cli, tmp_path):
+    code, out, err = cli("plan", "--releases", "4", "--pretrain-tokens", "4B", "--tokens-per-release", "1B", "--store", tmp_path / "s")
+    assert code == 0, err
+    # retraining: 4, 5, 6, 7 (22B); continuing: 4 + 3 × 1 = 7B, 7/22 = 32%; switch: 4 + 3 × 1.1 = 7.3B, 33%
+    assert totals(out) == {"retrain": "100%", "continue": "32%", "switch": "33%"}
+    assert [r[2] for r in rows(out)[10:15]] == ["4B", "1.1B", "1.1B", "1.1B", "7.3B"]
+    assert "4 releases: a pre-training of 4B tokens, then 1B new tokens each" in out
+    assert "P + (i−1)·T at release i" in out.replace("\n", " ")
+
+
 def test_plot_is_a_png_with_the_ratios_annotated(cli, tmp_path, monkeypatch):
     from matplotlib.axes import Axes
 
@@ -110,6 +120,9 @@ def test_a_version_with_measured_speed(cli, store):
         (["--releases", "2", "--tokens-per-release", "1B", "--plot", "chart.jpg"], "should be a .png file"),
         (["--releases", "1000000000", "--tokens-per-release", "1B"], "--releases 1,000,000,000 is more than the 1,000 a plan lists"),
         (["--releases", "2", "--tokens-per-release", "1B", "--plot", "no/such/chart.png"], "nor the folder above it exists"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--pretrain-tokens", "lots"], "--pretrain-tokens 'lots' is not a token count"),
+        (["--releases", "2", "--tokens-per-release", "1e18"], "above the bound of 1e15 tokens"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--model", "tiny", "--seq-len", "100000000000"], "above the bound of 1,048,576"),
     ],
 )
 def test_bad_input_one_sentence_exit_2_nothing_written(cli, tmp_path, args, words):

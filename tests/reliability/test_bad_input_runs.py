@@ -4,8 +4,10 @@ import json
 
 import pytest
 import torch
+import yaml
 from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
+from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
 from renewlm.updates.update import update_config
 from tests.train.conftest import run_dict
@@ -70,6 +72,23 @@ def test_update_refuses_values_it_used_to_replace_silently(train_store, cli, fla
     code, out, err = cli(*args)
     assert code == 2 and says in err and len(err.strip().splitlines()) == 1, err
     assert not train_store.path("runs", "bad-up").exists() and not train_store.exists("versions", "bad-up")
+
+
+def test_absurd_lengths_are_refused_naming_the_bound(train_store, cli, tmp_path):
+    # 1e18 tokens of the tiny preset would plan 3.9e15 steps, and its 1% warmup would start at LR 1e-16.
+    run = tmp_path / "huge.yaml"
+    run.write_text(yaml.safe_dump(run_dict("huge", steps=None, tokens=1e18)))  # `tokens: 1.0e+18`, a YAML float
+    code, out, err = cli("train", run, "--store", train_store.root)
+    assert code == 2 and "tokens 1e18 is above the bound of 1e15 tokens for one run" in err and len(err.strip().splitlines()) == 1, err
+    assert not train_store.path("runs", "huge").exists()
+    assert validate_run(run_dict("fine", steps=None, tokens=2e9)).tokens == 2_000_000_000  # `tokens: 2e9` is a count
+    for overrides, says in (
+        ({"steps": 10**9}, "would take 1,000,000,000 optimizer steps, above the bound of 100,000,000"),
+        ({"steps": None, "tokens": 10**14}, "would take 390,625,000,000 optimizer steps"),  # 256 tokens a step
+        ({"seq_len": 2**21, "batch_tokens": 2**21}, "seq_len 2,097,152 is above the bound of 1,048,576 tokens per sequence"),
+    ):
+        with pytest.raises(ConfigError, match=says):
+            validate_run(run_dict("huge", **overrides))
 
 
 def test_run_identity_is_one_file_and_a_missing_yaml_copy_is_rewritten(train_store):

@@ -64,7 +64,12 @@ def test_every_section_and_every_image_of_a_full_store(report_store):
 def test_tables_hold_the_records_numbers(synthetic):
     page = Page(build_report(synthetic))
     ledger = page.text["ledger"]
-    assert "base → r1 → r2 → r3" in ledger and "renewlm plan --releases 4" in ledger
+    assert "base → r1 → r2 → r3" in ledger
+    # The plan of the same shape: a 4,096,000-token pre-training, then 972,800 new tokens per release. Switch
+    # planned: (4,096,000 + 3 × 1.1 × 972,800) / (4 × 4,096,000 + 6 × 972,800) = 33%; spent, with the
+    # releases' 102,400-token decays: 34%.
+    assert "renewlm plan --releases 4 --pretrain-tokens 4096000 --tokens-per-release 972800 --model r3" in ledger
+    assert "switch 33%; this series as spent: 34%" in ledger
     record = sweep_record("base", ["c1", "c2"])
     mixture = record["suggested_mixture"]["phases"][0]["corpora"]
     sweeps = page.text["sweeps"]

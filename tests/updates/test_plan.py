@@ -79,6 +79,20 @@ def test_replay_makes_every_update_after_the_first_longer(empty):
     assert plan.ratios("switch")[-1] == pytest.approx(385 / 600)
 
 
+def test_a_large_pretraining_then_small_releases(empty):
+    # P = 1000 (release 1, the same run in every paradigm), T = 100, F = 0.2: an update trains 125, a
+    # switch update 137.5 (its main path starts at release 2); retraining reads P + (i−1)·T.
+    plan = make_plan(empty, releases=3, tokens_per_release=100, pretrain_tokens=1000, decay_fraction=0.1, replay=0.2)
+    assert list(plan.tokens["retrain"]) == pytest.approx([1000, 1100, 1200])
+    assert list(plan.tokens["continue"]) == pytest.approx([1000, 125, 125])
+    assert list(plan.tokens["switch"]) == pytest.approx([1000, 137.5, 137.5])
+    assert plan.ratios("continue") == pytest.approx([1, 1125 / 2100, 1250 / 3300])
+    assert plan.ratios("switch")[-1] == pytest.approx(1275 / 3300)
+    assert plan.to_dict()["pretrain_tokens"] == 1000
+    # Without it release 1 is one release's T, and the ratios are those of equal releases.
+    assert make_plan(empty, releases=3, tokens_per_release=100).ratios("continue")[-1] == pytest.approx(3 / 6)
+
+
 def test_preset_with_its_own_vocabulary(empty):
     # tiny: d 128, 2 layers, FFN 384, tied; 1000 ids pad to 1024 rows. Per layer 4·128² + 3·128·384 + 256
     # = 213,248; ×2 + 128 = 426,624; + 1024·128 = 557,696; 6N = 3,346,176; + 12·2·128·64 = 196,608.
@@ -149,6 +163,11 @@ def test_measured_speed_comes_from_the_runs_of_that_model(versioned):
         ({"model": "nope"}, "neither a preset"),
         ({"vocab_size": 0}, "--vocab-size"),
         ({"seq_len": -1}, "--seq-len"),
+        ({"releases": 1001}, "--releases 1,001 is above the bound of 1,000 releases"),
+        ({"tokens_per_release": 2e15}, "--tokens-per-release 2e15 is above the bound of 1e15 tokens"),
+        ({"pretrain_tokens": 0}, "--pretrain-tokens 0 must be positive"),
+        ({"pretrain_tokens": 1e18}, "--pretrain-tokens 1e18 is above the bound of 1e15 tokens"),
+        ({"model": "tiny", "seq_len": 10**11}, "--seq-len 100,000,000,000 is above the bound of 1,048,576 tokens per sequence"),
     ],
 )
 def test_bad_input_is_one_sentence(empty, kwargs, words):
@@ -157,6 +176,13 @@ def test_bad_input_is_one_sentence(empty, kwargs, words):
         make_plan(empty, **args)
     assert "\n" not in str(e.value)
     assert not empty.root.exists()
+
+
+def test_a_sequence_longer_than_the_versions_positions_is_refused(versioned):
+    # v1's config has 2,048 positions (LlamaConfig's default): FLOPs at 4,096 would price a model that cannot run.
+    with pytest.raises(ConfigError, match="--seq-len 4,096 is longer than the 2,048 positions version 'v1' supports"):
+        make_plan(versioned, releases=1, tokens_per_release=1, model="v1", seq_len=4096)
+    assert make_plan(versioned, releases=1, tokens_per_release=1, model="v1", seq_len=2048).model.seq_len == 2048
 
 
 def test_vocab_size_is_refused_for_a_version(versioned):

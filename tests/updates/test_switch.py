@@ -117,11 +117,25 @@ def test_switch_refuses_a_trunk_and_names_the_release(series):
     assert not store.path("runs", "sw5-trunk").exists()
 
 
+def test_a_release_of_one_decay_step_is_refused_before_the_trunk_trains(series, cli):
+    store, _ = series
+    # 10% of 10 steps is one step, and a decay's first step runs at the trunk's LR: nothing would decay.
+    code, _, err = cli("update", "sw-short", "--from", "sw4", "--data", "code", "--steps", "10", "--paradigm", "switch",
+                       "--store", store.root)
+    assert code == 2 and "decay over 1 step (0.1 of the trunk's 10)" in err and "at least 15 steps" in err
+    assert not store.path("runs", "sw-short-trunk").exists() and not store.exists("versions", "sw-short-trunk")
+    short = validate_run(run_dict("sw-short", paradigm="switch", decay_fraction=0.25, steps=4,
+                                  schedule={"name": "wsd", "peak_lr": PEAK, "decay_fraction": 0.0}))
+    with pytest.raises(ConfigError, match=r"decays over at least 2 steps; give the update at least 6 steps"):
+        run_file(short, store, fresh=True)
+    assert not store.path("runs", "sw-short-trunk").exists()
+
+
 def test_a_run_file_with_paradigm_switch_writes_a_trunk_and_its_release(train_store):
-    cfg = validate_run(run_dict("sw-scratch", paradigm="switch", decay_fraction=0.25, steps=4,
+    cfg = validate_run(run_dict("sw-scratch", paradigm="switch", decay_fraction=0.5, steps=4,
                                 schedule={"name": "wsd", "peak_lr": PEAK, "decay_fraction": 0.0}))
     info = run_file(cfg, train_store, fresh=True)
-    assert info["steps"] == 1 and read_version(train_store, "sw-scratch")["trunk"] == "sw-scratch-trunk"
+    assert info["steps"] == 2 and read_version(train_store, "sw-scratch")["trunk"] == "sw-scratch-trunk"
     assert read_version(train_store, "sw-scratch-trunk")["kind"] == "trunk"
     with pytest.raises(ConfigError, match="a trunk never decays"):
         validate_run(run_dict("sw-bad", paradigm="switch"))  # cosine: the main path would decay

@@ -71,6 +71,20 @@ def test_ledger_counts_a_shared_trunk_once_and_sets_the_series_against_retrainin
     assert soup["flops"] == 0.0 and soup["cumulative_flops"] == 2.0 * 320  # every run under it, each once
 
 
+def test_a_soup_that_copies_one_version_takes_its_place_in_the_series(graph):
+    # --base base --weights 1 (α = 1) keeps r3 alone: the record lists r3 with weight 1, the base dropped.
+    _record(graph, "copy", kind="soup", method="linear", parents=[{"name": "r3", "weight": 1.0}])
+    _record(graph, "t1", kind="soup", method="slerp", parents=[{"name": "r3", "weight": 1.0}, {"name": "base", "weight": 0.0}])
+    _record(graph, "half", kind="soup", method="linear", parents=[{"name": "r3", "weight": 0.5}, {"name": "base", "weight": 0.5}])
+    r3 = cost(graph, "r3")
+    for name in ("copy", "t1"):
+        c = cost(graph, name)
+        assert c["series"] == ["base", "r2", name]  # three releases, as for r3 itself, not four
+        assert (c["series_flops"], c["series_retrain_flops"], c["series_ratio"]) == (
+            r3["series_flops"], r3["series_retrain_flops"], r3["series_ratio"])
+    assert cost(graph, "half")["series"] == ["base", "r2", "r3", "half"]  # a real average is a release of its own
+
+
 def test_the_tree_shows_releases_in_series_with_trunks_under_them(graph):
     metas = {m: json.loads((graph.path("versions", m) / "version.json").read_text()) for m in graph.names("versions")}
     under = {name: display_parent(meta, metas) for name, meta in metas.items()}

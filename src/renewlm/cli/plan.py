@@ -28,6 +28,7 @@ WHAT = {
 def plan_cmd(
     releases: Annotated[int, typer.Option("--releases", help="Number of releases N (the first one is pre-training).")],
     tokens_per_release: Annotated[str, typer.Option("--tokens-per-release", help="New tokens T per release: 10B, 500M, 1e10.")],
+    pretrain_tokens: Annotated[str | None, typer.Option("--pretrain-tokens", help="Release 1 is one pre-training of P tokens, shared by every paradigm (default: T, like the rest).", show_default=False)] = None,
     model: Annotated[str | None, typer.Option("--model", help="A preset (tiny ... 1b) or a version in the store (default 1b).", show_default=False)] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="A preset's vocabulary (default 128,256, Llama 3's).", show_default=False)] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence (default: the version's, else 2,048).", show_default=False)] = None,
@@ -53,6 +54,7 @@ def plan_cmd(
         decay_fraction=decay_fraction,
         replay=replay,
         tokens_per_second=tokens_per_second,
+        pretrain_tokens=None if pretrain_tokens is None else parse_tokens(pretrain_tokens, "--pretrain-tokens"),
     )
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
@@ -72,7 +74,10 @@ def _print(plan: Plan, store) -> None:
     else:
         console.print(f"hours left out: no --tokens-per-second, and no run of this model in {store.root}")
     hours = plan.speed is not None
-    table = Table(title=f"{plan.releases} releases of {format_count(plan.tokens_per_release)} new tokens each")
+    title = f"{plan.releases} releases of {format_count(plan.tokens_per_release)} new tokens each"
+    if plan.pretrain_tokens is not None:
+        title = f"{plan.releases} releases: a pre-training of {format_count(plan.pretrain_tokens)} tokens, then {format_count(plan.tokens_per_release)} new tokens each"
+    table = Table(title=title)
     columns = ["paradigm", "release", "tokens", "FLOPs", *(["hours"] if hours else []), "FLOPs so far", "vs retrain"]
     for column in columns:
         table.add_column(column, justify="left" if column == "paradigm" else "right", no_wrap=True)
@@ -88,8 +93,13 @@ def _print(plan: Plan, store) -> None:
         table.add_row(*total, "", f"{ratios[-1]:.0%}", style="bold", end_section=True)
     console.print(table)
     console.print(f"vs retrain: cost so far over retraining's so far; T = {format_count(plan.tokens_per_release)}, A = {plan.decay_fraction:g}")
+    what = dict(WHAT)
+    if plan.pretrain_tokens is not None:
+        console.print(f"release 1: one pre-training of P = {format_count(plan.pretrain_tokens)} tokens, the same run in every paradigm")
+        what["retrain"] = "from scratch on all data so far: P + (i−1)·T at release i"
+        what["switch"] = "from release 2, trunk over the new data + branch decaying over A of it: (1+A)·T"
     for paradigm in PARADIGMS:
-        console.print(f"  {paradigm}: {WHAT[paradigm]}")
+        console.print(f"  {paradigm}: {what[paradigm]}")
     if plan.replay > 0:
         update = plan.tokens_per_release / (1 - plan.replay)
         console.print(

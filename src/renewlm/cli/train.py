@@ -83,12 +83,9 @@ def update(
     store: StoreOption = None,
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
-    from renewlm.errors import ConfigError
     from renewlm.updates.paradigm import run_update
     from renewlm.updates.plan import parse_tokens
 
-    if switch_at is not None and paradigm != "continue":
-        raise ConfigError(f"--switch-at moves the reuse recipe's blend switch, which --paradigm {paradigm} does not use; leave it out")
     _report(run_update(
         open_store(store), name, parent=parent, data=data, paradigm=paradigm, decay_fraction=decay_fraction,
         recipe=recipe, then=then, switch_at=switch_at, replay=replay, replay_from=replay_from, lr=lr, steps=steps,

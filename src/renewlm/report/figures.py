@@ -58,17 +58,20 @@ def stability_gap(points: list[tuple[float, float]]) -> tuple[float, float] | No
 
 
 def run_figure(run: RunCurves) -> str:
-    """Left: training loss and learning rate against tokens. Right: held-out loss on every corpus."""
+    """Left: training loss and learning rate against tokens. Right: held-out loss on every corpus. Both
+    share one token axis from 0 (the first evaluation is at 0, the first step's loss after it)."""
     plt = _plt()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 3.3))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 3.3), sharex=True)
     if run.steps:
         tokens = [r["tokens"] for r in run.steps]
-        left.plot(tokens, [r["loss"] for r in run.steps], color="#2b6cb0", linewidth=1.2, label="training loss")
+        # A line through one point draws nothing: a short run's points are marked.
+        marks = {"marker": "o", "markersize": 3} if len(tokens) <= 10 else {}
+        left.plot(tokens, [r["loss"] for r in run.steps], color="#2b6cb0", linewidth=1.2, label="training loss", **marks)
         left.set_ylabel("training loss", color="#2b6cb0")
         lrs = [(r["tokens"], r["lr"]) for r in run.steps if isinstance(r.get("lr"), (int, float))]
         if lrs:
             lr_axis = left.twinx()
-            lr_axis.plot([t for t, _ in lrs], [v for _, v in lrs], color="#dd6b20", linewidth=1.2)
+            lr_axis.plot([t for t, _ in lrs], [v for _, v in lrs], color="#dd6b20", linewidth=1.2, **marks)
             lr_axis.set_ylabel("learning rate", color="#dd6b20")
             lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
             lr_axis.set_ylim(bottom=0)
@@ -99,6 +102,7 @@ def run_figure(run: RunCurves) -> str:
     right.set_ylabel("held-out loss")
     right.set_title("held-out loss on every corpus (forgetting curves)", fontsize=10)
     right.grid(alpha=0.3)
+    left.set_xlim(left=0)  # shared with the right panel
     # Fixed margins rather than tight_layout, which draws the figure once more only to measure it:
     # a third of the time of the report's most numerous figure.
     fig.subplots_adjust(left=0.06, right=0.985, bottom=0.15, top=0.9, wspace=0.28)

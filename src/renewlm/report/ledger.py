@@ -1,9 +1,10 @@
 """The ledger section: every version's cost against retraining (renewlm.versions.cost), the store's
 longest series of releases as spent, and `renewlm plan`'s chart for a series of that shape.
 
-The plan is priced for N = the releases of the longest series and T = the new data it read per
-release (its lineage's data tokens / N), on the model of its last release: what the same series
-would cost under each paradigm, beside what it did cost.
+The plan is priced for N = the releases of the longest series, a pre-training P = the data its first
+release saw, and T = the new data each later release read (the rest of its lineage's data tokens /
+(N − 1)), on the model of its last release: what the same series would cost under each paradigm,
+beside what it did cost.
 """
 
 from __future__ import annotations
@@ -60,18 +61,20 @@ def ledger_section(data: ReportData) -> str:
         out += f"<h3>The longest series: {escape(' → '.join(series))}</h3>"
         out += figure(figures.series_figure(series, [c["series_flops"] for c in costs], [c["series_retrain_flops"] for c in costs]),
                       "FLOPs spent on the series against retraining each release")
-    return out + plan_part(data, series, costs[-1])
+    return out + plan_part(data, series, costs[0], costs[-1])
 
 
-def plan_part(data: ReportData, series: list[str], last: dict) -> str:
+def plan_part(data: ReportData, series: list[str], first: dict, last: dict) -> str:
     releases = len(series)
-    tokens = last["data_tokens"] / releases
-    if tokens <= 0:
-        return empty(f"The series records no data tokens, so it cannot be priced; {code('renewlm plan --releases N --tokens-per-release T')} "
-                     "prices a series you describe.")
-    command = f"renewlm plan --releases {releases} --tokens-per-release {tokens:.0f} --model {series[-1]}"
+    pretrain = first["data_tokens"]
+    tokens = (last["data_tokens"] - pretrain) / (releases - 1)
+    if pretrain <= 0 or tokens <= 0:
+        return empty(f"The series records no data tokens for its first release or its updates, so it cannot be priced; "
+                     f"{code('renewlm plan --releases N --tokens-per-release T')} prices a series you describe.")
+    command = (f"renewlm plan --releases {releases} --pretrain-tokens {pretrain} --tokens-per-release {tokens:.0f} "
+               f"--model {series[-1]}")
     try:
-        plan = make_plan(data.store, releases=releases, tokens_per_release=tokens, model=series[-1])
+        plan = make_plan(data.store, releases=releases, tokens_per_release=tokens, model=series[-1], pretrain_tokens=pretrain)
         with tempfile.TemporaryDirectory(prefix="renewlm-report-") as folder:
             image = figures.png_file(plot_plan(plan, Path(folder) / "plan.png").read_bytes())
     except RenewError as e:
@@ -79,8 +82,9 @@ def plan_part(data: ReportData, series: list[str], last: dict) -> str:
     ratios = {p: plan.ratios(p)[-1] for p in ("continue", "switch")}
     measured = last["series_ratio"]
     caption = (
-        f"{code(command)}: N = {releases} releases (the longest series), T = {tokens:,.0f} tokens of new data per "
-        f"release (the series' {last['data_tokens']:,} data tokens / N), A = {plan.decay_fraction:g}, no replay. "
+        f"{code(command)}: N = {releases} releases (the longest series), P = {pretrain:,} tokens of data in its first "
+        f"release, T = {tokens:,.0f} tokens of new data in each later one (the rest of the series' "
+        f"{last['data_tokens']:,} data tokens / (N − 1)), A = {plan.decay_fraction:g}, no replay. "
         f"Planned against retraining: continue {share(ratios['continue'])}, switch {share(ratios['switch'])}; "
         f"this series as spent: {share(measured)}."
     )

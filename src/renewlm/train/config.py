@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from renewlm.config import Config, load, validate
+from renewlm.config import MAX_SEQ_LEN, MAX_STEPS, MAX_TOKENS, Config, load, validate
 from renewlm.data.mixture import MixtureSpec
 from renewlm.eval.config import Evaluations
 from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS
@@ -19,6 +19,9 @@ from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 
 PositiveInt = Annotated[int, Field(gt=0)]
+# YAML reads `tokens: 2e9` as a float; a whole float counts as the count it names.
+Count = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v), Field(gt=0)]
+
 
 
 class OptimizerConfig(Config):
@@ -70,8 +73,8 @@ class RunConfig(Config):
     seq_len: PositiveInt = Field(description="Tokens per training sequence.")
     batch_tokens: PositiveInt = Field(description="Global batch in tokens (a multiple of seq_len).")
     micro_batch: PositiveInt = Field(description="Sequences per forward pass on each process.")
-    steps: PositiveInt | None = Field(None, description="Optimizer steps (or give tokens).")
-    tokens: PositiveInt | None = Field(None, description="Training tokens, rounded down to whole steps.")
+    steps: Count | None = Field(None, description="Optimizer steps (or give tokens).")
+    tokens: Count | None = Field(None, description="Training tokens, rounded down to whole steps.")
     eval_every: int = Field(0, ge=0, description="Held-out evaluation every N steps (0: at the start and end only).")
     evaluations: Evaluations = Field(
         default_factory=list,
@@ -124,6 +127,7 @@ class RunConfig(Config):
             problems.append("give exactly one of steps and tokens")
         if self.batch_tokens % self.seq_len:
             problems.append(f"batch_tokens {self.batch_tokens} is not a multiple of seq_len {self.seq_len}")
+        problems += _beyond_bounds(self)
         if self.load_optimizer and self.parent is None:
             problems.append("load_optimizer needs a parent trunk version")
         if (self.kind == "trunk" or self.paradigm == "switch") and (why := _decays(self.schedule)):
@@ -148,6 +152,21 @@ class RunConfig(Config):
         if self.steps is not None:
             return self.steps
         return max(1, self.tokens // self.batch_tokens)
+
+
+def _beyond_bounds(cfg: RunConfig) -> list[str]:
+    """The run's sizes above renewlm's sane bounds (MAX_TOKENS, MAX_STEPS, MAX_SEQ_LEN), one sentence each."""
+    problems = []
+    if cfg.seq_len > MAX_SEQ_LEN:
+        problems.append(f"seq_len {cfg.seq_len:,} is above the bound of {MAX_SEQ_LEN:,} tokens per sequence; check the number")
+    if cfg.tokens is not None and cfg.tokens > MAX_TOKENS:
+        given, bound = (f"{x:.3g}".replace("e+", "e") for x in (cfg.tokens, MAX_TOKENS))
+        problems.append(f"tokens {given} is above the bound of {bound} tokens for one run (66 times Llama 3's 15T); "
+                        f"check the number (2B is 2e9)")
+    elif (cfg.steps is None) != (cfg.tokens is None) and cfg.total_steps > MAX_STEPS:
+        problems.append(f"the run would take {cfg.total_steps:,} optimizer steps, above the bound of {MAX_STEPS:,} "
+                        f"(100 times a 15T-token pre-training's); check the length, or raise batch_tokens")
+    return problems
 
 
 def _decays(schedule) -> str | None:

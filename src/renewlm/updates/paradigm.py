@@ -29,9 +29,17 @@ def run_file(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
 
 def run_update(
     store: Store, name: str, *, parent: str, data: list[str], paradigm: Paradigm = "continue",
-    decay_fraction: float = 0.1, recipe=None, then: list[str] | None = None, fresh: bool = False, **options,
+    decay_fraction: float = 0.1, recipe=None, then: list[str] | None = None, switch_at: float | None = None,
+    fresh: bool = False, **options,
 ) -> dict:
-    """`renewlm update NEW --from V --data C ... --paradigm P`: build the run(s) and train them."""
+    """`renewlm update NEW --from V --data C ... --paradigm P`: build the run(s) and train them.
+
+    Every flag reaches the one paradigm that uses it; a flag another paradigm does not use is refused
+    here, so each builder takes only its own options."""
+    if paradigm not in ("continue", "switch", "retrain"):
+        raise ConfigError(f"unknown paradigm {paradigm!r}; choose continue, switch or retrain")
+    if paradigm != "continue" and switch_at is not None:
+        raise ConfigError(f"--switch-at moves the reuse recipe's blend switch, which --paradigm {paradigm} does not use; leave it out")
     if paradigm == "retrain":
         unused = [flag for flag, given in (("--recipe", recipe), ("--then", then), ("--replay", options.get("replay")),
                                             ("--replay-from", options.get("replay_from"))) if given]
@@ -58,6 +66,5 @@ def run_update(
             )
         trunk = update_config(store, trunk_name(name), parent=main_path_of(store, parent), data=data, kind="trunk", **options)
         return run_switch(store, name, trunk, decay_fraction, train, fresh=fresh)
-    if paradigm != "continue":
-        raise ConfigError(f"unknown paradigm {paradigm!r}; choose continue, switch or retrain")
-    return train(update_config(store, name, parent=parent, data=data, recipe=recipe, then=then, **options), store, fresh=fresh)
+    cfg = update_config(store, name, parent=parent, data=data, recipe=recipe, then=then, switch_at=switch_at, **options)
+    return train(cfg, store, fresh=fresh)

@@ -5,6 +5,9 @@ N releases, each adding T new tokens. Per release, the tokens each paradigm trai
 - continue: release 1 is pre-training on T; every later release continues the last one on its new data.
 - switch: a main path (trunk) at high LR continues over each release's data, and each release is a
   branch off it with a complete, fast decay over A × the update's tokens.
+A pre-training of P tokens (`pretrain_tokens`) makes release 1 that one run, shared by all three, and
+release i of retrain P + (i−1)·T; switch then starts its main path at release 2, as an update from a
+release with no trunk does.
 An update that replays a share F of every batch (compute-equivalent replay, Ibrahim et al. 2024) must
 train on T/(1−F) tokens to see all T new ones. Release 1 has no old data to replay, and retraining
 sees every release's data once, so neither grows with F.
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from renewlm.config import MAX_SEQ_LEN, MAX_TOKENS
 from renewlm.errors import ConfigError, StoreError
 from renewlm.model.flops import flops_per_token
 from renewlm.model.presets import DEFAULT_SEQ_LEN, PRESETS, padded_vocab, preset_flops_per_token
@@ -62,6 +66,7 @@ class Plan:
     model: ModelCost
     speed: Speed | None
     tokens: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    pretrain_tokens: float | None = None  # release 1's tokens when it is one pre-training of its own size
 
     def flops(self, paradigm: str) -> list[float]:
         return [t * self.model.flops_per_token for t in self.tokens[paradigm]]
@@ -79,6 +84,7 @@ class Plan:
         out = {
             "releases": self.releases,
             "tokens_per_release": self.tokens_per_release,
+            "pretrain_tokens": self.pretrain_tokens,
             "decay_fraction": self.decay_fraction,
             "replay": self.replay,
             "model": self.model.description,
@@ -122,19 +128,28 @@ def _short(x: float) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
-def release_tokens(paradigm: str, release: int, tokens_per_release: float, decay_fraction: float, replay: float) -> float:
+def release_tokens(
+    paradigm: str, release: int, tokens_per_release: float, decay_fraction: float, replay: float,
+    pretrain_tokens: float | None = None,
+) -> float:
     """Tokens trained for release `release` (1-based) under `paradigm`."""
-    update = tokens_per_release if release == 1 else tokens_per_release / (1 - replay)
+    if paradigm not in PARADIGMS:
+        raise ConfigError(f"unknown paradigm {paradigm!r}; choose one of {', '.join(PARADIGMS)}")
+    if pretrain_tokens is not None and release == 1:  # one pre-training, the same run in every paradigm
+        return pretrain_tokens
+    first = tokens_per_release if pretrain_tokens is None else pretrain_tokens
     if paradigm == "retrain":
-        return release * tokens_per_release
+        return first + (release - 1) * tokens_per_release
+    update = tokens_per_release if release == 1 else tokens_per_release / (1 - replay)
     if paradigm == "continue":
         return update
-    if paradigm == "switch":  # the trunk over the update, then the branch's decay over A of it
-        return (1 + decay_fraction) * update
-    raise ConfigError(f"unknown paradigm {paradigm!r}; choose one of {', '.join(PARADIGMS)}")
+    return (1 + decay_fraction) * update  # switch: the trunk over the update, then the branch's decay over A of it
 
 
-def check_inputs(releases: int, tokens_per_release: float, decay_fraction: float, replay: float, tokens_per_second: float | None) -> None:
+def check_inputs(
+    releases: int, tokens_per_release: float, decay_fraction: float, replay: float, tokens_per_second: float | None,
+    pretrain_tokens: float | None = None,
+) -> None:
     """One sentence for the first value out of range; checked before anything is read or written."""
     if releases < 1:
         raise ConfigError(f"--releases {releases} plans no release; give 1 or more")
@@ -143,8 +158,15 @@ def check_inputs(releases: int, tokens_per_release: float, decay_fraction: float
             f"--releases {releases:,} is more than the {MAX_RELEASES:,} a plan lists (one row each); give at most "
             f"{MAX_RELEASES:,} (past a few, the shares of retraining fall as 2/(N+1) and 2(1+A)/(N+1))"
         )
-    if not 0 < tokens_per_release < math.inf:
-        raise ConfigError(f"--tokens-per-release {tokens_per_release:g} must be positive (e.g. 10B or 1e10)")
+    for option, tokens in (("--tokens-per-release", tokens_per_release), ("--pretrain-tokens", pretrain_tokens)):
+        if tokens is None:
+            continue
+        if not 0 < tokens < math.inf:
+            raise ConfigError(f"{option} {tokens:g} must be positive (e.g. 10B or 1e10)")
+        if tokens > MAX_TOKENS:
+            raise ConfigError(
+                f"{option} {_exp(tokens)} is above the bound of {_exp(MAX_TOKENS)} tokens for one run (66 times Llama 3's 15T); check the number"
+            )
     if not 0 < decay_fraction <= 1:
         raise ConfigError(
             f"--decay-fraction {decay_fraction:g} is outside (0, 1]; a branch decays over a share of the update's tokens, default 0.1"
@@ -153,6 +175,10 @@ def check_inputs(releases: int, tokens_per_release: float, decay_fraction: float
         raise ConfigError(f"--replay {replay:g} is outside [0, 1); it is the share of every batch given to old data, e.g. 0.05")
     if tokens_per_second is not None and not 0 < tokens_per_second < math.inf:
         raise ConfigError(f"--tokens-per-second {tokens_per_second:g} must be positive, or leave it out to use a measured figure")
+
+
+def _exp(x: float) -> str:
+    return f"{x:.3g}".replace("e+", "e")
 
 
 def parse_tokens(text: str, option: str = "--tokens-per-release") -> float:
@@ -181,10 +207,17 @@ def model_cost(store: Store, model: str | None, *, vocab_size: int | None = None
     if store.exists("versions", model):
         if vocab_size is not None:
             raise ConfigError(f"--vocab-size applies to a preset; version {model!r} has its own vocabulary, so leave it out")
+        from renewlm.model.load import model_positions  # torch: a version's config is read by transformers
+
         config = _version_config(store, model)
-        seq = seq_len or _version_seq_len(store, model) or DEFAULT_SEQ_LEN
+        positions = model_positions(store.path("versions", model))
+        seq = seq_len or _version_seq_len(store, model) or min(DEFAULT_SEQ_LEN, positions or DEFAULT_SEQ_LEN)
+        if positions and seq > positions:
+            raise ConfigError(f"--seq-len {seq:,} is longer than the {positions:,} positions version {model!r} supports; give at most {positions:,}")
         return ModelCost(f"version {model}", _flops(config, seq, f"version {model!r}"), seq)
     if model in PRESETS:
+        if seq_len is not None and seq_len > MAX_SEQ_LEN:  # a preset is built with as many positions as its run's sequence
+            raise ConfigError(f"--seq-len {seq_len:,} is above the bound of {MAX_SEQ_LEN:,} tokens per sequence; check the number")
         vocab = vocab_size or DEFAULT_VOCAB_SIZE
         seq = seq_len or DEFAULT_SEQ_LEN
         rows = padded_vocab(vocab)
@@ -281,16 +314,17 @@ def make_plan(
     decay_fraction: float = DEFAULT_DECAY_FRACTION,
     replay: float = 0.0,
     tokens_per_second: float | None = None,
+    pretrain_tokens: float | None = None,
 ) -> Plan:
     """The plan for N releases: every input checked first, then the model priced, then the speed found."""
-    check_inputs(releases, tokens_per_release, decay_fraction, replay, tokens_per_second)
+    check_inputs(releases, tokens_per_release, decay_fraction, replay, tokens_per_second, pretrain_tokens)
     cost = model_cost(store, model, vocab_size=vocab_size, seq_len=seq_len)
     speed = Speed(tokens_per_second, "given") if tokens_per_second is not None else measured_speed(store, model)
     tokens = {
-        p: tuple(release_tokens(p, i, tokens_per_release, decay_fraction, replay) for i in range(1, releases + 1))
+        p: tuple(release_tokens(p, i, tokens_per_release, decay_fraction, replay, pretrain_tokens) for i in range(1, releases + 1))
         for p in PARADIGMS
     }
-    return Plan(releases, tokens_per_release, decay_fraction, replay, cost, speed, tokens)
+    return Plan(releases, tokens_per_release, decay_fraction, replay, cost, speed, tokens, pretrain_tokens)
 
 
 def plot_plan(plan: Plan, output: Path) -> Path:
@@ -317,8 +351,10 @@ def plot_plan(plan: Plan, output: Path) -> Path:
     ax.set_xticks(xs)
     top = max(cumulative(plan.flops("retrain"))[-1], cumulative(plan.flops("switch"))[-1])
     ax.set_ylim(-0.08 * top, 1.1 * top)  # room for the labels under continue's first point
-    ax.set_title(f"{plan.model.description}: {plan.releases} releases of {format_count(plan.tokens_per_release)} "
-                 f"tokens (% = of retraining so far)", fontsize=9)
+    shape = f"{plan.releases} releases of {format_count(plan.tokens_per_release)} tokens"
+    if plan.pretrain_tokens is not None:
+        shape = f"{plan.releases} releases: a pre-training of {format_count(plan.pretrain_tokens)}, then {format_count(plan.tokens_per_release)} tokens each"
+    ax.set_title(f"{plan.model.description}: {shape} (% = of retraining so far)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

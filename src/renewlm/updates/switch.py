@@ -20,6 +20,9 @@ from renewlm.train.run import config_changes, read_identity
 from renewlm.versions import list_versions, read_version
 
 TRUNK_SUFFIX = "-trunk"
+# A decay's first step runs at the LR it starts from, so a one-step branch is the trunk's LR again: no
+# decay at all. Two steps end at 29% of the trunk's LR (1-sqrt: 1 − √(1/2)), five at 11%, ten at 5%.
+MIN_DECAY_STEPS = 2
 
 
 def trunk_name(release: str) -> str:
@@ -65,6 +68,13 @@ def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float,
     if store.exists("versions", name):
         raise ConfigError(f"version {name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {name}`")
     release = branch_config(name, trunk, decay_fraction)  # its problems stop the command before the trunk trains
+    if release.total_steps < MIN_DECAY_STEPS:
+        need = next(n for n in range(trunk.total_steps, 10**9) if round(decay_fraction * n) >= MIN_DECAY_STEPS)
+        raise ConfigError(
+            f"release {name!r} would decay over {release.total_steps} step{'s' * (release.total_steps != 1)} ({decay_fraction:g} of the trunk's {trunk.total_steps}), which "
+            f"runs at the trunk's LR, but a release decays over at least {MIN_DECAY_STEPS} steps; give the update at "
+            f"least {need} steps or a larger --decay-fraction (decay_fraction: in a run file)"
+        )
     if store.exists("versions", trunk.name):
         identity = read_identity(store.path("runs", trunk.name)) if store.path("runs", trunk.name).is_dir() else None
         if identity is None or config_changes(identity["config"], trunk):

@@ -8,7 +8,8 @@
   architecture × its data tokens (tokens of corpora that each run's lineage had not trained on;
   replayed data and a release's decay re-read data already counted).
 - series: the releases in the version's history (release ancestors, every release branched off a
-  trunk ancestor, and the version itself; a trunk, never released, has none); what producing all of them cost (each run once) against
+  trunk ancestor, and the version itself; a trunk, never released, has none; a soup that is a copy of
+  one version, all its weight on it, takes that version's place); what producing all of them cost (each run once) against
   retraining each of them from scratch, the comparison of Wang et al. (four versions of path
   switching ≈ 58% of retraining, recipes.md §3).
 """
@@ -37,9 +38,18 @@ def _sum(metas, key: str) -> float:
     return sum(m.get(key, 0) or 0 for m in metas)
 
 
+def copy_of(meta: dict) -> str | None:
+    """The version a soup's weights equal (linear or slerp with all the weight on one parent: α = 1), or None."""
+    if meta.get("kind") != "soup" or meta.get("method", "linear") not in ("linear", "slerp"):
+        return None
+    weighted = [p for p in meta.get("parents") or [] if p.get("weight")]
+    return weighted[0]["name"] if len(weighted) == 1 and weighted[0]["weight"] == 1 else None
+
+
 def _series(metas: dict[str, dict], name: str, chain: list[dict]) -> list[str]:
     """The releases of the version's history in order: each release ancestor, and after each trunk
-    ancestor the releases branched off it; the version itself last."""
+    ancestor the releases branched off it; the version itself last, in the place of the version it
+    copies if it is a copy (it adds no release to the series)."""
     branched: dict[str, list[str]] = {}
     for meta in metas.values():
         if meta.get("trunk"):
@@ -50,7 +60,8 @@ def _series(metas: dict[str, dict], name: str, chain: list[dict]) -> list[str]:
             series += sorted(branched.get(meta["name"], []))
         elif meta.get("kind") != "soup":
             series.append(meta["name"])
-    return list(dict.fromkeys([*series, name]))
+    copied = copy_of(metas[name])
+    return list(dict.fromkeys([*(s for s in series if s != copied), name]))
 
 
 def cost(store: Store, name: str, metas: dict[str, dict] | None = None) -> dict:
