@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from renewlm.config import Config, load, validate
 from renewlm.data.mixture import MixtureSpec
 from renewlm.eval.config import Evaluations
-from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS
+from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 
