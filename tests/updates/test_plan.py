@@ -8,9 +8,9 @@ import pytest
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from renewlm.counts import parse_tokens
 from renewlm.data.tokenizer import load_tokenizer
 from renewlm.errors import ConfigError, StoreError
-from renewlm.counts import parse_tokens
 from renewlm.updates.plan import make_plan
 from renewlm.versions import write_version
 

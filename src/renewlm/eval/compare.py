@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
+from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.distributed import Dist
 from renewlm.errors import ConfigError, RenewError
 from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
-from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.eval.heldout import heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, write_json
