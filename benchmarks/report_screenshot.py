@@ -1,7 +1,7 @@
 """How fast `renewlm report` renders a large store, and a screenshot of a report as a browser shows it.
 
 Builds synthetic stores (version records, metrics.jsonl, evaluations.json and a sweep.json shaped as
-renewlm writes them; tests/report/synthetic.py, no training), times `build_report` on a store of
+renewlm writes them; renewlm/examples/synthetic.py, no training), times `build_report` on a store of
 2·K + 5 versions (K releases of a path-switching series with their trunks, a continued branch, a
 soup, an import), then renders a smaller store's report in headless Chromium (Debian's `chromium`)
 and saves the screenshot. With `--store DIR` the screenshot is of that store instead (after
@@ -22,17 +22,15 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # tests/report/synthetic.py builds the stores
 
 from renewlm.report import build_report, write_report
 from renewlm.store import Store
-from tests.report.synthetic import add_synthetic
+from renewlm.examples.synthetic import add_synthetic
 
 RESULTS = ROOT / "benchmarks" / "results"
 

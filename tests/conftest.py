@@ -65,7 +65,7 @@ def tokenizer_dir(tokenizer_store) -> Path:
 def make_corpus(store, tmp_path):
     """`make_corpus(name, texts, **prepare_kwargs) -> Corpus`: the texts as JSON lines, prepared into
     `store` with tokenizer `tok`; by default one worker and nothing held out (`val_fraction=0`)."""
-    from renewlm.data.corpus import prepare
+    from renewlm.data import prepare
 
     folder = tmp_path / "make_corpus"
     folder.mkdir()

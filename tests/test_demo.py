@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from renewlm.demo import NAMES, VERSIONS, DemoSize, choose_threads, run_demo
+from renewlm.examples.demo import NAMES, VERSIONS, DemoSize, choose_threads, run_demo
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.versions import read_version

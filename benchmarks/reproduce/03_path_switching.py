@@ -41,7 +41,7 @@ from common import (
 )
 
 from renewlm.data.prepare import prepare
-from renewlm.demo import code_documents, stdlib_files
+from renewlm.examples.demo import code_documents, stdlib_files
 from renewlm.train.config import validate_run
 from renewlm.updates.paradigm import run_file, run_update
 from renewlm.updates.plan import make_plan

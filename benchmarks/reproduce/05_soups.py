@@ -2,7 +2,7 @@
 
 Each update of study 1 without replay (weak and strong shift, every seed) is averaged with its parent
 `rp-a`: α·update + (1 − α)·rp-a for α in ALPHAS, by `renewlm soup NAME --from UPDATE --base rp-a
---sweep 0,0.25,0.5,0.75,1 --on A,B`. The sweep measures every α on the held-out splits of A (forgetting)
+--sweep 0,0.25,0.5,0.75,1 --data A,B`. The sweep measures every α on the held-out splits of A (forgetting)
 and B (adaptation) and writes the α with the lowest mean as the soup version; its record keeps every
 row, so a second run reads the record instead of rebuilding. α = 0 is the base, α = 1 the update: the
 two ends every soup is measured against. For reference the plot also shows study 1's replay updates.

@@ -47,7 +47,7 @@ from common import (
 
 from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import load_tokenizer
-from renewlm.demo import code_documents, stdlib_files
+from renewlm.examples.demo import code_documents, stdlib_files
 from renewlm.sweep import resolve_settings, run_sweep
 from renewlm.train.config import validate_run
 from renewlm.updates.update import update_config

@@ -27,7 +27,7 @@ import pydoc_data.topics
 
 from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import train_tokenizer
-from renewlm.demo import code_documents, stdlib_files
+from renewlm.examples.demo import code_documents, stdlib_files
 from renewlm.eval.compare import check, evaluate_versions
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run

@@ -60,7 +60,7 @@ def test_the_matrix_is_the_runs_final_held_out_loss_and_is_recorded_beside_the_v
 def test_the_table_shows_versions_by_corpora(cli, trained):
     store, _, _ = trained
     train(validate_run(run_dict("ev-table", steps=2)), store, fresh=True)
-    code, out, err = cli("eval", "ev-table", "--corpora", "code", "--eval-tokens", "256", "--store", store.root)
+    code, out, err = cli("eval", "ev-table", "--data", "code", "--eval-tokens", "256", "--store", store.root)
     assert code == 0, err
     header = next(line for line in out.splitlines() if "version" in line)
     assert "code" in header and "adaptation" in header and "forgetting" in header and "prose" not in header
@@ -71,7 +71,7 @@ def test_the_table_shows_versions_by_corpora(cli, trained):
 
 def test_evaluating_again_merges_into_the_record(cli, trained):
     store, _, _ = trained
-    code, _, err = cli("eval", "ev-table", "--corpora", "prose", "--eval-tokens", "256", "--store", store.root)
+    code, _, err = cli("eval", "ev-table", "--data", "prose", "--eval-tokens", "256", "--store", store.root)
     assert code == 0, err
     saved = json.loads((store.path("versions", "ev-table") / "evaluations.json").read_text())
     assert set(saved["heldout"]) == {"code", "prose"}
@@ -113,7 +113,8 @@ def other_corpus(train_store, tmp_path_factory):
 
 @pytest.mark.parametrize("args, says", [
     (["ev-nope"], "no version named 'ev-nope'"),
-    (["ev-base", "--corpora", "nope"], "no corpus named 'nope'"),
+    (["ev-base", "--data", "nope"], "no corpus named 'nope'"),
+    (["ev-base", "--data", "code,nope"], "no corpus named 'nope'"),
     (["ev-base", "--limit", "0"], "--limit 0 must be at least 1; leave it out to run every example"),
     (["ev-base", "--micro-batch", "0"], "--micro-batch 0 must be at least 1"),
     (["ev-base", "--seq-len", "100000"], "is longer than the"),
@@ -129,7 +130,7 @@ def test_bad_input_is_one_sentence_and_changes_no_record(cli, trained, args, say
 
 def test_a_corpus_of_another_tokenizer_is_refused(cli, trained, other_corpus):
     store, _, _ = trained
-    code, _, err = cli("eval", "ev-child", "--corpora", other_corpus, "--store", store.root)
+    code, _, err = cli("eval", "ev-child", "--data", other_corpus, "--store", store.root)
     assert code == 2 and "was prepared with another tokenizer than version 'ev-child'" in err
 
 
@@ -154,3 +155,11 @@ def test_a_switch_series_listed_by_its_releases_gets_adaptation_and_forgetting(c
         assert summary[release]["compared_with"]["parents"] == [before] and summary[release]["adaptation"] is not None
         assert summary[release]["forgetting"] is not None and not summary[release]["notes"]
     assert "sw2" in summary["sw4"]["compared_with"]["earlier"]  # an earlier release of the series, not an ancestor
+
+
+def test_the_old_corpora_flag_still_names_corpora_with_a_note(cli, trained):
+    store, _, _ = trained
+    code, _, err = cli("eval", "ev-base", "--corpora", "nope", "--store", store.root)
+    note, error = err.splitlines()
+    assert code == 2 and note == "note: --corpora is renamed --data; the old spelling goes in the next release"
+    assert error.startswith("error: ") and "no corpus named 'nope'" in error

@@ -78,7 +78,7 @@ def test_plot_is_a_png_with_the_ratios_annotated(cli, tmp_path, monkeypatch):
     monkeypatch.setattr(Axes, "annotate", lambda self, text, xy, **kw: notes.append(text) or annotate(self, text, xy, **kw))
     monkeypatch.setattr(Axes, "plot", lambda self, xs, ys, **kw: lines.append((kw["label"], list(ys))) or plot(self, xs, ys, **kw))
     out_png = tmp_path / "charts" / "plan.png"
-    code, out, err = cli("plan", "--releases", "4", "--tokens-per-release", "1e9", "--decay-fraction", "0.45", "--plot", out_png, "--store", tmp_path / "s")
+    code, out, err = cli("plan", "--releases", "4", "--tokens-per-release", "1e9", "--decay-fraction", "0.45", "--out", out_png, "--store", tmp_path / "s")
     assert code == 0, err
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"wrote {out_png}" in out.replace("\n", "")
@@ -117,16 +117,16 @@ def test_a_version_with_measured_speed(cli, store):
         (["--releases", "2", "--tokens-per-release", "1B", "--replay", "1"], "--replay 1 is outside [0, 1)"),
         (["--releases", "2", "--tokens-per-release", "1B", "--model", "7b"], "neither a preset"),
         (["--releases", "2", "--tokens-per-release", "1B", "--tokens-per-second", "-3"], "--tokens-per-second -3 must be positive"),
-        (["--releases", "2", "--tokens-per-release", "1B", "--plot", "chart.jpg"], "should be a .png file"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--out", "chart.jpg"], "should be a .png file"),
         (["--releases", "1000000000", "--tokens-per-release", "1B"], "--releases 1,000,000,000 is more than the 1,000 a plan lists"),
-        (["--releases", "2", "--tokens-per-release", "1B", "--plot", "no/such/chart.png"], "nor the folder above it exists"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--out", "no/such/chart.png"], "nor the folder above it exists"),
         (["--releases", "2", "--tokens-per-release", "1B", "--pretrain-tokens", "lots"], "--pretrain-tokens 'lots' is not a token count"),
         (["--releases", "2", "--tokens-per-release", "1e18"], "above the bound of 1e15 tokens"),
         (["--releases", "2", "--tokens-per-release", "1B", "--model", "tiny", "--seq-len", "100000000000"], "above the bound of 1,048,576"),
     ],
 )
 def test_bad_input_one_sentence_exit_2_nothing_written(cli, tmp_path, args, words):
-    chart = [] if "--plot" in args else ["--plot", tmp_path / "p.png"]
+    chart = [] if "--out" in args else ["--out", tmp_path / "p.png"]
     code, out, err = cli("plan", *args, *chart, "--store", tmp_path / "s")
     assert code == 2
     assert err.startswith("error: ") and words in err and err.count("\n") == 1

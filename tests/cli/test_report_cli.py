@@ -1,6 +1,6 @@
 """`renewlm report` through the CLI entry point: the file, --versions, and bad input in one sentence."""
 
-from tests.report.synthetic import add_synthetic, write_record
+from renewlm.examples.synthetic import add_synthetic, write_record
 
 
 def test_report_writes_one_html_file(cli, tmp_path):

@@ -33,13 +33,21 @@ def test_soup_command(cli, two_versions):
 
 def test_sweep_prints_its_table(cli, two_versions):
     code, out, err = cli(
-        "soup", "sw", "--from", "cpt", "--base", "base", "--sweep", "0,0.5,1", "--on", "prose",
+        "soup", "sw", "--from", "cpt", "--base", "base", "--sweep", "0,0.5,1", "--data", "prose",
         "--seq-len", "32", "--eval-tokens", "512", "--store", two_versions.root,
     )
     assert code == 0, err
     assert "α" in out and "prose" in out and "mean" in out and "kept" in out
     record = json.loads((two_versions.path("versions", "sw") / "version.json").read_text())
     assert [r["alpha"] for r in record["sweep"]["rows"]] == [0.0, 0.5, 1.0] and set(record["losses"]) == {"prose"}
+
+
+def test_the_old_on_flag_still_names_the_corpora_with_a_note(cli, two_versions):
+    code, _, err = cli("soup", "sw-on", "--from", "cpt", "--base", "base", "--sweep", "0,1", "--on", "prose",
+                       "--seq-len", "32", "--eval-tokens", "512", "--store", two_versions.root)
+    assert code == 0 and err == "note: --on is renamed --data; the old spelling goes in the next release\n"
+    record = json.loads((two_versions.path("versions", "sw-on") / "version.json").read_text())
+    assert set(record["losses"]) == {"prose"}
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from renewlm.data.corpus import Corpus, Split, list_corpora, prepare
+from renewlm.data import Corpus, Split, list_corpora, prepare
 from renewlm.data.corpus import ShardWriter
 from renewlm.data.prepare import prepare as prepare_itself
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
@@ -37,7 +37,7 @@ def test_reads_cross_shard_boundaries(tmp_path):
 def test_the_corpus_interface(store, make_corpus):
     texts = prose_texts()[:30]
     corpus = make_corpus("prose", texts, val_fraction=0.2)
-    assert prepare is prepare_itself  # `from renewlm.data.corpus import prepare` is the one prepare
+    assert prepare is prepare_itself  # `from renewlm.data import prepare` is the one prepare
     opened = Corpus.open(store, "prose")
     assert opened.name == "prose" and opened.path == store.path("corpora", "prose")
     assert opened.dtype == np.uint16 and opened.eos_id == load_tokenizer(store, "tok").eos_token_id

@@ -53,7 +53,7 @@ def test_a_soup_is_compared_with_its_best_parent():
 def test_a_switch_release_is_compared_with_the_release_it_was_updated_from(tmp_path):
     from renewlm.eval.compare import version_lineage
     from renewlm.store import Store
-    from tests.report.synthetic import write_record
+    from renewlm.examples.synthetic import write_record
 
     store = Store(tmp_path / "store")
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
-from renewlm.data.corpus import prepare
+from renewlm.data import prepare
 from renewlm.data.tokenizer import TOKENIZER_FILES, fingerprint, load_tokenizer
 from renewlm.versions import import_version, read_version, write_version
 from tests.conftest import prose_texts, write_jsonl

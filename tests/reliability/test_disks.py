@@ -68,7 +68,7 @@ def test_every_command_that_writes_to_a_read_only_store_says_so(disk_store, cli,
 
 def test_eval_on_a_read_only_store_prints_its_numbers_and_says_they_were_not_saved(disk_store, cli, monkeypatch):
     read_only(monkeypatch, disk_store.root)
-    code, out, err = cli("eval", "a", "b", "--corpora", "prose", "--eval-tokens", "512", "--store", disk_store.root)
+    code, out, err = cli("eval", "a", "b", "--data", "prose", "--eval-tokens", "512", "--store", disk_store.root)
     assert code == 0 and "held-out loss" in out and "prose" in out, err
     assert err.startswith("warning: the results were not saved to evaluations.json: ") and "read-only" in err
     assert not (disk_store.path("versions", "a") / "evaluations.json").exists()

@@ -2,7 +2,7 @@
 
     report_store   session store: two real tiny runs (`tiny-base` on prose, `tiny-code` updated from it on
                    code, so its held-out curves show forgetting) beside a synthetic switch series of 3
-                   releases, a continued branch, a soup, an import and a sweep (tests/report/synthetic.py)
+                   releases, a continued branch, a soup, an import and a sweep (renewlm/examples/synthetic.py)
     synthetic      a fresh store per test with only the synthetic records (no training)
 """
 
@@ -13,7 +13,7 @@ import pytest
 from renewlm.store import Store
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
-from tests.report.synthetic import add_synthetic
+from renewlm.examples.synthetic import add_synthetic
 from tests.train.conftest import run_dict
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from renewlm.errors import ConfigError
 from renewlm.report import SECTIONS, build_report, write_report
 from renewlm.store import Store
-from tests.report.synthetic import sweep_record, write_record
+from renewlm.examples.synthetic import sweep_record, write_record
 
 
 class Page(HTMLParser):
@@ -108,7 +108,7 @@ def test_write_report_replaces_the_file_whole_and_refuses_other_names(synthetic,
 
 
 def test_a_long_run_is_thinned_for_drawing(synthetic):
-    from tests.report.synthetic import write_metrics
+    from renewlm.examples.synthetic import write_metrics
 
     write_metrics(synthetic, "r1", steps=20_000, tokens_per_step=100, corpora=["c0"], new=None, start={"c0": 3.0}, eval_every=1000)
     html = build_report(synthetic, ["r1"])

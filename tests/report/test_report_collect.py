@@ -11,7 +11,7 @@ from renewlm.report.figures import stability_gap
 from renewlm.report.graph import graph_order, lanes, version_graph_svg
 from renewlm.store import Store
 from renewlm.versions import parent_names
-from tests.report.synthetic import write_record
+from renewlm.examples.synthetic import write_record
 
 
 def test_an_empty_store_is_refused_with_what_to_run_first(tmp_path):

@@ -8,9 +8,10 @@ import pytest
 import yaml
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from renewlm.counts import parse_tokens
 from renewlm.data.tokenizer import load_tokenizer
 from renewlm.errors import ConfigError, StoreError
-from renewlm.updates.plan import make_plan, parse_tokens
+from renewlm.updates.plan import make_plan
 from renewlm.versions import write_version
 
 # The 1b preset at 128,256 ids, seq 2,048, by hand: per layer q 2048² + k, v 2048·512 each (8 KV heads

@@ -63,7 +63,7 @@ def prepare(
     """Tokenize raw files into a corpus of memory-mapped shards with a held-out split."""
     from renewlm.data.prepare import heldout_warning
     from renewlm.data.prepare import prepare as prepare_corpus
-    from renewlm.updates.plan import parse_tokens
+    from renewlm.counts import parse_tokens
 
     heldout_tokens = round(parse_tokens(min_heldout_tokens, "--min-heldout-tokens"))
     tokens = [0]

@@ -20,7 +20,7 @@ def demo(
     store: StoreOption = None,
 ) -> None:
     """Pre-train a tiny model on prose, then update it on code with and without replay (CPU, minutes)."""
-    from renewlm.demo import NAMES, VERSIONS, run_demo  # torch loads only for commands that train
+    from renewlm.examples.demo import NAMES, VERSIONS, run_demo  # torch loads only for commands that train
 
     st = open_store(store)
     started = time.monotonic()

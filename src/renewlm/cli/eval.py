@@ -11,36 +11,40 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.cli.options import count, names, renamed
+from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.errors import DiskError
 
 
 @app.command("eval")
 def eval_cmd(
     versions: Annotated[list[str], typer.Argument(help="Versions to evaluate (each against the others: list parents too).")],
-    corpora: Annotated[list[str] | None, typer.Option("--corpora", help="Corpora for held-out loss (default: every corpus of the versions' lineages).")] = None,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval tasks or groups (needs renewlm[eval]).")] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Corpora for held-out loss, repeat or comma-separated (default: every corpus of the versions' lineages).")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval tasks or groups, repeat or comma-separated (needs renewlm[eval]).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Examples per lm-eval task (default: all).")] = None,
     num_fewshot: Annotated[int | None, typer.Option("--num-fewshot", help="Few-shot examples per prompt (default: each task's own).")] = None,
     batch_size: Annotated[str, typer.Option("--batch-size", help="lm-eval requests per forward pass, or auto.")] = "auto",
     include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="A folder of lm-eval task YAML files (local tasks, offline).")] = None,
     core: Annotated[Path | None, typer.Option("--core", help="YAML of core-average tasks replacing or adding to the shipped ones.")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Held-out window length (default: the shortest the versions trained at).")] = None,
-    eval_tokens: Annotated[int | None, typer.Option("--eval-tokens", help="Held-out tokens per corpus [default: 65536].")] = None,
-    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Held-out windows per forward pass.")] = 8,
+    eval_tokens: Annotated[str | None, typer.Option("--eval-tokens", help=f"Held-out tokens per corpus, e.g. 64k [default: {DEFAULT_EVAL_TOKENS}].")] = None,
+    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Held-out windows per forward pass.")] = DEFAULT_EVAL_MICRO_BATCH,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
     store: StoreOption = None,
+    corpora: Annotated[list[str] | None, typer.Option("--corpora", hidden=True, help="Old spelling of --data.")] = None,
 ) -> None:
     """Held-out loss and perplexity of versions on corpora, adaptation and forgetting, lm-eval tasks.
 
     Results are merged into each version's evaluations.json (its weights and version.json stay as they are).
     """
-    from renewlm.eval.compare import DEFAULT_EVAL_TOKENS, check, evaluate_versions, record  # torch loads only here
+    from renewlm.eval.compare import check, evaluate_versions, record  # torch loads only here
 
+    data = renamed(data, corpora, "--corpora", "--data")
     st = open_store(store)
     plan = check(
-        st, versions, corpora=corpora, tasks=tasks or (), include_paths=include_path or (), limit=limit,
+        st, versions, corpora=names(data) if data else None, tasks=names(tasks), include_paths=include_path or (), limit=limit,
         num_fewshot=num_fewshot, batch_size=batch_size, seq_len=seq_len,
-        eval_tokens=DEFAULT_EVAL_TOKENS if eval_tokens is None else eval_tokens,
+        eval_tokens=DEFAULT_EVAL_TOKENS if eval_tokens is None else count(eval_tokens, "--eval-tokens"),
         micro_batch=micro_batch, core=core,
     )
     say = (lambda line: None) if as_json else (lambda line: console.print(f"[dim]{line}[/]"))

@@ -11,10 +11,12 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.cli.options import renamed
+from renewlm.counts import parse_tokens
 from renewlm.errors import ConfigError
 from renewlm.store import check_output
 from renewlm.updates.plan import (
-    DEFAULT_DECAY_FRACTION, PARADIGMS, Plan, cumulative, format_count, make_plan, parse_tokens, plot_plan,
+    DEFAULT_DECAY_FRACTION, PARADIGMS, Plan, cumulative, format_count, make_plan, plot_plan,
 )
 
 WHAT = {
@@ -35,15 +37,17 @@ def plan_cmd(
     decay_fraction: Annotated[float, typer.Option("--decay-fraction", help="switch: a branch's decay, as a share A of the update's tokens.")] = DEFAULT_DECAY_FRACTION,
     replay: Annotated[float, typer.Option("--replay", help="Share F of every update batch given to old data; an update trains on T/(1−F).")] = 0.0,
     tokens_per_second: Annotated[float | None, typer.Option("--tokens-per-second", help="Training speed for hours (default: measured in the store's runs).", show_default=False)] = None,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw cumulative cost per paradigm to this PNG file.", show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also draw cumulative cost per paradigm to this PNG file.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON instead of a table.")] = False,
     store: StoreOption = None,
+    plot: Annotated[Path | None, typer.Option("--plot", hidden=True, help="Old spelling of --out.")] = None,
 ) -> None:
     """What N releases cost when retrained, continued, or branched off a main path (path switching)."""
+    plot = renamed(out, plot, "--plot", "--out")
     if plot is not None and plot.suffix.lower() != ".png":
-        raise ConfigError(f"--plot {plot} should be a .png file")
+        raise ConfigError(f"--out {plot} should be a .png file")
     if plot is not None:
-        check_output(plot, "--plot")
+        check_output(plot, "--out")
     result = make_plan(
         open_store(store),
         releases=releases,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.cli.options import names
 
 
 @app.command()
@@ -21,8 +22,7 @@ def report(
     the version graph, training and forgetting curves, held-out losses, lm-eval results, sweeps and the ledger."""
     from renewlm.report import write_report
 
-    names = [v.strip() for value in versions or [] for v in value.split(",") if v.strip()] or None
     started = time.perf_counter()
-    path = write_report(open_store(store), out, names)
+    path = write_report(open_store(store), out, names(versions) or None)
     size = path.stat().st_size
     console.print(f"report: {path} ({size / 1e6:.1f} MB, {time.perf_counter() - started:.1f} s); open it in a browser", highlight=False)

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import app, console
+from renewlm.cli.options import count, renamed
 from renewlm.errors import ConfigError
 from renewlm.optim.schedule import Schedule, load_schedule
 from renewlm.store import check_output
@@ -17,7 +18,7 @@ schedule_app = typer.Typer(help="Inspect learning-rate schedules.", no_args_is_h
 app.add_typer(schedule_app, name="schedule")
 
 Steps = Annotated[int, typer.Option("--steps", help="Optimizer steps of the run.")]
-TokensPerStep = Annotated[int | None, typer.Option("--tokens-per-step", help="Global batch in tokens, for lengths given in tokens.")]
+TokensPerStep = Annotated[str | None, typer.Option("--tokens-per-step", help="Global batch in tokens (e.g. 4M), for lengths given in tokens.")]
 
 
 # A chart is at most ~1,000 pixels wide: past this many steps, draw a sample that keeps every boundary.
@@ -43,7 +44,7 @@ def show(
 ) -> None:
     """The learning rate at key points of a run (or at every step with --csv)."""
     loaded = load_schedule(spec)
-    schedule = loaded.build(steps, tokens_per_step)
+    schedule = loaded.build(steps, count(tokens_per_step, "--tokens-per-step"))
     if csv:
         print("step,lr")
         for step in range(steps + 1):
@@ -64,9 +65,10 @@ def show(
 def plot(
     specs: Annotated[list[Path], typer.Argument(help="Schedule YAML files, drawn on one chart.")],
     steps: Steps,
-    output: Annotated[Path, typer.Option("-o", "--output", help="PNG file to write.")],
+    out: Annotated[Path | None, typer.Option("-o", "--out", help="PNG file to write.", show_default=False)] = None,
     tokens_per_step: TokensPerStep = None,
     log: Annotated[bool, typer.Option("--log", help="Logarithmic learning-rate axis (a zero LR is left out).")] = False,
+    output: Annotated[Path | None, typer.Option("--output", hidden=True, help="Old spelling of --out.")] = None,
 ) -> None:
     """Draw several schedules on one chart, with stage boundaries marked."""
     import matplotlib
@@ -74,14 +76,17 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    output = renamed(out, output, "--output", "--out")
+    if output is None:
+        raise ConfigError("schedule plot needs the PNG file to write; add --out FILE.png")
     if output.suffix.lower() != ".png":
-        raise ConfigError(f"-o {output} should be a .png file")
-    check_output(output, "-o")
+        raise ConfigError(f"--out {output} should be a .png file")
+    check_output(output, "--out")
     schedules = [(path, load_schedule(path)) for path in specs]
     # constrained layout makes room for the legend below the axes, where it covers no curve
     fig, ax = plt.subplots(figsize=(9, 5), dpi=120, layout="constrained")
     for path, spec in schedules:
-        schedule = spec.build(steps, tokens_per_step)
+        schedule = spec.build(steps, count(tokens_per_step, "--tokens-per-step"))
         xs = sorted({*range(0, steps + 1, max(1, steps // PLOT_POINTS)), *key_steps(schedule)})
         (line,) = ax.plot(xs, [schedule.lr(x) for x in xs], label=f"{path.stem} ({spec.name})")
         for stage in schedule.stages[1:]:

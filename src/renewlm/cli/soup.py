@@ -8,21 +8,9 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.cli.options import count, names, numbers, renamed
+from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.errors import ConfigError
-
-
-def _split(values: list[str] | None) -> list[str]:
-    """Repeated options and comma-separated lists alike: `--from a --from b` or `--from a,b`."""
-    return [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
-
-
-def _numbers(values: list[str] | None, flag: str) -> list[float] | None:
-    if not values:
-        return None
-    try:
-        return [float(v) for v in _split(values)]
-    except ValueError:
-        raise ConfigError(f"{flag} {','.join(values)} is not a list of numbers; write e.g. {flag} 0.25,0.75") from None
 
 
 def _params(values: list[str] | None) -> dict:
@@ -56,25 +44,26 @@ def soup(
     param: Annotated[list[str] | None, typer.Option("--param", help="A parameter of the method, NAME=VALUE (e.g. density=0.5 for ties); repeat for several.")] = None,
     sweep: Annotated[str | None, typer.Option("--sweep", help="Values of α to try for α·V + (1−α)·B, e.g. 0,0.25,0.5,0.75,1; the best is kept.")] = None,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy soup: add a version to the average only if the mean held-out loss improves.")] = False,
-    on: Annotated[list[str] | None, typer.Option("--on", help="Corpora whose held-out splits measure the soup (repeat, or comma-separated).")] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Corpora whose held-out splits measure the soup (repeat, or comma-separated).")] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Held-out sequence length (default: the first version's training seq_len, else 512).")] = None,
-    eval_tokens: Annotated[int, typer.Option("--eval-tokens", help="Held-out tokens per corpus.")] = 65536,
-    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per forward pass when measuring.")] = 4,
+    eval_tokens: Annotated[str, typer.Option("--eval-tokens", help="Held-out tokens per corpus, e.g. 64k.")] = str(DEFAULT_EVAL_TOKENS),
+    micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per forward pass when measuring.")] = DEFAULT_EVAL_MICRO_BATCH,
     store: StoreOption = None,
+    on: Annotated[list[str] | None, typer.Option("--on", hidden=True, help="Old spelling of --data.")] = None,
 ) -> None:
     """Average (or merge) versions into a new version; with --sweep or --greedy, keep the best on held-out data."""
     from renewlm.merge import make_soup  # torch loads only for commands that need it
 
-    corpora = _split(on)
+    corpora = names(renamed(data, on, "--on", "--data"))
     out = make_soup(
-        open_store(store), name, _split(from_), weights=_numbers(weights, "--weights"), method=method, base=base,
-        params=_params(param), sweep=_numbers([sweep] if sweep else None, "--sweep"), greedy=greedy, on=corpora,
-        seq_len=seq_len, eval_tokens=eval_tokens, micro_batch=micro_batch,
+        open_store(store), name, names(from_), weights=numbers(weights, "--weights"), method=method, base=base,
+        params=_params(param), sweep=numbers([sweep] if sweep else None, "--sweep"), greedy=greedy, on=corpora,
+        seq_len=seq_len, eval_tokens=count(eval_tokens, "--eval-tokens"), micro_batch=micro_batch,
     )
     record = out["record"]
     if out["sweep"]:
         rows = [(f"{r['alpha']:g}", r["losses"], "kept" if r["alpha"] == out["alpha"] else "") for r in out["sweep"]]
-        console.print(_loss_table(f"held-out loss of α·{_split(from_)[0]} + (1−α)·{base}", "α", rows, corpora))
+        console.print(_loss_table(f"held-out loss of α·{names(from_)[0]} + (1−α)·{base}", "α", rows, corpora))
     if out["greedy"]:
         rows = [(f"{r['version']} (alone {r['alone']['mean']:.4f})", r["soup"], "added" if r["added"] else "left out") for r in out["greedy"]]
         console.print(_loss_table("greedy soup: held-out loss of the average with each version", "version", rows, corpora))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -10,45 +9,27 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.cli.options import count, counts, names, numbers
+from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.errors import ConfigError
-
-
-def parse_numbers(flag: str, text: str | None, *, integer: bool = False) -> list | None:
-    """`1e-4,3e-4` or `1e9,2e9` as numbers; token counts must be whole."""
-    if text is None:
-        return None
-    out = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        try:
-            value = float(item)
-        except ValueError:
-            raise ConfigError(f"{flag} {text!r}: {item!r} is not a number; give comma-separated numbers, e.g. {flag} 1e-4,3e-4") from None
-        if integer:
-            if not math.isfinite(value) or value != int(value):
-                raise ConfigError(f"{flag} {item} is not a whole number of tokens; e.g. {flag} 1e9")
-            value = int(value)
-        out.append(value)
-    return out
 
 
 @app.command()
 def sweep(
     name: Annotated[str, typer.Argument(help="Name of the sweep (its record: sweeps/NAME/sweep.json).")],
     parent: Annotated[str | None, typer.Option("--from", help="The version every point starts from.")] = None,
-    data: Annotated[list[str] | None, typer.Option("--data", help="Candidate corpus (repeat for several).")] = None,
-    lrs: Annotated[str | None, typer.Option("--lrs", help="Peak LRs of the grid, comma-separated [default: 1e-5,3e-5,1e-4,3e-4].")] = None,
-    tokens: Annotated[str | None, typer.Option("--tokens", help="Tokens of each LR-grid run [default: 1e9].")] = None,
-    durations: Annotated[str | None, typer.Option("--durations", help="Increasing token counts of the duration sweep [default: --tokens × 1,2,4].")] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="Candidate corpora (repeat, or comma-separated).")] = None,
+    lrs: Annotated[list[str] | None, typer.Option("--lrs", help="Peak LRs of the grid (repeat, or comma-separated) [default: 1e-5,3e-5,1e-4,3e-4].")] = None,
+    tokens: Annotated[str | None, typer.Option("--tokens", help="Tokens of each LR-grid run: 1000000000, 1e9 or 1B [default: 1e9].")] = None,
+    durations: Annotated[list[str] | None, typer.Option("--durations", help="Increasing token counts of the duration sweep, e.g. 1B,2B,4B [default: --tokens × 1,2,4].")] = None,
     replay: Annotated[float | None, typer.Option("--replay", help="Share of every batch replayed from the lineage [default: 0].")] = None,
     seed_repeats: Annotated[int | None, typer.Option("--seed-repeats", help="Extra data-order seeds of the best LR's point, for the noise [default: 1].")] = None,
     decay_fraction: Annotated[float | None, typer.Option("--decay-fraction", help="Each duration's decay, as a share of it [default: 0.2].")] = None,
-    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval tasks to characterize with (needs renewlm[eval]).")] = None,
+    tasks: Annotated[list[str] | None, typer.Option("--tasks", help="lm-eval tasks to characterize with, repeat or comma-separated (needs renewlm[eval]).")] = None,
     include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="A folder of lm-eval task YAML files.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Examples per lm-eval task.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Data-order seed of the grid [default: 0].")] = None,
-    eval_tokens: Annotated[int | None, typer.Option("--eval-tokens", help="Held-out tokens per corpus [default: 65536].")] = None,
+    eval_tokens: Annotated[str | None, typer.Option("--eval-tokens", help=f"Held-out tokens per corpus, e.g. 64k [default: {DEFAULT_EVAL_TOKENS}].")] = None,
     emit: Annotated[Path | None, typer.Option("--emit", help="Write run files and a Slurm job-array script here instead of running.")] = None,
     collect: Annotated[bool, typer.Option("--collect", help="Read the finished points of an emitted sweep into its record.")] = False,
     store: StoreOption = None,
@@ -66,10 +47,11 @@ def sweep(
 
     st = open_store(store)
     given = {
-        "parent": parent, "data": data, "lrs": parse_numbers("--lrs", lrs), "tokens": _one(parse_numbers("--tokens", tokens, integer=True)),
-        "durations": parse_numbers("--durations", durations, integer=True), "replay": replay, "seed_repeats": seed_repeats,
-        "decay_fraction": decay_fraction, "tasks": tasks, "include_paths": [str(p) for p in include_path] if include_path else None,
-        "limit": limit, "seed": seed, "eval_tokens": eval_tokens,
+        "parent": parent, "data": names(data) if data else None, "lrs": numbers(lrs, "--lrs"), "tokens": count(tokens, "--tokens"),
+        "durations": counts(durations, "--durations"), "replay": replay, "seed_repeats": seed_repeats,
+        "decay_fraction": decay_fraction, "tasks": names(tasks) if tasks else None,
+        "include_paths": [str(p) for p in include_path] if include_path else None,
+        "limit": limit, "seed": seed, "eval_tokens": count(eval_tokens, "--eval-tokens"),
     }
     say = lambda line: console.print(f"[dim]{line}[/]", highlight=False)
     if collect:
@@ -88,12 +70,6 @@ def sweep(
         console.print(f"submit: sbatch {script}\nthen:   renewlm sweep {name} --collect --store {st.root}", highlight=False)
         return
     show(run_sweep(st, name, settings, say=say), st, name)
-
-
-def _one(values: list | None):
-    if values is not None and len(values) != 1:
-        raise ConfigError(f"--tokens takes one token count (got {len(values)}); e.g. --tokens 1e9")
-    return values[0] if values else None
 
 
 def show(record: dict, store, name: str) -> None:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
+from renewlm.cli.options import names
 
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
 
@@ -45,7 +46,7 @@ def update(
     parent: Annotated[str, typer.Option("--from", help="The version to update.")],
     data: Annotated[
         list[str],
-        typer.Option("--data", help="New corpus, NAME or NAME:WEIGHT (repeat for several; default weights: token counts)."),
+        typer.Option("--data", help="New corpus, NAME or NAME:WEIGHT (repeat, or comma-separated; default weights: token counts)."),
     ],
     replay: Annotated[
         float, typer.Option(help="Share of every batch replayed from the lineage's corpora, in [0, 1).")
@@ -84,11 +85,12 @@ def update(
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
     from renewlm.updates.paradigm import run_update
-    from renewlm.updates.plan import parse_tokens
+    from renewlm.counts import parse_tokens
 
     _report(run_update(
-        open_store(store), name, parent=parent, data=data, paradigm=paradigm, decay_fraction=decay_fraction,
-        recipe=recipe, then=then, switch_at=switch_at, replay=replay, replay_from=replay_from, lr=lr, steps=steps,
+        open_store(store), name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction,
+        recipe=recipe, then=names(then) if then else then, switch_at=switch_at, replay=replay,
+        replay_from=names(replay_from) if replay_from else replay_from, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
         checkpoint_every=checkpoint_every, seed=seed, fresh=fresh,

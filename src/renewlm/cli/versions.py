@@ -102,7 +102,7 @@ def import_cmd(
     store: StoreOption = None,
 ) -> None:
     """Bring a Hugging Face model folder into the store as a root version."""
-    from renewlm.updates.plan import parse_tokens
+    from renewlm.counts import parse_tokens
 
     path = import_version(
         open_store(store), name, folder, trust_remote_code=trust_remote_code, overwrite=overwrite,

@@ -254,13 +254,3 @@ def replace_documents(folder: Path, info: dict, dtype: np.dtype, new: dict[int, 
 
 def list_corpora(store: Store) -> list[dict]:
     return [read_json(store.path("corpora", n) / "corpus.json") for n in store.names("corpora") if (store.path("corpora", n) / "corpus.json").is_file()]
-
-
-def __getattr__(name: str):
-    # `prepare` lives in prepare.py (which imports this module) and is re-exported here lazily, so
-    # `from renewlm.data.corpus import Corpus, prepare, list_corpora` works without an import cycle.
-    if name == "prepare":
-        from renewlm.data.prepare import prepare
-
-        return prepare
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

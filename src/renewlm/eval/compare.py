@@ -16,12 +16,13 @@ from pathlib import Path
 
 import torch
 
+from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.distributed import Dist
 from renewlm.errors import ConfigError, RenewError
 from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
-from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, heldout_windows, perplexity
+from renewlm.eval.heldout import heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, write_json
 from renewlm.versions import (
@@ -69,7 +70,7 @@ def check(
     batch_size: int | str = "auto",
     seq_len: int | None = None,
     eval_tokens: int = DEFAULT_EVAL_TOKENS,
-    micro_batch: int = 8,
+    micro_batch: int = DEFAULT_EVAL_MICRO_BATCH,
     core: str | Path | None = None,
 ) -> Plan:
     """Resolve and check an evaluation, or raise one ConfigError listing every problem."""

@@ -20,9 +20,6 @@ from renewlm.data.stream import rank_indices
 from renewlm.distributed import Dist
 from renewlm.model.loss import token_losses
 
-# Held-out tokens per corpus: a run's default and `renewlm eval`'s and `soup`'s, so their windows and losses compare.
-DEFAULT_EVAL_TOKENS = 65536
-
 def heldout_windows(split, seq_len: int, max_tokens: int) -> int:
     """How many held-out sequences of a split are evaluated (0 if it holds less than one)."""
     return min((split.num_tokens - 1) // seq_len, max(1, max_tokens // seq_len)) if split.num_tokens > seq_len else 0

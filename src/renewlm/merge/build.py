@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS
+from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.errors import ConfigError
 from renewlm.merge import methods
 from renewlm.merge.methods import LINEAR
@@ -61,7 +61,7 @@ def make_soup(
     on: Sequence[str] | None = None,
     seq_len: int | None = None,
     eval_tokens: int = DEFAULT_EVAL_TOKENS,
-    micro_batch: int = 4,
+    micro_batch: int = DEFAULT_EVAL_MICRO_BATCH,
 ) -> dict:
     """Make version `name`; returns its path, its record, and the sweep's or greedy search's rows."""
     from renewlm.merge import search

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.data.corpus import Corpus
 from renewlm.errors import ConfigError
 from renewlm.store import Store
@@ -30,7 +31,6 @@ DEFAULT_DURATION_MULTIPLES = (1, 2, 4)  # durations default to the grid's budget
 DEFAULT_TOKENS = 1_000_000_000
 # Hägele et al. 2024: a 10-20% cooldown matches cosine; the longer end by default, as these are short runs.
 DEFAULT_DECAY_FRACTION = 0.2
-DEFAULT_EVAL_TOKENS = 65536  # a run's own default, so `renewlm eval` reproduces the recorded losses
 
 
 @dataclass(frozen=True)

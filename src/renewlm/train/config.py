@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, model_validator
 
 from renewlm.config import MAX_SEQ_LEN, MAX_STEPS, MAX_TOKENS, Config, load, validate
+from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.data.mixture import MixtureSpec
 from renewlm.eval.config import Evaluations
-from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS
 from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 

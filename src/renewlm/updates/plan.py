@@ -39,9 +39,6 @@ DEFAULT_VOCAB_SIZE = 128_256
 DEFAULT_DECAY_FRACTION = 0.1
 # A release a month for 83 years; the plan lists every release, so it stays readable and instant.
 MAX_RELEASES = 1000
-_SUFFIXES = {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "g": 1e9, "t": 1e12}
-
-
 @dataclass(frozen=True)
 class ModelCost:
     """The model a plan prices: a readable description and its training FLOPs per token."""
@@ -179,19 +176,6 @@ def check_inputs(
 
 def _exp(x: float) -> str:
     return f"{x:.3g}".replace("e+", "e")
-
-
-def parse_tokens(text: str, option: str = "--tokens-per-release") -> float:
-    """A token count: a number (1e10, 10_000_000_000) with an optional suffix k, M, B (or G), T."""
-    body = text.strip().replace("_", "").replace(",", "")
-    suffix = body[-1:].lower() if body[-1:].isalpha() and body[-1:].lower() in _SUFFIXES else ""
-    try:
-        value = float(body[: len(body) - len(suffix)]) * _SUFFIXES[suffix]
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise ConfigError(f"{option} {text!r} is not a token count; write e.g. 10B, 500M or 1e10")
-    return value
 
 
 def model_cost(store: Store, model: str | None, *, vocab_size: int | None = None, seq_len: int | None = None) -> ModelCost:

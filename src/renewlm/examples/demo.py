@@ -23,12 +23,13 @@ from pathlib import Path
 import pydoc_data.topics
 import torch
 
+from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.data.corpus import Corpus
 from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import train_tokenizer
 from renewlm.errors import ConfigError
 from renewlm.eval.cadence import Every
-from renewlm.eval.heldout import DEFAULT_EVAL_TOKENS, heldout_windows
+from renewlm.eval.heldout import heldout_windows
 from renewlm.model.presets import preset_config
 from renewlm.store import Store
 from renewlm.train.config import validate_run
