@@ -45,7 +45,7 @@ class _Spec(Config):
     @property
     @abstractmethod
     def floor(self) -> float:
-        """The lowest LR the schedule is written to reach: its `min_lr`, or the default that stands for."""
+        """The lowest LR the schedule is written to reach: its `min_lr`, or the default that stands for it."""
 
     @abstractmethod
     def decays(self) -> str | None:
