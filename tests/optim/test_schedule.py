@@ -5,7 +5,7 @@ import math
 import pytest
 
 from renewlm.errors import ConfigError
-from renewlm.optim.schedule import load_schedule, set_lr, validate_schedule
+from renewlm.optim.schedule import SCHEDULES, load_schedule, set_lr, validate_schedule
 
 
 def build(total, tokens_per_step=None, **spec):
@@ -251,3 +251,32 @@ def test_load_from_yaml(tmp_path):
     assert load_schedule(path).peak_lr == 3e-4
     path.write_text("name: infinite\npeak_lr: 1\nmin_lr: 0\ntimescale: 5\n")  # ints are fine for float fields
     assert load_schedule(path).timescale == 5.0
+
+
+def test_the_spec_union_is_the_schedules_tuple():
+    names = {cls.model_fields["name"].annotation.__args__[0]: cls for cls in SCHEDULES}
+    assert set(names) == set(EVENTS)  # every schedule the tests know, and no other
+    for name, cls in names.items():
+        assert type(validate_schedule({"name": name, **EVENTS[name]})) is cls
+
+
+@pytest.mark.parametrize("spec, peak, floor, why", [
+    ({"name": "cosine", "peak_lr": 1e-3}, 1e-3, 1e-4, "decays by design"),  # floor 0.1·peak
+    ({"name": "wsd", "peak_lr": 1e-3, "min_lr": 1e-5}, 1e-3, 1e-5, "has a decay stage"),
+    ({"name": "wsd", "peak_lr": 1e-3, "decay_fraction": 0.0}, 1e-3, 0.0, None),
+    ({"name": "wsd", "peak_lr": 1e-3, "decay_fraction": 0.0, "warmup_tokens": 8}, 1e-3, 0.0, None),
+    ({"name": "wsd", "peak_lr": 1e-3, "decay_tokens": 16}, 1e-3, 0.0, "has a decay stage"),
+    ({"name": "infinite", "peak_lr": 1e-3, "min_lr": 1e-5}, 1e-3, 1e-5, None),  # the main path ends on const_lr
+    ({"name": "infinite", "peak_lr": 1e-3, "min_lr": 1e-5, "anneal_tokens": 16}, 1e-3, 1e-5, "has an anneal stage"),
+    ({"name": "reuse", "start_lr": 1e-4}, 1e-4, 1e-6, "decays by design"),  # floor start/100
+    ({"name": "constant", "lr": 2e-4}, 2e-4, 2e-4, None),
+    ({"name": "branch", "start_lr": 1e-3, "min_lr": 1e-5}, 1e-3, 1e-5, "has a decay stage"),
+    ({"name": "branch", "start_lr": 1e-3, "decay_fraction": 0.0}, 1e-3, 0.0, None),
+])
+def test_each_schedule_says_its_peak_floor_and_decay(spec, peak, floor, why):
+    s = validate_schedule(spec)
+    assert (s.peak, s.floor, s.decays()) == (pytest.approx(peak), pytest.approx(floor), why)
+    curve = s.build(100, tokens_per_step=1)
+    assert curve.peak_lr == pytest.approx(peak)  # the curve's own top agrees with the spec's
+    if why is not None:  # a decaying schedule ends on its floor
+        assert curve.lr(100) == pytest.approx(floor)

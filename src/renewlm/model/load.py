@@ -18,7 +18,7 @@ from transformers.utils import logging as hf_logging
 from renewlm.errors import ConfigError, CorruptError, InputError
 from renewlm.manifest import MANIFEST, verify_manifest
 from renewlm.model.flops import parameter_counts
-from renewlm.model.presets import PRESETS, preset_config
+from renewlm.model.presets import PRESETS, check_preset, preset_config
 from renewlm.store import Store
 
 _PICKLED = ("pytorch_model.bin", "pytorch_model.bin.index.json")
@@ -36,9 +36,7 @@ def resolve_model_source(store: Store, ref: str) -> ModelSource:
     """`preset:NAME` or a preset name, a version in the store, or a local folder, in that order."""
     name = ref.removeprefix("preset:")
     if ref.startswith("preset:") or (name in PRESETS and not Path(ref).exists()):
-        if name not in PRESETS:
-            raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        return ModelSource("preset", name)
+        return ModelSource("preset", check_preset(name))
     if "/" not in ref and store.exists("versions", ref):
         return ModelSource("version", ref, store.path("versions", ref))
     path = Path(ref).expanduser()

@@ -58,10 +58,15 @@ def preset_flops_per_token(name: str, vocab_size: int, seq_len: int) -> float:
     return training_flops(s.block_parameters(), vocab=padded_vocab(vocab_size), hidden=s.hidden, layers=s.layers, seq_len=seq_len)
 
 
-def _shape(name: str) -> Shape:
+def check_preset(name: str) -> str:
+    """`name`, when the table above has it; ConfigError naming the presets otherwise."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return name
+
+
+def _shape(name: str) -> Shape:
+    return PRESETS[check_preset(name)]
 
 
 def preset_config(

@@ -3,13 +3,16 @@
 Lengths are fractions of the run, rounded to whole steps (`round(fraction · total_steps)`, Python's
 round: halves go to the even step), or the same lengths in tokens (`*_tokens`, converted with the
 run's tokens per step and rounded the same way). `build(total_steps)` turns a spec into a `Schedule`,
-whose `lr(step)` is a pure function of the step; a checkpoint stores only the step.
+whose `lr(step)` is a pure function of the step; a checkpoint stores only the step. Each spec also says
+its `peak`, its `floor` and whether it `decays()`, so a run config or an update asks it rather than
+reading its fields by name.
 Formulas and sources: docs/schedules.md and reference/recipes.md.
 """
 
 from __future__ import annotations
 
 import math
+from abc import abstractmethod
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -19,7 +22,7 @@ from renewlm.config import Config, load, validate
 from renewlm.errors import ConfigError
 from renewlm.optim.stages import CooldownShape, DecayShape, Schedule, Span, Stage
 
-__all__ = ["ScheduleSpec", "Schedule", "Span", "load_schedule", "validate_schedule", "set_lr"]
+__all__ = ["SCHEDULES", "ScheduleSpec", "Schedule", "Span", "load_schedule", "validate_schedule", "set_lr"]
 
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 LR = Annotated[float, Field(ge=0, allow_inf_nan=False)]  # a floor may be 0
@@ -28,7 +31,26 @@ TopLR = Annotated[float, Field(gt=0, allow_inf_nan=False)]  # the LR a schedule 
 Tokens = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v), Field(ge=0)] | None
 
 
+def _length(fraction: float, tokens: int | None) -> float:
+    """A stage's given length: in tokens when given (they replace the fraction), else its fraction."""
+    return fraction if tokens is None else tokens
+
+
 class _Spec(Config):
+    @property
+    @abstractmethod
+    def peak(self) -> float:
+        """The LR the schedule starts from or rises to: its highest."""
+
+    @property
+    @abstractmethod
+    def floor(self) -> float:
+        """The lowest LR the schedule is written to reach: its `min_lr`, or the default that stands for it."""
+
+    @abstractmethod
+    def decays(self) -> str | None:
+        """Why the schedule lowers the LR from its peak (a clause, e.g. "has a decay stage"), or None when it holds it."""
+
     def build(self, total_steps: int, tokens_per_step: int | None = None) -> Schedule:
         """The schedule over a run of `total_steps` optimizer steps; ConfigError if it does not fit."""
         if total_steps < 1:
@@ -105,8 +127,15 @@ class Cosine(_Spec):
         return self
 
     @property
+    def peak(self) -> float:
+        return self.peak_lr
+
+    @property
     def floor(self) -> float:
         return 0.1 * self.peak_lr if self.min_lr is None else self.min_lr
+
+    def decays(self) -> str | None:
+        return "decays by design"
 
     def _build(self, n: _Lengths) -> Schedule:
         (w,) = n("warmup")
@@ -116,7 +145,18 @@ class Cosine(_Spec):
         )
 
 
-class WSD(_Spec):
+class _EndsInDecay:
+    """The floor and the decay of a schedule whose last stage decays to `min_lr` (wsd, branch)."""
+
+    @property
+    def floor(self) -> float:
+        return self.min_lr
+
+    def decays(self) -> str | None:
+        return "has a decay stage" if _length(self.decay_fraction, self.decay_tokens) > 0 else None
+
+
+class WSD(_EndsInDecay, _Spec):
     """Warmup-stable-decay (MiniCPM; Hägele et al. 2024): warmup, constant peak, decay over the last part."""
 
     name: Literal["wsd"]
@@ -137,6 +177,10 @@ class WSD(_Spec):
             raise ValueError("decay_shape exp needs min_lr > 0 (an exponential never reaches 0); set min_lr")
         _not_above(self.start_lr, self.peak_lr, "start_lr", "peak_lr")
         return self
+
+    @property
+    def peak(self) -> float:
+        return self.peak_lr
 
     def _build(self, n: _Lengths) -> Schedule:
         w, d = n("warmup", "decay")
@@ -174,7 +218,7 @@ class Infinite(_Spec):
         _not_above(self.min_lr, self.peak_lr, "min_lr", "peak_lr")
         _not_above(self.constant, self.peak_lr, "const_lr", "peak_lr")
         _not_above(self.min_lr, self.constant, "min_lr", "const_lr")
-        if (self.anneal_fraction > 0 if self.anneal_tokens is None else self.anneal_tokens > 0) and self.min_lr <= 0:
+        if self.decays() and self.min_lr <= 0:
             raise ValueError("the exponential anneal needs min_lr > 0 (it never reaches 0); set min_lr")
         _not_above(self.start_lr, self.peak_lr, "start_lr", "peak_lr")
         return self
@@ -182,6 +226,18 @@ class Infinite(_Spec):
     @property
     def constant(self) -> float:
         return (self.peak_lr + self.min_lr) / 2 if self.const_lr is None else self.const_lr
+
+    @property
+    def peak(self) -> float:
+        return self.peak_lr
+
+    @property
+    def floor(self) -> float:
+        """The anneal's floor, also on a main path that never anneals to it (which ends on `constant`)."""
+        return self.min_lr
+
+    def decays(self) -> str | None:
+        return "has an anneal stage" if _length(self.anneal_fraction, self.anneal_tokens) > 0 else None
 
     def _build(self, n: _Lengths) -> Schedule:
         w, c, a = n("warmup", "cooldown", "anneal")
@@ -214,8 +270,15 @@ class Reuse(_Spec):
         return self
 
     @property
+    def peak(self) -> float:
+        return self.start_lr
+
+    @property
     def floor(self) -> float:
         return self.start_lr / 100 if self.min_lr is None else self.min_lr
+
+    def decays(self) -> str | None:
+        return "decays by design"
 
     def _build(self, n: _Lengths) -> Schedule:
         a, b, target = self.start_lr, self.floor, self.switch_at_lr_ratio * self.start_lr
@@ -238,11 +301,20 @@ class Constant(_Spec):
     name: Literal["constant"]
     lr: TopLR = Field(description="The learning rate.")
 
+    @property
+    def peak(self) -> float:
+        return self.lr
+
+    floor = peak  # one LR throughout: the peak is the floor
+
+    def decays(self) -> str | None:
+        return None
+
     def _build(self, n: _Lengths) -> Schedule:
         return Schedule([Stage("constant", 0, n.total, self.lr, self.lr)], n.total, self.lr)
 
 
-class Branch(_Spec):
+class Branch(_EndsInDecay, _Spec):
     """Path switching (Wang et al. 2024): a release branches off the main path at the LR it stands at,
     holds it, then fully decays over the last `decay_fraction` (a WSD cooldown from a stable checkpoint)."""
 
@@ -261,6 +333,10 @@ class Branch(_Spec):
             raise ValueError("decay_shape exp needs min_lr > 0 (an exponential never reaches 0); set min_lr")
         return self
 
+    @property
+    def peak(self) -> float:
+        return self.start_lr
+
     def _build(self, n: _Lengths) -> Schedule:
         (d,) = n("decay")
         return Schedule(
@@ -272,15 +348,17 @@ class Branch(_Spec):
         )
 
 
-ScheduleSpec = Annotated[Union[Cosine, WSD, Infinite, Reuse, Constant, Branch], Field(discriminator="name")]
+# Every schedule, once: the YAML union is built from this tuple, so a new schedule is one class added here.
+SCHEDULES = (Cosine, WSD, Infinite, Reuse, Constant, Branch)
+ScheduleSpec = Annotated[Union[SCHEDULES], Field(discriminator="name")]
 
 
-def validate_schedule(data: object, where: str = "schedule") -> Cosine | WSD | Infinite | Reuse | Constant | Branch:
+def validate_schedule(data: object, where: str = "schedule") -> _Spec:
     """A schedule spec from a dict (e.g. a run YAML's `schedule:`); ConfigError naming `where` on bad input."""
     return validate(ScheduleSpec, data, where)
 
 
-def load_schedule(path: str | Path) -> Cosine | WSD | Infinite | Reuse | Constant | Branch:
+def load_schedule(path: str | Path) -> _Spec:
     """A schedule spec from a YAML file (the file is the spec); ConfigError on bad input."""
     return load(ScheduleSpec, path)
 

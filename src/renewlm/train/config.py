@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from renewlm.config import MAX_SEQ_LEN, MAX_STEPS, MAX_TOKENS, Config, load, validate
 from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.data.mixture import MixtureSpec
+from renewlm.errors import ConfigError
 from renewlm.eval.config import Evaluations
+from renewlm.model.presets import check_preset
 from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 
@@ -22,6 +24,16 @@ PositiveInt = Annotated[int, Field(gt=0)]
 # YAML reads `tokens: 2e9` as a float; a whole float counts as the count it names.
 Count = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v), Field(gt=0)]
 
+
+def _known_preset(name: str) -> str:
+    try:
+        return check_preset(name)
+    except ConfigError as e:  # pydantic gathers a ValueError with the run's other problems
+        raise ValueError(str(e)) from None
+
+
+# A name in the preset table (model/presets.py), so a new preset is one row there.
+PresetName = Annotated[str, AfterValidator(_known_preset)]
 
 
 class OptimizerConfig(Config):
@@ -40,7 +52,7 @@ class RunConfig(Config):
     parent: str | None = Field(
         None, description="Start from this version in the store or local Hugging Face folder (weights only)."
     )
-    preset: Literal["tiny", "small", "125m", "350m", "1b"] | None = Field(
+    preset: PresetName | None = Field(
         None, description="Pre-train from scratch with this Llama-architecture preset."
     )
     tokenizer: str | None = Field(
@@ -130,7 +142,7 @@ class RunConfig(Config):
         problems += _beyond_bounds(self)
         if self.load_optimizer and self.parent is None:
             problems.append("load_optimizer needs a parent trunk version")
-        if (self.kind == "trunk" or self.paradigm == "switch") and (why := _decays(self.schedule)):
+        if (self.kind == "trunk" or self.paradigm == "switch") and (why := self.schedule.decays()):
             problems.append(
                 f"a trunk never decays (it stays at its peak LR for releases to branch off), but this {self.schedule.name} "
                 f"schedule {why}; use constant, or wsd with decay_fraction: 0"
@@ -167,22 +179,6 @@ def _beyond_bounds(cfg: RunConfig) -> list[str]:
         problems.append(f"the run would take {cfg.total_steps:,} optimizer steps, above the bound of {MAX_STEPS:,} "
                         f"(100 times a 15T-token pre-training's); check the length, or raise batch_tokens")
     return problems
-
-
-def _decays(schedule) -> str | None:
-    """Why a schedule lowers the LR from its peak, or None when it holds it to the end."""
-    def length(stage: str):  # a length in tokens, when given, replaces the fraction
-        tokens = getattr(schedule, f"{stage}_tokens")
-        return tokens if tokens is not None else getattr(schedule, f"{stage}_fraction")
-
-    name = schedule.name
-    if name in ("cosine", "reuse"):
-        return "decays by design"
-    if name in ("wsd", "branch") and length("decay") > 0:
-        return "has a decay stage"
-    if name == "infinite" and length("anneal") > 0:
-        return "has an anneal stage"
-    return None
 
 
 def load_run(path) -> RunConfig:

@@ -31,15 +31,18 @@ DEFAULT_BATCH_TOKENS = 2**19
 
 
 def parent_lrs(parent: dict) -> tuple[float | None, float | None]:
-    """(peak, floor) of the schedule the parent was trained with, where version.json records it."""
-    schedule = parent.get("schedule") or {}
-    peak = schedule.get("peak_lr") or schedule.get("start_lr") or schedule.get("lr")
-    floor = schedule.get("min_lr")
-    if floor is None and schedule.get("name") == "constant":
-        floor = schedule.get("lr")
-    if floor is None and peak is not None and schedule.get("name") == "cosine":
-        floor = 0.1 * peak
-    return peak, floor
+    """(peak, floor) of the schedule the parent was trained with, where version.json records it: the
+    recorded spec's own `peak` and `floor`, or the two LRs an import was given (either may be absent)."""
+    schedule = parent.get("schedule")
+    if not schedule:
+        return None, None
+    if schedule.get("name") == "import":  # `import --peak-lr --final-lr`: a pre-training renewlm did not run
+        return schedule.get("peak_lr"), schedule.get("min_lr")
+    try:
+        spec = validate_schedule(schedule, f"the schedule recorded in version {parent.get('name')!r}")
+    except ConfigError as e:
+        raise ConfigError(f"{e}; pass --lr to choose the update's learning rate") from None
+    return spec.peak, spec.floor
 
 
 def recipe_schedule(recipe: Recipe, lr: float) -> dict:
@@ -214,12 +217,13 @@ def update_config(
     if switch_at is not None:
         if second is None:
             raise ConfigError("--switch-at sets where the second blend starts; give that blend with --then (and --recipe reuse)")
-        # The reuse cosine falls from start to start/100, so the switch ratio must lie strictly between.
-        if not (math.isfinite(switch_at) and 1 < switch_at < 100):
-            raise ConfigError(f"--switch-at R switches blends at LR = start/R, so R must lie in (1, 100) (got {switch_at}); e.g. --switch-at 5")
+        # The reuse cosine falls from its start to its floor, so the switch ratio must lie strictly between.
+        reuse = validate_schedule(recipe_schedule("reuse", 1.0))
+        span = reuse.peak / reuse.floor
+        if not (math.isfinite(switch_at) and 1 < switch_at < span):
+            raise ConfigError(f"--switch-at R switches blends at LR = start/R, so R must lie in (1, {span:g}) (got {switch_at}); e.g. --switch-at 5")
     old = _replay_weights(store, parent, list(dict.fromkeys([*weights, *(second or {})])), replay, replay_from)
 
-    peak, floor = parent_lrs(info)
     trunk = kind == "trunk"
     if trunk and recipe is not None:
         raise ConfigError(
@@ -228,6 +232,7 @@ def update_config(
         )
     recipe = recipe or "cosine"
     if lr is None:
+        peak, floor = parent_lrs(info)
         lr = peak if trunk or recipe in ("cosine", "wsd") else floor
         if lr is None and recipe in ("cosine", "wsd"):
             lr = DEFAULT_PEAK_LR

@@ -1,0 +1,28 @@
+"""The run config (train/config.py): its own checks, beside those of the components it composes."""
+
+import pytest
+
+from renewlm.errors import ConfigError
+from renewlm.model.presets import PRESETS
+from renewlm.train.config import validate_run
+from tests.train.conftest import run_dict
+
+
+def test_preset_is_a_row_of_the_preset_table(monkeypatch):
+    assert validate_run(run_dict("p")).preset == "tiny"
+    with pytest.raises(ConfigError, match=r"^run: preset: unknown preset 'huge'; choose one of tiny, small, 125m, 350m, 1b$"):
+        validate_run(run_dict("p", preset="huge"))
+    monkeypatch.setitem(PRESETS, "wide", PRESETS["small"])  # a new preset is one row of the table
+    assert validate_run(run_dict("p", preset="wide")).preset == "wide"
+
+
+@pytest.mark.parametrize("schedule, why", [
+    ({"name": "cosine", "peak_lr": 1e-3}, "decays by design"),
+    ({"name": "infinite", "peak_lr": 1e-3, "min_lr": 1e-5, "anneal_fraction": 0.1}, "has an anneal stage"),
+    ({"name": "branch", "start_lr": 1e-3, "decay_tokens": 64}, "has a decay stage"),
+])
+def test_a_trunk_refuses_a_schedule_that_decays_saying_why(schedule, why):
+    with pytest.raises(ConfigError, match=f"a trunk never decays .* this {schedule['name']} schedule {why}; use constant"):
+        validate_run(run_dict("t", kind="trunk", schedule=schedule))
+    held = {"name": "infinite", "peak_lr": 1e-3, "min_lr": 1e-5}  # the main path: cooldown, then constant
+    assert validate_run(run_dict("t", paradigm="switch", schedule=held)).schedule.decays() is None
