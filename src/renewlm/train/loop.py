@@ -158,14 +158,14 @@ def measured_speed(run: Run) -> tuple[float, str] | None:
     world size and sequence length: an estimate of this run's speed before it starts."""
     here, best = run.dist.hardware(), None
     for meta in list_versions(run.store):
-        device = meta.get("device") or {}
+        device = meta.device or {}
         same = (
             all(device.get(key) == value for key, value in here.items())
-            and (meta.get("model") or {}).get("total") == run.parameters["total"] and meta.get("seq_len") == run.cfg.seq_len
+            and (meta.model or {}).get("total") == run.parameters["total"] and meta.seq_len == run.cfg.seq_len
         )
-        if same and meta.get("seconds") and (best is None or meta["created"] > best["created"]):
+        if same and meta.seconds and (best is None or meta.created > best.created):
             best = meta
-    return (best["tokens"] / best["seconds"], best["name"]) if best else None
+    return (best.tokens / best.seconds, best.name) if best else None
 
 
 def describe_plan(run: Run, speed: tuple[float, str] | None) -> str:

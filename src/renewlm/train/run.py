@@ -197,7 +197,7 @@ def _check_source(cfg: RunConfig, store: Store, dist_: Dist, problems: list[str]
                 refused = str(e)
         if refused := dist_.first_message(refused):
             problems.append(refused)
-    if cfg.load_optimizer and not (source.kind == "version" and read_version(store, source.ref).get("optimizer_state")
+    if cfg.load_optimizer and not (source.kind == "version" and read_version(store, source.ref).optimizer_state
                                    and (source.path / "optimizer").is_dir()):
         problems.append(
             f"load_optimizer is set but {cfg.parent!r} is not a version with optimizer state; "

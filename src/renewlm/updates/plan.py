@@ -26,6 +26,7 @@ from renewlm.errors import ConfigError, StoreError
 from renewlm.model.flops import flops_per_token
 from renewlm.model.presets import DEFAULT_SEQ_LEN, PRESETS, padded_vocab, preset_flops_per_token
 from renewlm.store import Store
+from renewlm.versions import read_version
 
 PARADIGMS = ("retrain", "continue", "switch")
 DEFAULT_PRESET = "1b"
@@ -206,11 +207,9 @@ def _version_config(store: Store, name: str):
 
 
 def _version_seq_len(store: Store, name: str) -> int | None:
-    record = store.path("versions", name) / "version.json"
-    try:
-        return json.loads(record.read_text()).get("seq_len")
-    except (OSError, json.JSONDecodeError):
+    if not (store.path("versions", name) / "version.json").is_file():
         return None  # an imported folder without a record: the default sequence length
+    return read_version(store, name).seq_len
 
 
 def _flops(config, seq_len: int, what: str) -> float:

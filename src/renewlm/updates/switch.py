@@ -29,13 +29,13 @@ def trunk_name(release: str) -> str:
 def main_path_of(store: Store, release: str) -> str:
     """The version a switch update from `release` continues: its trunk, or the release itself."""
     meta = read_version(store, release)
-    if meta.get("kind") == "trunk":
-        released = sorted(m["name"] for m in list_versions(store) if m.get("trunk") == release)
+    if meta.kind == "trunk":
+        released = sorted(m.name for m in list_versions(store) if m.trunk == release)
         hint = f"name the release that branched off it ({', '.join(released)})" if released else "name a release"
         raise ConfigError(
             f"--paradigm switch takes a release, but {release!r} is a trunk that renewlm keeps for you; {hint}"
         )
-    return meta.get("trunk") or release
+    return meta.trunk or release
 
 
 def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConfig:
