@@ -131,6 +131,12 @@ class VersionRecord(BaseModel):
     """For a soup merged against a base version, that version."""
     method_parameters: dict[str, Any] | None = None
     """For a soup, the method's own numbers (mergekit's density, say)."""
+    evaluation: dict[str, Any] | None = None
+    """For a soup measured on held-out data (`--on`), what it was measured with: corpora, `seq_len`, `eval_tokens`."""
+    sweep: dict[str, Any] | None = None
+    """For `soup --sweep`, the α kept and the held-out losses of every α tried."""
+    greedy: list[dict[str, Any]] | None = None
+    """For `soup --greedy`, each version tried in turn: its loss alone, the soup's with it, whether it was added."""
 
     @field_validator("parents", mode="before")
     @classmethod
