@@ -11,7 +11,7 @@ from rich.tree import Tree
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.versions import (
-    cost, export_version, import_version, list_versions, read_evaluations, read_version, remove_version,
+    VersionRecord, cost, export_version, import_version, list_versions, read_evaluations, read_version, remove_version,
 )
 from renewlm.versions.lineage import display_tree
 
@@ -23,7 +23,7 @@ def _cost_text(c: dict) -> str:
     return text
 
 
-def _line(meta: dict, c: dict, evaluations: dict) -> str:
+def _line(meta: VersionRecord, c: dict, evaluations: dict) -> str:
     losses = ", ".join(f"{corpus} {v:.3f}" for corpus, v in meta.losses.items())
     others = meta.parent_names[1:]
     line = f"[bold]{meta.name}[/] ({meta.kind}) {_cost_text(c)}"

@@ -26,6 +26,7 @@ from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, write_json
 from renewlm.versions import (
     EVALUATIONS,
+    VersionRecord,
     lineage,
     lineage_corpora,
     list_versions,
@@ -171,7 +172,7 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
     return {"settings": settings, "corpora": list(plan.corpora), "versions": out, "notes": plan.notes}
 
 
-def version_lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> Lineage:
+def version_lineage(store: Store, name: str, metas: dict[str, VersionRecord] | None = None) -> Lineage:
     """What the summary compares version `name` with (`metas`: every record by name, as `list_versions`
     reads them).
 

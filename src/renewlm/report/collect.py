@@ -126,7 +126,7 @@ def read_sweep(store: Store, name: str) -> Sweep:
     return Sweep(name, record)
 
 
-def outside_parents(meta: dict, shown: dict) -> list[str]:
+def outside_parents(meta: VersionRecord, shown: dict) -> list[str]:
     """Parents that are not versions shown in the report (a folder a run started from, or left out)."""
     return [p for p in meta.parent_names if p not in shown]
 

@@ -16,8 +16,9 @@ from renewlm.sweep.plan import (
     lr_points,
     repeat_points,
 )
-from renewlm.train.run import config_changes, read_identity
-from renewlm.versions import read_version
+from renewlm.train.run import config_changes
+from renewlm.train.run_record import read_identity
+from renewlm.versions import VersionRecord, read_version
 
 FORMAT = 1
 RECORD = "sweep.json"
@@ -47,7 +48,7 @@ def empty_entry() -> dict:
             "characterization": None, "in_mixture": None, "reason": None, "cost": None}
 
 
-def _same_run(store: Store, p: Point, meta: dict) -> bool:
+def _same_run(store: Store, p: Point, meta: VersionRecord) -> bool:
     """Whether version `p.name` was written by this point's config (not by another sweep or by hand)."""
     want = p.cfg.model_dump(mode="json")
     folder = store.path("runs", p.name)

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.train.run import config_changes, read_identity
+from renewlm.train.run import config_changes
+from renewlm.train.run_record import read_identity
 from renewlm.versions import list_versions, read_version
 
 TRUNK_SUFFIX = "-trunk"
