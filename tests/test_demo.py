@@ -26,9 +26,9 @@ def test_demo_builds_data_pretrains_and_updates_with_and_without_replay(tmp_path
     assert set(losses) == set(VERSIONS)
     for name in VERSIONS:
         assert set(losses[name]) == {NAMES["prose"], NAMES["code"]}
-    assert read_version(store, VERSIONS[2])["mixture"]["replay"]["fraction"] == 0.25
-    assert read_version(store, VERSIONS[1])["mixture"]["replay"] is None
-    assert read_version(store, VERSIONS[1])["parents"] == [{"name": VERSIONS[0], "weight": 1.0}]
+    assert read_version(store, VERSIONS[2]).mixture["replay"]["fraction"] == 0.25
+    assert read_version(store, VERSIONS[1]).mixture["replay"] is None
+    assert [p.model_dump() for p in read_version(store, VERSIONS[1]).parents] == [{"name": VERSIONS[0], "weight": 1.0}]
     # Rerunning the demo starts its versions over instead of refusing them.
     run_demo(store, size, say=lambda *_: None)
 
@@ -38,9 +38,9 @@ def test_full_demo_replay_forgets_less_than_no_replay(tmp_path, cli):
     code, out, err = cli("demo", "--store", tmp_path / "store")
     assert code == 0, err
     store = Store(tmp_path / "store")
-    base = read_version(store, VERSIONS[0])["losses"][NAMES["prose"]]
-    naive = read_version(store, VERSIONS[1])["losses"]
-    replay = read_version(store, VERSIONS[2])["losses"]
+    base = read_version(store, VERSIONS[0]).losses[NAMES["prose"]]
+    naive = read_version(store, VERSIONS[1]).losses
+    replay = read_version(store, VERSIONS[2]).losses
     assert naive[NAMES["prose"]] - base > replay[NAMES["prose"]] - base  # replay forgets less
     assert abs(naive[NAMES["code"]] - replay[NAMES["code"]]) < 0.1  # and learns code about as well
     assert "held-out loss" in out

@@ -28,15 +28,15 @@ def test_import_overwrite_never_replaces_a_parent(chain, tmp_path):
     folder = tiny_folder(chain, tmp_path / "hf")
     with pytest.raises(StoreError, match="the parent of v2"):
         import_version(chain, "v1", folder, overwrite=True)
-    assert read_version(chain, "v1")["tokens"] == 1000
+    assert read_version(chain, "v1").tokens == 1000
 
 
 def test_lineage_corpora_and_cost(chain):
-    assert [m["name"] for m in lineage(chain, "v3")] == ["v1", "v2", "v3"]
+    assert [m.name for m in lineage(chain, "v3")] == ["v1", "v2", "v3"]
     assert lineage_corpora(chain, "v3") == ["a", "b", "c"]
     c = cost(chain, "v3")
     assert (c["tokens"], c["cumulative_tokens"], c["cumulative_flops"]) == (200, 1500, 9000.0)
-    assert {m["name"] for m in list_versions(chain)} == {"v1", "v2", "v3"}
+    assert {m.name for m in list_versions(chain)} == {"v1", "v2", "v3"}
     meta = json.loads((chain.path("versions", "v2") / "version.json").read_text())
     assert meta["parents"] == [{"name": "v1", "weight": 1.0}] and len(meta["tokenizer_fingerprint"]) == 64 and meta["model"]["total"] > 0
 
@@ -83,31 +83,29 @@ def tiny_folder(store, path, **config):
 
 def test_import_records_pretraining_for_the_ledger_and_updates(store, tmp_path):
     from renewlm.model.flops import flops_per_token
-    from renewlm.updates.update import parent_lrs
-
     folder = tiny_folder(store, tmp_path / "hf", max_position_embeddings=512)
     import_version(store, "base", folder, pretrain_tokens=10**9, peak_lr=3e-3, final_lr=3e-4)
     meta = read_version(store, "base")
     config = LlamaConfig.from_pretrained(folder)
-    assert meta["max_positions"] == 512 and meta["pretrain_seq_len"] == 512
-    assert meta["tokens"] == 10**9 and meta["flops"] == flops_per_token(config, 512) * 10**9
-    assert meta["schedule"] == {"name": "import", "peak_lr": 3e-3, "min_lr": 3e-4}
-    assert parent_lrs(meta) == (3e-3, 3e-4)
+    assert meta.max_positions == 512 and meta.pretrain_seq_len == 512
+    assert meta.tokens == 10**9 and meta.flops == flops_per_token(config, 512) * 10**9
+    assert meta.schedule == {"name": "import", "peak_lr": 3e-3, "min_lr": 3e-4}
+    assert (meta.peak_lr, meta.final_lr) == (3e-3, 3e-4)
     write_version(store, "v1", LlamaForCausalLM(config), load_tokenizer(store, "base"), {"parents": [{"name": "base", "weight": 1.0}], "tokens": 5, "flops": 1.0})
     assert cost(store, "v1")["cumulative_tokens"] == 10**9 + 5
     # what is not given is not recorded: no tokens, no schedule
     import_version(store, "bare", folder, pretrain_seq_len=128)
     bare = read_version(store, "bare")
-    assert bare["tokens"] == 0 and bare["flops"] == 0.0 and "schedule" not in bare and parent_lrs(bare) == (None, None)
+    assert bare.tokens == 0 and bare.flops == 0.0 and bare.schedule is None and (bare.peak_lr, bare.final_lr) == (None, None)
     import_version(store, "peak", folder, peak_lr=1e-3, pretrain_tokens=7, pretrain_seq_len=128)
     peak = read_version(store, "peak")
-    assert peak["schedule"] == {"name": "import", "peak_lr": 1e-3} and peak["flops"] == flops_per_token(config, 128) * 7
+    assert peak.schedule == {"name": "import", "peak_lr": 1e-3} and peak.flops == flops_per_token(config, 128) * 7
 
 
 def test_import_caps_the_flops_sequence_at_8192(store, tmp_path):
     folder = tiny_folder(store, tmp_path / "hf", max_position_embeddings=131072)
     import_version(store, "long", folder, pretrain_tokens=1)
-    assert read_version(store, "long")["pretrain_seq_len"] == 8192
+    assert read_version(store, "long").pretrain_seq_len == 8192
 
 
 @pytest.mark.parametrize(
@@ -211,7 +209,7 @@ def test_records_whose_parents_go_round_are_refused_not_walked_forever(cli, chai
         assert code == 2 and re.search(says, err) and err.count("\n") == 1 and out == "", (args, err)
     assert not (tmp_path / "report.html").exists()
     assert cli("rm", "v1", "--force", "--store", chain.root)[0] == 0  # the fix the sentence gives
-    assert [m["name"] for m in lineage(chain, "v3")] == ["v2", "v3"]
+    assert [m.name for m in lineage(chain, "v3")] == ["v2", "v3"]
 
 
 @pytest.mark.parametrize("field, value, says", [

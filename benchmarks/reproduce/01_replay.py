@@ -86,10 +86,10 @@ def study_shift(store: Store, size, shift: str, seeds: list[int]) -> dict:
     unions = [ensure_union(store, size, shift, s) for s in seeds]
     say(f"{shift} shift: evaluating {sum(map(len, updates.values())) + len(unions)} versions on A and {SHIFTS[shift]}")
     losses = heldout(store, [*[n for ns in updates.values() for n in ns], *unions], [PROSE_A, SHIFTS[shift]])
-    union_tokens = read_version(store, unions[0])["tokens"]
+    union_tokens = read_version(store, unions[0]).tokens
     rows = []
     for fraction, names in updates.items():
-        tokens = read_version(store, names[0])["tokens"]
+        tokens = read_version(store, names[0]).tokens
         rows.append({"replay": fraction, **summarize(losses, names, SHIFTS[shift]), "tokens": tokens,
                      "tokens_vs_union": tokens / union_tokens})
     union = {**summarize(losses, unions, SHIFTS[shift]), "tokens": union_tokens}

@@ -172,7 +172,7 @@ def measure(store, releases: list[str]) -> list[dict]:
     """Per release: held-out loss on each corpus so far and their mean, and the ledger's series cost."""
     out = []
     for i, name in enumerate(releases):
-        losses = read_version(store, name)["losses"]
+        losses = read_version(store, name).losses
         seen = {c: losses[c] for c in CORPORA[: i + 1]}
         ledger = cost(store, name)
         out.append({

@@ -54,7 +54,7 @@ def ensure_sweep(store: Store, size, shift: str, seed: int) -> list[dict]:
         make_soup(store, name, [update], base=BASE, sweep=ALPHAS, on=[PROSE_A, replay.SHIFTS[shift]])
         say(f"  {name}: {len(ALPHAS)} soups of {update} and {BASE} measured in {time.perf_counter() - started:.0f} s")
     record = read_version(store, name)
-    return record["sweep"]["rows"]
+    return record.sweep["rows"]
 
 
 def share(value: float, start: float, end: float) -> float:
@@ -78,7 +78,7 @@ def study_shift(store: Store, size, shift: str, seeds: list[int]) -> dict:
             "share_of_forgetting": mean_spread([share(x, e[0][PROSE_A], e[1][PROSE_A]) for x, e in zip(a, ends)]),
             "share_of_adaptation": mean_spread([share(y, e[0][new], e[1][new]) for y, e in zip(b, ends)]),
         })
-    kept = {s: read_version(store, soup_name(shift, s))["sweep"]["alpha"] for s in seeds}
+    kept = {s: read_version(store, soup_name(shift, s)).sweep["alpha"] for s in seeds}
     return {"corpus": new, "soups": {s: soup_name(shift, s) for s in seeds}, "kept_alpha": kept, "rows": rows}
 
 

@@ -32,7 +32,7 @@ from renewlm.eval.compare import check, evaluate_versions
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.train.loop import train
-from renewlm.versions import list_versions, read_version
+from renewlm.versions import VersionRecord, list_versions, read_version
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = FIGURES = ROOT / "docs" / "results"  # JSON and plots beside each other, committed with docs/results.md
@@ -146,7 +146,7 @@ def build_data(store: Store, size: Size) -> None:
 # --- runs -------------------------------------------------------------------------------------------------
 
 
-def ensure(store: Store, cfg: RunConfig) -> dict:
+def ensure(store: Store, cfg: RunConfig) -> VersionRecord:
     """The version `cfg.name`: read if it exists, otherwise trained (resuming its checkpoint if any)."""
     if store.exists("versions", cfg.name):
         return read_version(store, cfg.name)
@@ -176,7 +176,7 @@ def pretrain_config(name: str, size: Size, corpora: dict[str, float], *, steps: 
 BASE = "rp-a"
 
 
-def base(store: Store, size: Size) -> dict:
+def base(store: Store, size: Size) -> VersionRecord:
     """The model every study starts from: the size's preset pre-trained on A (cosine, seed 0)."""
     return ensure(store, pretrain_config(BASE, size, {PROSE_A: 1.0}))
 
@@ -221,7 +221,7 @@ def write_results(study: str, args, payload: dict, started: float) -> Path:
 def training_seconds(store: Store, study: str) -> float:
     """Seconds in training steps of every version of study `sNN_...` (its versions are named `sN-...`)."""
     prefix = f"s{int(study[1:3])}-"
-    return round(sum(m.get("seconds") or 0 for m in list_versions(store) if m["name"].startswith(prefix)), 1)
+    return round(sum(m.seconds or 0 for m in list_versions(store) if m.name.startswith(prefix)), 1)
 
 
 def figure_path(study: str) -> Path:

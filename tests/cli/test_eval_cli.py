@@ -150,7 +150,7 @@ def test_a_switch_series_listed_by_its_releases_gets_adaptation_and_forgetting(c
     assert code == 0, err
     summary = {v: e["summary"] for v, e in json.loads(out)["versions"].items()}
     for release, before, new in (("sw2", "sw-base", "code"), ("sw3", "sw2", "sw-c3"), ("sw4", "sw3", "sw-c4")):
-        assert len(read_version(store, release)["corpora"]) > 1  # it replayed what came before...
+        assert len(read_version(store, release).corpora) > 1  # it replayed what came before...
         assert summary[release]["updated_on"] == [new]  # ...and only the new corpus is starred
         assert summary[release]["compared_with"]["parents"] == [before] and summary[release]["adaptation"] is not None
         assert summary[release]["forgetting"] is not None and not summary[release]["notes"]

@@ -95,8 +95,8 @@ def test_measured_losses_are_recorded(soup_store, prose):
     out = make_soup(soup_store, "s", ["a", "b"], on=["prose"], **EVAL)
     model, _ = load_version(soup_store, "s")
     want = heldout_loss(model, prose.val, seq_len=32, max_tokens=1024, micro_batch=4, dist_=Dist.single(torch.device("cpu")))
-    assert out["record"]["losses"] == {"prose": pytest.approx(want, rel=1e-6)}
-    assert out["record"]["evaluation"] == {"corpora": ["prose"], "seq_len": 32, "eval_tokens": 1024}
+    assert out["record"].losses == {"prose": pytest.approx(want, rel=1e-6)}
+    assert out["record"].evaluation == {"corpora": ["prose"], "seq_len": 32, "eval_tokens": 1024}
 
 
 def own_loss(store, name, corpus):
@@ -111,9 +111,9 @@ def test_sweep_ends_are_the_base_and_the_version(soup_store, prose):
     assert rows[1.0]["prose"] == pytest.approx(own_loss(soup_store, "a", prose), rel=1e-6)
     best = min(rows, key=lambda a: rows[a]["mean"])
     record = out["record"]
-    assert record["sweep"]["alpha"] == best == out["alpha"] and [r["alpha"] for r in record["sweep"]["rows"]] == [0.0, 0.5, 1.0]
-    assert record["losses"]["prose"] == pytest.approx(own_loss(soup_store, "s", prose), rel=1e-6)
-    assert {p["name"]: p["weight"] for p in record["parents"]} == {k: v for k, v in {"a": best, "b": 1 - best}.items() if v > 0}
+    assert record.sweep["alpha"] == best == out["alpha"] and [r["alpha"] for r in record.sweep["rows"]] == [0.0, 0.5, 1.0]
+    assert record.losses["prose"] == pytest.approx(own_loss(soup_store, "s", prose), rel=1e-6)
+    assert {p.name: p.weight for p in record.parents} == {k: v for k, v in {"a": best, "b": 1 - best}.items() if v > 0}
 
 
 def test_greedy_leaves_out_a_bad_version(soup_store, prose):
@@ -133,9 +133,9 @@ def test_greedy_leaves_out_a_bad_version(soup_store, prose):
         best = r["soup"]["mean"] if r["added"] else best
     chosen = [r["version"] for r in rows if r["added"]]
     record = out["record"]
-    assert [p["name"] for p in record["parents"]] == chosen and "bad" not in chosen
-    assert all(p["weight"] == pytest.approx(1 / len(chosen)) for p in record["parents"])
-    assert record["losses"]["prose"] == pytest.approx(best, rel=1e-9)
+    assert [p.name for p in record.parents] == chosen and "bad" not in chosen
+    assert all(p.weight == pytest.approx(1 / len(chosen)) for p in record.parents)
+    assert record.losses["prose"] == pytest.approx(best, rel=1e-9)
 
 
 def refusals(store):
@@ -195,7 +195,7 @@ def test_mergekit_methods(soup_store):
     record = json.loads((soup_store.path("versions", "sl") / "version.json").read_text())
     assert record["parents"] == [{"name": "a", "weight": 0.3}, {"name": "b", "weight": 0.7}] and record["method"] == "slerp"
     out = make_soup(soup_store, "t", ["a", "b"], base="c", method="ties", weights=[1, 1], params={"density": "0.5"})
-    assert out["record"]["method_parameters"] == {"density": 0.5} and out["record"]["parents"][-1] == {"name": "c", "weight": None, "role": "base"}
+    assert out["record"].method_parameters == {"density": 0.5} and out["record"].parents[-1].model_dump() == {"name": "c", "weight": None, "role": "base"}
     load_version(soup_store, "t")
     with pytest.raises(ConfigError, match="needs --base"):
         make_soup(soup_store, "u", ["a", "b"], method="ties")

@@ -55,8 +55,8 @@ def test_import_and_children_keep_the_tokenizer_files(store, tokenizer_dir, tmp_
     # a corpus prepared with the folder's own tokenizer speaks the version's ids
     corpus = prepare(store, "c", [write_jsonl(tmp_path / "c.jsonl", prose_texts()[:5])], str(folder), val_fraction=0.0, workers=1)
     meta = read_version(store, "base")
-    assert corpus.tokenizer_fingerprint == meta["tokenizer_fingerprint"] == fingerprint(load_tokenizer(store, "base"))
-    assert meta["max_positions"] == 64
+    assert corpus.tokenizer_fingerprint == meta.tokenizer_fingerprint == fingerprint(load_tokenizer(store, "base"))
+    assert meta.max_positions == 64
     # a version trained from it (the loop's call) carries the same files
     model = AutoModelForCausalLM.from_pretrained(base)
     child = write_version(store, "child", model, load_tokenizer(store, "base"), {"parents": [{"name": "base", "weight": 1.0}]})

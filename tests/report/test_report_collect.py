@@ -10,7 +10,6 @@ from renewlm.report.collect import collect, final_losses, thin
 from renewlm.report.figures import stability_gap
 from renewlm.report.graph import graph_order, lanes, version_graph_svg
 from renewlm.store import Store
-from renewlm.versions import parent_names
 from renewlm.examples.synthetic import write_record
 
 
@@ -57,7 +56,7 @@ def test_evaluated_losses_come_before_the_runs_own(synthetic):
     losses, from_record, corpora = final_losses(data)
     evaluated = json.loads((synthetic.root / "versions" / "r1" / "evaluations.json").read_text())["heldout"]
     assert losses["r1"]["c0"] == evaluated["c0"]["loss"] and "c0" not in from_record["r1"]
-    assert losses["r2"]["c2"] == data.versions["r2"]["losses"]["c2"] and "c2" in from_record["r2"]  # never evaluated
+    assert losses["r2"]["c2"] == data.versions["r2"].losses["c2"] and "c2" in from_record["r2"]  # never evaluated
     assert "soup" in losses and "imported" not in losses  # an import records no loss
     assert corpora[:2] == ["c0", "c1"]
 
@@ -68,8 +67,8 @@ def test_a_switch_series_reads_down_the_page_with_trunks_beside_their_releases(s
     assert order[:7] == ["base", "r1-trunk", "r1", "r2-trunk", "r2", "r3-trunk", "r3"]
     row = {n: i for i, n in enumerate(order)}
     for name, meta in data.versions.items():
-        if meta["kind"] != "soup":  # a soup sits under its first parent; its second may come later
-            assert all(row[p] < row[name] for p in parent_names(meta)), name
+        if meta.kind != "soup":  # a soup sits under its first parent; its second may come later
+            assert all(row[p] < row[name] for p in meta.parent_names), name
     lane = lanes(data.under, data.versions)
     assert {lane[f"r{i}"] for i in (1, 2, 3)} == {lane["base"]} == {0}
     assert {lane[f"r{i}-trunk"] for i in (1, 2, 3)} == {1}
@@ -82,8 +81,8 @@ def test_a_switch_series_reads_down_the_page_with_trunks_beside_their_releases(s
 
 def test_a_version_from_a_folder_and_a_name_to_escape(tmp_path):
     store = Store(tmp_path / "s")
-    write_record(store, "a<b", kind="import", parents=[{"name": "/models/x", "weight": 1.0}])
-    svg = version_graph_svg({"a<b": json.loads((store.root / "versions" / "a<b" / "version.json").read_text())}, {"a<b": None})
+    record = write_record(store, "a<b", kind="import", parents=[{"name": "/models/x", "weight": 1.0}])
+    svg = version_graph_svg({"a<b": record}, {"a<b": None})
     assert "a&lt;b" in svg and "from /models/x" in svg and "a<b" not in svg
 
 

@@ -109,17 +109,17 @@ def test_each_duration_is_the_trunk_it_branched_from(swept):
         cumulative, offset = 0, 0
         for k, (trunk, d) in enumerate(zip(e["trunks"], e["durations"])):
             meta = read_version(store, trunk["version"])
-            assert meta["kind"] == "trunk" and meta["optimizer_state"]
+            assert meta.kind == "trunk" and meta.optimizer_state
             assert trunk["data_offset"] == offset  # the segment reads on where the one before it stopped
-            cumulative += meta["tokens"]
-            offset += meta["tokens"] // meta["seq_len"]
+            cumulative += meta.tokens
+            offset += meta.tokens // meta.seq_len
             assert d["tokens"] == d["trunk_tokens"] == cumulative == SETTINGS["durations"][k]
             decay = read_version(store, d["version"])
-            assert decay["trunk"] == d["branched_from"] == d["trunk"] == trunk["version"]
-            assert decay["parents"] == [{"name": trunk["version"], "weight": 1.0}]
-            assert decay["start"] == "weights+optimizer"
+            assert decay.trunk == d["branched_from"] == d["trunk"] == trunk["version"]
+            assert [p.model_dump() for p in decay.parents] == [{"name": trunk["version"], "weight": 1.0}]
+            assert decay.start == "weights+optimizer"
             if k:
-                assert meta["start"] == "weights+optimizer" and meta["parents"][0]["name"] == e["trunks"][k - 1]["version"]
+                assert meta.start == "weights+optimizer" and meta.parents[0].name == e["trunks"][k - 1]["version"]
         cost = e["cost"]
         trunk_tokens = sum(t["tokens"] for t in e["trunks"])
         decay_tokens = sum(d["decay_tokens"] for d in e["durations"])

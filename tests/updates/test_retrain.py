@@ -29,11 +29,11 @@ def test_retrain_reads_every_lineage_corpus_in_the_planned_proportions(parent):
     assert cfg.schedule.name == "cosine" and cfg.schedule.peak_lr == 3e-3  # the lineage's pre-training peak
     info = train(cfg, parent, fresh=True)
     meta = read_version(parent, "rt-v3")
-    assert info["start"] == "fresh" and meta["paradigm"] == "retrain" and meta["steps"] == 9  # 2,304 tokens
-    shares = {c: t / sum(meta["corpus_tokens"].values()) for c, t in meta["corpus_tokens"].items()}
+    assert info["start"] == "fresh" and meta.paradigm == "retrain" and meta.steps == 9  # 2,304 tokens
+    shares = {c: t / sum(meta.corpus_tokens.values()) for c, t in meta.corpus_tokens.items()}
     assert shares == pytest.approx({"prose": 1792 / 2560, "code": 768 / 2560}, abs=1 / 72)  # within a sequence
-    assert meta["data_tokens"] == 0  # both corpora were trained on before: no data new to the lineage
-    assert set(meta["losses"]) == {"prose", "code"}
+    assert meta.data_tokens == 0  # both corpora were trained on before: no data new to the lineage
+    assert set(meta.losses) == {"prose", "code"}
 
 
 def test_retrain_refuses_what_it_cannot_do(parent):

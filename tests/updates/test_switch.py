@@ -56,10 +56,10 @@ def test_each_release_branches_off_the_trunk_of_its_own_update(series):
     store, _ = series
     for name, main_parent in (("sw2", "sw-base"), ("sw3", "sw2-trunk"), ("sw4", "sw3-trunk")):
         release, trunk = read_version(store, name), read_version(store, f"{name}-trunk")
-        assert release["trunk"] == f"{name}-trunk" and release["parents"] == [{"name": f"{name}-trunk", "weight": 1.0}]
-        assert release["start"] == "weights+optimizer" and release["steps"] == 2  # decay over 50% of 4 steps
-        assert trunk["kind"] == "trunk" and trunk["optimizer_state"] and trunk["parents"][0]["name"] == main_parent
-        assert trunk["start"] == ("weights" if main_parent == "sw-base" else "weights+optimizer")
+        assert release.trunk == f"{name}-trunk" and [p.model_dump() for p in release.parents] == [{"name": f"{name}-trunk", "weight": 1.0}]
+        assert release.start == "weights+optimizer" and release.steps == 2  # decay over 50% of 4 steps
+        assert trunk.kind == "trunk" and trunk.optimizer_state and trunk.parents[0].name == main_parent
+        assert trunk.start == ("weights" if main_parent == "sw-base" else "weights+optimizer")
         lrs = _lrs(store, name)
         assert lrs[0] == pytest.approx(PEAK) and lrs[-1] < lrs[0]  # from the trunk's LR, decaying completely
 
@@ -102,7 +102,7 @@ def test_the_ledger_counts_each_trunk_once_across_the_series(series):
     c = cost(store, "sw4")
     assert c["lineage"] == ["sw-base", "sw2-trunk", "sw3-trunk", "sw4-trunk", "sw4"]
     assert c["series"] == ["sw-base", "sw2", "sw3", "sw4"]
-    flops = {n: read_version(store, n)["flops"] for n in ("sw-base", "sw2-trunk", "sw2", "sw3-trunk", "sw3", "sw4-trunk", "sw4")}
+    flops = {n: read_version(store, n).flops for n in ("sw-base", "sw2-trunk", "sw2", "sw3-trunk", "sw3", "sw4-trunk", "sw4")}
     assert c["series_flops"] == pytest.approx(sum(flops.values()))
     assert c["cumulative_flops"] == pytest.approx(sum(flops[n] for n in c["lineage"]))
     # Each trunk update read 1,024 tokens (3/4 new data, 1/4 replay), each release decayed over 512; the
@@ -135,7 +135,7 @@ def test_a_run_file_with_paradigm_switch_writes_a_trunk_and_its_release(train_st
     cfg = validate_run(run_dict("sw-scratch", paradigm="switch", decay_fraction=0.5, steps=4,
                                 schedule={"name": "wsd", "peak_lr": PEAK, "decay_fraction": 0.0}))
     info = run_file(cfg, train_store, fresh=True)
-    assert info["steps"] == 2 and read_version(train_store, "sw-scratch")["trunk"] == "sw-scratch-trunk"
-    assert read_version(train_store, "sw-scratch-trunk")["kind"] == "trunk"
+    assert info["steps"] == 2 and read_version(train_store, "sw-scratch").trunk == "sw-scratch-trunk"
+    assert read_version(train_store, "sw-scratch-trunk").kind == "trunk"
     with pytest.raises(ConfigError, match="a trunk never decays"):
         validate_run(run_dict("sw-bad", paradigm="switch"))  # cosine: the main path would decay

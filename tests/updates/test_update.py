@@ -9,7 +9,8 @@ from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
 from renewlm.train.metrics import read_metrics
 from renewlm.train.loop import train
-from renewlm.updates.update import parent_lrs, update_config
+from renewlm.updates.update import update_config
+from renewlm.versions.record import schedule_lrs
 from tests.train.conftest import run_dict
 
 
@@ -111,10 +112,9 @@ def test_a_trunk_holds_its_peak_lr_and_the_next_trunk_continues_it(base):
 
 
 def test_a_parents_lrs_are_its_recorded_schedules_own_peak_and_floor():
-    assert parent_lrs({"schedule": {"name": "cosine", "peak_lr": 1e-3, "min_lr": None}}) == (1e-3, pytest.approx(1e-4))
-    assert parent_lrs({"schedule": {"name": "reuse", "start_lr": 1e-4, "min_lr": None}}) == (1e-4, pytest.approx(1e-6))
-    assert parent_lrs({"schedule": {"name": "constant", "lr": 2e-4}}) == (2e-4, 2e-4)
-    assert parent_lrs({"schedule": {"name": "import", "peak_lr": 1e-3}}) == (1e-3, None)  # `import --peak-lr` alone
-    assert parent_lrs({"name": "bare"}) == (None, None)
-    with pytest.raises(ConfigError, match=r"^the schedule recorded in version 'odd': cosine.peak_lr: required field is missing; pass --lr"):
-        parent_lrs({"name": "odd", "schedule": {"name": "cosine", "min_lr": 1e-5}})
+    assert schedule_lrs({"name": "cosine", "peak_lr": 1e-3, "min_lr": None}) == (1e-3, pytest.approx(1e-4))
+    assert schedule_lrs({"name": "reuse", "start_lr": 1e-4, "min_lr": None}) == (1e-4, pytest.approx(1e-6))
+    assert schedule_lrs({"name": "constant", "lr": 2e-4}) == (2e-4, 2e-4)
+    assert schedule_lrs({"name": "import", "peak_lr": 1e-3}) == (1e-3, None)  # `import --peak-lr` alone
+    assert schedule_lrs(None) == (None, None)
+    assert schedule_lrs({"name": "cosine", "min_lr": 1e-5}) == (None, None)  # no longer a valid spec: unknown

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from renewlm.store import Store
-from renewlm.versions import cost, lineage, lineage_corpora, lineage_corpus_tokens, parent_names
+from renewlm.versions import cost, lineage, lineage_corpora, lineage_corpus_tokens, read_version
 from renewlm.versions.lineage import display_parent
 
 
@@ -45,12 +45,12 @@ def graph(tmp_path):
 
 
 def test_lineage_follows_every_parent_once_parents_first(graph):
-    names = [m["name"] for m in lineage(graph, "soup")]
+    names = [m.name for m in lineage(graph, "soup")]
     assert sorted(names) == ["base", "r2", "r3", "soup", "t2", "t3"] and len(names) == 6  # t2 and base once
     for meta in lineage(graph, "soup"):
-        for parent in parent_names(meta):
-            assert names.index(parent) < names.index(meta["name"])
-    assert [m["name"] for m in lineage(graph, "legacy")] == ["base", "legacy"]  # a record with `parent`
+        for parent in meta.parent_names:
+            assert names.index(parent) < names.index(meta.name)
+    assert [m.name for m in lineage(graph, "legacy")] == ["base", "legacy"]  # a record with `parent`
     assert lineage_corpora(graph, "soup") == ["a", "b", "c"]
     assert lineage_corpus_tokens(graph, "r3") == {"a": 116, "b": 95, "c": 99}
 
@@ -86,6 +86,6 @@ def test_a_soup_that_copies_one_version_takes_its_place_in_the_series(graph):
 
 
 def test_the_tree_shows_releases_in_series_with_trunks_under_them(graph):
-    metas = {m: json.loads((graph.path("versions", m) / "version.json").read_text()) for m in graph.names("versions")}
+    metas = {m: read_version(graph, m) for m in graph.names("versions")}
     under = {name: display_parent(meta, metas) for name, meta in metas.items()}
     assert under == {"base": None, "t2": "r2", "r2": "base", "t3": "r3", "r3": "r2", "soup": "r2", "legacy": "base"}

@@ -67,7 +67,7 @@ def soup(
     if out["greedy"]:
         rows = [(f"{r['version']} (alone {r['alone']['mean']:.4f})", r["soup"], "added" if r["added"] else "left out") for r in out["greedy"]]
         console.print(_loss_table("greedy soup: held-out loss of the average with each version", "version", rows, corpora))
-    parents = ", ".join(f"{p['name']} {p['weight']:.4g}" if p["weight"] is not None else f"{p['name']} ({p.get('role', 'input')})" for p in record["parents"])
-    console.print(f"version {name} ({record['method']}: {parents}): {out['path']}", highlight=False)
-    if record["losses"] and not (out["sweep"] or out["greedy"]):
-        console.print("held-out " + ", ".join(f"{c} {v:.4f}" for c, v in record["losses"].items()), highlight=False)
+    parents = ", ".join(f"{p.name} {p.weight:.4g}" if p.weight is not None else f"{p.name} ({p.role or 'input'})" for p in record.parents)
+    console.print(f"version {name} ({record.method}: {parents}): {out['path']}", highlight=False)
+    if record.losses and not (out["sweep"] or out["greedy"]):
+        console.print("held-out " + ", ".join(f"{c} {v:.4f}" for c, v in record.losses.items()), highlight=False)

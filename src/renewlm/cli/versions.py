@@ -11,7 +11,7 @@ from rich.tree import Tree
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.versions import (
-    cost, export_version, import_version, list_versions, parent_names, read_evaluations, read_version, remove_version,
+    VersionRecord, cost, export_version, import_version, list_versions, read_evaluations, read_version, remove_version,
 )
 from renewlm.versions.lineage import display_tree
 
@@ -23,10 +23,10 @@ def _cost_text(c: dict) -> str:
     return text
 
 
-def _line(meta: dict, c: dict, evaluations: dict) -> str:
-    losses = ", ".join(f"{corpus} {v:.3f}" for corpus, v in meta.get("losses", {}).items())
-    others = parent_names(meta)[1:]
-    line = f"[bold]{meta['name']}[/] ({meta.get('kind')}) {_cost_text(c)}"
+def _line(meta: VersionRecord, c: dict, evaluations: dict) -> str:
+    losses = ", ".join(f"{corpus} {v:.3f}" for corpus, v in meta.losses.items())
+    others = meta.parent_names[1:]
+    line = f"[bold]{meta.name}[/] ({meta.kind}) {_cost_text(c)}"
     line += f" — held-out {losses}" if losses else ""
     summary = evaluations.get("summary") or {}  # what `renewlm eval` measured
     measured = [f"{key} {summary[key]:+.3f}" for key in ("adaptation", "forgetting") if summary.get(key) is not None]
@@ -34,14 +34,14 @@ def _line(meta: dict, c: dict, evaluations: dict) -> str:
         measured.append(f"core average {core['core_average']:.3f}")
     line += f"; {', '.join(measured)}" if measured else ""
     line += f" [dim](also from {', '.join(others)})[/]" if others else ""
-    return f"[dim]{line}[/]" if meta.get("kind") == "trunk" else line
+    return f"[dim]{line}[/]" if meta.kind == "trunk" else line
 
 
 @app.command()
 def versions(store: StoreOption = None) -> None:
     """The version tree: releases in series, each trunk dimmed under the release that branched off it."""
     st = open_store(store)
-    metas = {m["name"]: m for m in list_versions(st)}
+    metas = {m.name: m for m in list_versions(st)}
     if not metas:
         console.print(f"no versions in {st.root}")
         return
@@ -51,12 +51,12 @@ def versions(store: StoreOption = None) -> None:
     def add(name: str, node) -> None:
         branch = node.add(_line(metas[name], cost(st, name, metas), read_evaluations(st, name)))
         # Trunks first: each sits right under the release that branched off it.
-        for child in sorted((n for n, p in under.items() if p == name), key=lambda n: (metas[n].get("kind") != "trunk", n)):
+        for child in sorted((n for n, p in under.items() if p == name), key=lambda n: (metas[n].kind != "trunk", n)):
             add(child, branch)
 
     for name in sorted(n for n, p in under.items() if p is None):
         meta = metas[name]
-        outside = [p for p in parent_names(meta) if p not in metas]
+        outside = [p for p in meta.parent_names if p not in metas]
         add(name, tree.add(f"[dim]from {', '.join(outside)}[/]") if outside else tree)
     console.print(tree)
 
@@ -67,7 +67,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
     st = open_store(store)
     meta = read_version(st, name)
     c = cost(st, name)  # before printing anything: a lineage that goes round is refused in one sentence
-    console.print_json(json.dumps(meta))
+    console.print_json(meta.model_dump_json())
     if evaluations := read_evaluations(st, name):  # what `renewlm eval` measured, kept beside the record
         console.print_json(json.dumps({"evaluations": evaluations}))
     console.print(f"lineage: {' → '.join(c['lineage'])}", highlight=False)

@@ -27,11 +27,11 @@ from renewlm.eval.matrix import Lineage, lineage_of, summarize
 from renewlm.store import Store, write_json
 from renewlm.versions import (
     EVALUATIONS,
+    VersionRecord,
     lineage,
     lineage_corpora,
     list_versions,
     load_version,
-    parent_names,
     read_evaluations,
     read_version,
 )
@@ -99,19 +99,19 @@ def check(
         wanted = list(dict.fromkeys(corpora))
     opened = open_corpora(store, wanted, problems)
     for v, meta in metas.items():
-        want = meta.get("tokenizer_fingerprint")
+        want = meta.tokenizer_fingerprint
         for c, corpus in opened.items():
             if want and corpus.tokenizer_fingerprint != want:
                 problems.append(
                     f"corpus {c!r} was prepared with another tokenizer than version {v!r}'s "
                     f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); prepare it again with --tokenizer {v}"
                 )
-    recorded = [m["seq_len"] for m in metas.values() if m.get("seq_len")]
-    positions = [m["max_positions"] for m in metas.values() if m.get("max_positions")]
+    recorded = [m.seq_len for m in metas.values() if m.seq_len]
+    positions = [m.max_positions for m in metas.values() if m.max_positions]
     length = seq_len or (min(recorded) if recorded else min([FALLBACK_SEQ_LEN, *positions]))
     for v, meta in metas.items():
-        if meta.get("max_positions") and length > meta["max_positions"]:
-            problems.append(f"--seq-len {length} is longer than the {meta['max_positions']} positions version {v!r} supports; pass a shorter --seq-len")
+        if meta.max_positions and length > meta.max_positions:
+            problems.append(f"--seq-len {length} is longer than the {meta.max_positions} positions version {v!r} supports; pass a shorter --seq-len")
     for c, corpus in opened.items():
         if heldout_windows(corpus.val, length, eval_tokens) == 0:
             notes.append(f"corpus {c!r} holds fewer than {length + 1} held-out tokens; no loss is measured on it")
@@ -162,7 +162,7 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
         out[name] = entry
         del model
         say(f"evaluated {name} in {time.perf_counter() - started:.1f} s")
-    metas = {m["name"]: m for m in list_versions(store)}
+    metas = {m.name: m for m in list_versions(store)}
     lineages = {v: version_lineage(store, v, metas) for v in plan.versions}
     for v, summary in summarize({v: {c: e["loss"] for c, e in out[v]["heldout"].items()} for v in out}, lineages).items():
         out[v]["summary"] = summary
@@ -173,7 +173,7 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
     return {"settings": settings, "corpora": list(plan.corpora), "versions": out, "notes": plan.notes}
 
 
-def version_lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> Lineage:
+def version_lineage(store: Store, name: str, metas: dict[str, VersionRecord] | None = None) -> Lineage:
     """What the summary compares version `name` with (`metas`: every record by name, as `list_versions`
     reads them).
 
@@ -183,21 +183,21 @@ def version_lineage(store: Store, name: str, metas: dict[str, dict] | None = Non
     the update's data, so against it nothing would count as new and replayed corpora would be starred.
     Its earlier versions are its ancestors and every release before it in the series, with theirs.
     """
-    metas = metas if metas is not None else {m["name"]: m for m in list_versions(store)}
+    metas = metas if metas is not None else {m.name: m for m in list_versions(store)}
     meta = metas[name]
-    ancestors = [m["name"] for m in lineage(store, name, metas) if m["name"] != name]
-    if meta.get("trunk") in metas:
-        parents = [display_parent(meta, metas) or meta["trunk"]]
+    ancestors = [m.name for m in lineage(store, name, metas) if m.name != name]
+    if meta.trunk in metas:
+        parents = [display_parent(meta, metas) or meta.trunk]
         release, seen = parents[0], {name}
         while release is not None and release not in seen:  # back along the series: each release's own history counts as earlier
             seen.add(release)
-            ancestors += [m["name"] for m in lineage(store, release, metas)]
-            release = display_parent(metas[release], metas) if metas[release].get("trunk") in metas else None
+            ancestors += [m.name for m in lineage(store, release, metas)]
+            release = display_parent(metas[release], metas) if metas[release].trunk in metas else None
         ancestors = list(dict.fromkeys(a for a in ancestors if a != name))
     else:
-        parents = [p for p in parent_names(meta) if p in metas]
+        parents = [p for p in meta.parent_names if p in metas]
     before = list(dict.fromkeys(c for p in parents for c in lineage_corpora(store, p)))
-    return lineage_of(meta.get("corpora", []), parents, ancestors, before)
+    return lineage_of(meta.corpora, parents, ancestors, before)
 
 
 def record(store: Store, result: dict) -> None:

@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 
 from renewlm.store import Store
+from renewlm.versions import VersionRecord, build_record, write_record as write_version_record
 
 FLOPS_PER_TOKEN = 3.0e6
 TINY_CONFIG = {  # a Llama config small enough that `plan` prices it from config.json alone
@@ -27,16 +28,17 @@ def _write(path: Path, data) -> None:
     path.write_text(json.dumps(data, indent=1))
 
 
-def write_record(store: Store, name: str, *, config: dict | None = None, **fields) -> dict:
+def write_record(store: Store, name: str, *, config: dict | None = None, **fields) -> VersionRecord:
     tokens = fields.get("tokens", 0)
-    record = {
+    record = build_record({
         "name": name, "parents": [], "kind": "release", "paradigm": None, "trunk": None,
         "model": {"architecture": "LlamaForCausalLM", "total": 100_000, "non_embedding": 60_000},
         "corpora": [], "corpus_tokens": {}, "data_tokens": tokens, "steps": tokens // 4096, "tokens": tokens,
         "flops": tokens * FLOPS_PER_TOKEN, "seq_len": 256, "losses": {}, "evaluations": {}, **fields,
-    }
+    })
     folder = store.root / "versions" / name
-    _write(folder / "version.json", record)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_version_record(folder, record)
     _write(folder / "config.json", config or TINY_CONFIG)
     return record
 

@@ -45,13 +45,13 @@ def open_heldout(store: Store, names: list[str], parent: Parent, *, seq_len: int
         raise ConfigError(f"--on names a corpus twice ({', '.join(names)}); name each once")
     if eval_tokens <= 0 or micro_batch <= 0:
         raise ConfigError("--eval-tokens and --micro-batch must be positive")
-    limit = parent.record.get("max_positions")
-    seq_len = seq_len or parent.record.get("seq_len") or min(DEFAULT_SEQ_LEN, limit or DEFAULT_SEQ_LEN)
+    limit = parent.record.max_positions
+    seq_len = seq_len or parent.record.seq_len or min(DEFAULT_SEQ_LEN, limit or DEFAULT_SEQ_LEN)
     if seq_len <= 0 or (limit and seq_len > limit):
         raise ConfigError(f"--seq-len {seq_len} must be between 1 and the {limit} positions of {parent.name!r}")
     corpora = [Corpus.open(store, n) for n in names]
     for c in corpora:
-        if c.tokenizer_fingerprint != parent.record.get("tokenizer_fingerprint"):
+        if c.tokenizer_fingerprint != parent.record.tokenizer_fingerprint:
             raise ConfigError(
                 f"corpus {c.name!r} was tokenized with another tokenizer than version {parent.name!r}; "
                 f"prepare it with `--tokenizer {parent.name}` to measure the soup on it"

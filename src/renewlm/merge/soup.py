@@ -29,16 +29,16 @@ from renewlm.merge import methods
 from renewlm.merge.methods import LINEAR, Method
 from renewlm.merge.tensors import DTYPES, TensorInfo, Weights, write_file
 from renewlm.model.load import MUTABLE_RECORDS
-from renewlm.store import Store, read_json, write_json
-
-RECORD = "version.json"
+from renewlm.store import Store, read_json
+from renewlm.versions.folders import RECORD, write_record
+from renewlm.versions.record import VersionRecord, build_record, parse_record
 
 
 @dataclass
 class Parent:
     name: str
     folder: Path
-    record: dict
+    record: VersionRecord
     config: dict
     weights: Weights
 
@@ -59,14 +59,15 @@ def open_parent(store: Store, name: str) -> Parent:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise InputError(f"version {name!r} has no readable config.json ({e}); it is not a model version") from None
-    return Parent(name, folder, read_json(folder / RECORD), config, Weights(folder))
+    record = folder / RECORD
+    return Parent(name, folder, parse_record(read_json(record), str(record), name), config, Weights(folder))
 
 
 def check_compatible(parents: Sequence[Parent]) -> None:
     """One architecture, one tokenizer, the same tensor names with the same shapes."""
     first = parents[0]
     arch = (first.config.get("model_type"), first.config.get("architectures"))
-    fingerprint = first.record.get("tokenizer_fingerprint")
+    fingerprint = first.record.tokenizer_fingerprint
     for p in parents[1:]:
         other = (p.config.get("model_type"), p.config.get("architectures"))
         if other != arch:
@@ -74,7 +75,7 @@ def check_compatible(parents: Sequence[Parent]) -> None:
                 f"version {p.name!r} is a {other[0]} {other[1]} but {first.name!r} is a {arch[0]} {arch[1]}; "
                 f"a soup merges versions of one architecture"
             )
-        if fingerprint is None or p.record.get("tokenizer_fingerprint") != fingerprint:
+        if fingerprint is None or p.record.tokenizer_fingerprint != fingerprint:
             raise ConfigError(
                 f"versions {first.name!r} and {p.name!r} use different tokenizers (tokenizer_fingerprint in version.json); "
                 f"a soup merges versions of one tokenizer"
@@ -179,9 +180,9 @@ class Recipe:
             "method": self.method.name,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "renewlm_version": __version__,
-            "model": src.get("model"),
-            "max_positions": src.get("max_positions"),
-            "tokenizer_fingerprint": src.get("tokenizer_fingerprint"),
+            "model": src.model,
+            "max_positions": src.max_positions,
+            "tokenizer_fingerprint": src.tokenizer_fingerprint,
             "corpora": [],
             "steps": 0,
             "tokens": 0,
@@ -231,6 +232,6 @@ def write_soup(store: Store, name: str, recipe: Recipe, info: dict, *, measure: 
         record = {**recipe.record(name), **info}
         if measure is not None:
             record["losses"] = measure(tmp)
-        write_json(tmp / RECORD, record)
+        write_record(tmp, build_record(record))
         write_manifest(tmp)
     return store.path("versions", name)

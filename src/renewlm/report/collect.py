@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from renewlm.errors import StoreError
 from renewlm.store import Store
 from renewlm.train.metrics import scan_metrics
-from renewlm.versions import cost, list_versions, parent_names, read_evaluations
+from renewlm.versions import VersionRecord, cost, list_versions, read_evaluations
 from renewlm.versions.lineage import display_tree
 
 # A figure a few hundred pixels wide shows no more than this many points per line; longer runs are
@@ -46,7 +46,7 @@ class ReportData:
     """Everything one report shows, keyed by version name."""
 
     store: Store
-    versions: dict[str, dict]  # name -> version.json, the versions shown
+    versions: dict[str, VersionRecord]  # name -> version.json, the versions shown
     evaluations: dict[str, dict]  # name -> evaluations.json ({} when never evaluated)
     costs: dict[str, dict]  # name -> renewlm.versions.cost(...)
     runs: list[RunCurves]
@@ -56,7 +56,7 @@ class ReportData:
 
 def collect(store: Store, versions: list[str] | None = None) -> ReportData:
     """Read what the report needs; an empty store or an unknown version is refused in one sentence."""
-    every = {m["name"]: m for m in list_versions(store)}
+    every = {m.name: m for m in list_versions(store)}
     if not every:
         raise StoreError(
             f"the store {store.root} holds no versions yet, so there is nothing to report; run `renewlm demo`, "
@@ -126,9 +126,9 @@ def read_sweep(store: Store, name: str) -> Sweep:
     return Sweep(name, record)
 
 
-def outside_parents(meta: dict, shown: dict) -> list[str]:
+def outside_parents(meta: VersionRecord, shown: dict) -> list[str]:
     """Parents that are not versions shown in the report (a folder a run started from, or left out)."""
-    return [p for p in parent_names(meta) if p not in shown]
+    return [p for p in meta.parent_names if p not in shown]
 
 
 def final_losses(data: ReportData) -> tuple[dict[str, dict[str, float]], dict[str, set[str]], list[str]]:
@@ -142,7 +142,7 @@ def final_losses(data: ReportData) -> tuple[dict[str, dict[str, float]], dict[st
     corpora: dict[str, None] = {}
     for v, meta in data.versions.items():
         evaluated = {c: e["loss"] for c, e in (data.evaluations[v].get("heldout") or {}).items() if isinstance(e, dict) and _number(e.get("loss"))}
-        recorded = {c: x for c, x in (meta.get("losses") or {}).items() if _number(x) and c not in evaluated}
+        recorded = {c: x for c, x in (meta.losses or {}).items() if _number(x) and c not in evaluated}
         if evaluated or recorded:
             losses[v] = {**evaluated, **recorded}
             from_record[v] = set(recorded)

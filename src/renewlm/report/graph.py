@@ -13,7 +13,7 @@ from __future__ import annotations
 from html import escape
 
 from renewlm.updates.plan import format_count
-from renewlm.versions import parent_names
+from renewlm.versions import VersionRecord
 
 ROW = 26  # pixels per version
 LANE = 18  # pixels per column
@@ -21,16 +21,16 @@ LEFT, TOP = 14, 16
 COLOURS = {"release": "#2b6cb0", "pretrain": "#2b6cb0", "import": "#4a5568", "soup": "#b7791f", "trunk": "#8a94a6"}
 
 
-def _children(under: dict[str, str | None], metas: dict[str, dict]) -> dict[str | None, list[str]]:
+def _children(under: dict[str, str | None], metas: dict[str, VersionRecord]) -> dict[str | None, list[str]]:
     kids: dict[str | None, list[str]] = {}
     for name, parent in under.items():
         kids.setdefault(parent, []).append(name)
     for names in kids.values():
-        names.sort(key=lambda n: (metas[n].get("created") or "", n))
+        names.sort(key=lambda n: (metas[n].created or "", n))
     return kids
 
 
-def graph_order(under: dict[str, str | None], metas: dict[str, dict]) -> list[str]:
+def graph_order(under: dict[str, str | None], metas: dict[str, VersionRecord]) -> list[str]:
     """Rows: the version tree depth first, each trunk (and what hangs under it) just before its release."""
     kids = _children(under, metas)
     order: list[str] = []
@@ -41,14 +41,14 @@ def graph_order(under: dict[str, str | None], metas: dict[str, dict]) -> list[st
             order.append(name)
             continue
         mine = kids.get(name, [])
-        trunks = [k for k in mine if metas[k].get("kind") == "trunk"]
+        trunks = [k for k in mine if metas[k].kind == "trunk"]
         stack += [(k, False) for k in reversed([k for k in mine if k not in trunks])]
         stack.append((name, True))
         stack += [(t, False) for t in reversed(trunks)]
     return order
 
 
-def lanes(under: dict[str, str | None], metas: dict[str, dict]) -> dict[str, int]:
+def lanes(under: dict[str, str | None], metas: dict[str, VersionRecord]) -> dict[str, int]:
     """Columns: the first release under a version continues its column, a trunk takes the column right
     of its release, and any other branch (a second release off one parent, a soup) opens a new pair."""
     kids = _children(under, metas)
@@ -64,9 +64,9 @@ def lanes(under: dict[str, str | None], metas: dict[str, dict]) -> dict[str, int
         i += 1
         continued = False
         for kid in kids.get(name, []):
-            if metas[kid].get("kind") == "trunk":
-                lane[kid] = lane[name] + (metas[name].get("kind") != "trunk")
-            elif not continued and metas[name].get("kind") != "trunk":
+            if metas[kid].kind == "trunk":
+                lane[kid] = lane[name] + (metas[name].kind != "trunk")
+            elif not continued and metas[name].kind != "trunk":
                 lane[kid], continued = lane[name], True
             else:
                 top = max(top, *lane.values()) + 1
@@ -76,21 +76,21 @@ def lanes(under: dict[str, str | None], metas: dict[str, dict]) -> dict[str, int
     return lane
 
 
-def _label(meta: dict, outside: list[str]) -> str:
-    bits = [meta.get("kind") or "?"]
-    if meta.get("paradigm"):
-        bits.append(meta["paradigm"])
-    if meta.get("tokens"):
-        bits.append(f"{format_count(meta['tokens'])} tokens")
+def _label(meta: VersionRecord, outside: list[str]) -> str:
+    bits = [meta.kind or "?"]
+    if meta.paradigm:
+        bits.append(meta.paradigm)
+    if meta.tokens:
+        bits.append(f"{format_count(meta.tokens)} tokens")
     if outside:
         bits.append(f"from {', '.join(outside)}")
-    others = parent_names(meta)[1:]
-    if meta.get("kind") == "soup" and others:
-        bits.append(f"of {', '.join(parent_names(meta))}")
+    others = meta.parent_names[1:]
+    if meta.kind == "soup" and others:
+        bits.append(f"of {', '.join(meta.parent_names)}")
     return " · ".join(bits)
 
 
-def version_graph_svg(metas: dict[str, dict], under: dict[str, str | None]) -> str:
+def version_graph_svg(metas: dict[str, VersionRecord], under: dict[str, str | None]) -> str:
     order = graph_order(under, metas)
     lane = lanes(under, metas)
     row = {name: i for i, name in enumerate(order)}
@@ -107,18 +107,18 @@ def version_graph_svg(metas: dict[str, dict], under: dict[str, str | None]) -> s
     for name in order:
         meta = metas[name]
         x2, y2 = xy(name)
-        for parent in parent_names(meta):
+        for parent in meta.parent_names:
             if parent not in row:
                 continue
             x1, y1 = xy(parent)
-            dim = "trunk" in (meta.get("kind"), metas[parent].get("kind"))
-            colour = COLOURS["soup"] if meta.get("kind") == "soup" else "#718096"
+            dim = "trunk" in (meta.kind, metas[parent].kind)
+            colour = COLOURS["soup"] if meta.kind == "soup" else "#718096"
             mid = (y1 + y2) / 2
             edges.append(
                 f'<path d="M{x1},{y1} C{x1},{mid} {x2},{mid} {x2},{y2}" fill="none" stroke="{colour}" stroke-width="1.6"'
                 + (' stroke-dasharray="4 3" opacity="0.55"' if dim else "") + "/>"
             )
-        kind = meta.get("kind") or "release"
+        kind = meta.kind or "release"
         colour = COLOURS.get(kind, COLOURS["release"])
         if kind == "soup":
             shape = f'<polygon points="{x2},{y2 - 7} {x2 + 7},{y2} {x2},{y2 + 7} {x2 - 7},{y2}" fill="{colour}"/>'
@@ -126,7 +126,7 @@ def version_graph_svg(metas: dict[str, dict], under: dict[str, str | None]) -> s
             shape = f'<circle cx="{x2}" cy="{y2}" r="5.5" fill="#fff" stroke="{colour}" stroke-width="2"/>'
         else:
             shape = f'<circle cx="{x2}" cy="{y2}" r="6" fill="{colour}"/>'
-        outside = [p for p in parent_names(meta) if p not in row]
+        outside = [p for p in meta.parent_names if p not in row]
         label = escape(_label(meta, outside))
         dim = ' opacity="0.5"' if kind == "trunk" else ""
         nodes.append(

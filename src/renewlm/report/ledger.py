@@ -25,17 +25,17 @@ from renewlm.versions import cost
 
 def longest_series(data: ReportData) -> list[str]:
     """The releases of the longest series among the versions shown (ties: the most recent)."""
-    candidates = [v for v, m in data.versions.items() if m.get("kind") not in ("trunk", "soup") and data.costs[v]["series"]]
+    candidates = [v for v, m in data.versions.items() if m.kind not in ("trunk", "soup") and data.costs[v]["series"]]
     if not candidates:
         return []
-    best = max(candidates, key=lambda v: (len(data.costs[v]["series"]), data.versions[v].get("created") or "", v))
+    best = max(candidates, key=lambda v: (len(data.costs[v]["series"]), data.versions[v].created or "", v))
     return data.costs[best]["series"]
 
 
 def ledger_section(data: ReportData) -> str:
     rows, classes = [], []
     for v in graph_order(data.under, data.versions):
-        c, kind = data.costs[v], data.versions[v].get("kind")
+        c, kind = data.costs[v], data.versions[v].kind
         ratio = c["cumulative_flops"] / c["retrain_flops"] if c["retrain_flops"] else None
         series = len(c["series"]) if c["series_ratio"] is not None else None
         rows.append([v, kind or "–", count(c["tokens"]), flops(c["flops"]), flops(c["cumulative_flops"]),

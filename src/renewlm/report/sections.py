@@ -10,7 +10,6 @@ from renewlm.report import figures
 from renewlm.report.collect import ReportData, final_losses
 from renewlm.report.graph import graph_order, version_graph_svg
 from renewlm.report.html import code, empty, figure, paragraph, table
-from renewlm.versions import parent_names
 
 EVAL_INSTALL = "pip install 'renewlm[eval]'"
 SKIP_FIELDS = {"num_fewshot", "limit", "evaluated"}  # bookkeeping beside an lm-eval task's numbers
@@ -45,13 +44,13 @@ def versions_section(data: ReportData) -> str:
     for name in order:
         m = metas[name]
         parents = ", ".join(
-            p["name"] + (f" ({p['weight']:.3g})" if isinstance(p.get("weight"), (int, float)) and m.get("kind") == "soup" else "")
-            for p in (m.get("parents") or [])
-            if isinstance(p, dict) and p.get("name")
-        ) or ", ".join(parent_names(m)) or "–"
-        rows.append([name, m.get("kind") or "–", parents, m.get("paradigm") or "–", count(m.get("tokens")),
-                     count(m.get("data_tokens")), count(m.get("steps")), (m.get("created") or "–").replace("T", " ")])
-        classes.append("trunk" if m.get("kind") == "trunk" else "")
+            p.name + (f" ({p.weight:.3g})" if p.weight is not None and m.kind == "soup" else "")
+            for p in m.parents
+            if p.name
+        ) or ", ".join(m.parent_names) or "–"
+        rows.append([name, m.kind or "–", parents, m.paradigm or "–", count(m.tokens),
+                     count(m.data_tokens), count(m.steps), (m.created or "–").replace("T", " ")])
+        classes.append("trunk" if m.kind == "trunk" else "")
     return (
         f'<div class="scroll">{svg}</div><p class="caption">{legend}</p>'
         + table(["version", "kind", "parents", "paradigm", "tokens", "new data tokens", "steps", "created"], rows,
@@ -128,7 +127,7 @@ def tasks_section(data: ReportData) -> str:
     spec = load_spec()
     order = graph_order(data.under, data.versions)
     evaluated = {v: data.evaluations[v].get("tasks") or {} for v in order}
-    during = {v: (data.versions[v].get("evaluations") or {}).get("lm_eval") or {} for v in order}
+    during = {v: (data.versions[v].evaluations or {}).get("lm_eval") or {} for v in order}
     out = ""
     if any(evaluated.values()):
         tasks = list(dict.fromkeys(t for v in order for t in evaluated[v]))

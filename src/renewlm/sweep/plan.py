@@ -108,7 +108,7 @@ def check_settings(store: Store, name: str, s: SweepSettings) -> None:
         have = ", ".join(store.names("versions")) or "none"
         raise ConfigError(f"--from {s.parent!r} is not a version in the store {store.root} (it has: {have}); check the name")
     parent = read_version(store, s.parent)
-    want = parent.get("tokenizer_fingerprint")
+    want = parent.tokenizer_fingerprint
     for corpus in s.data:
         if not store.exists("corpora", corpus):
             have = ", ".join(store.names("corpora")) or "none"

@@ -16,8 +16,9 @@ from renewlm.sweep.plan import (
     lr_points,
     repeat_points,
 )
-from renewlm.train.run import config_changes, read_identity
-from renewlm.versions import read_version
+from renewlm.train.run import config_changes
+from renewlm.train.run_record import read_identity
+from renewlm.versions import VersionRecord, read_version
 
 FORMAT = 1
 RECORD = "sweep.json"
@@ -47,7 +48,7 @@ def empty_entry() -> dict:
             "characterization": None, "in_mixture": None, "reason": None, "cost": None}
 
 
-def _same_run(store: Store, p: Point, meta: dict) -> bool:
+def _same_run(store: Store, p: Point, meta: VersionRecord) -> bool:
     """Whether version `p.name` was written by this point's config (not by another sweep or by hand)."""
     want = p.cfg.model_dump(mode="json")
     folder = store.path("runs", p.name)
@@ -55,8 +56,8 @@ def _same_run(store: Store, p: Point, meta: dict) -> bool:
     if identity is not None:
         return not config_changes(identity["config"], p.cfg)
     # The run folder was removed (it is only needed to resume): compare what the version records of it.
-    parents = [x.get("name") for x in meta.get("parents") or []]
-    return meta.get("mixture") == want["mixture"] and meta.get("schedule") == want["schedule"] and parents == [p.cfg.parent]
+    parents = [x.name for x in meta.parents]
+    return meta.mixture == want["mixture"] and meta.schedule == want["schedule"] and parents == [p.cfg.parent]
 
 
 def point_result(store: Store, p: Point) -> dict | None:
@@ -69,9 +70,9 @@ def point_result(store: Store, p: Point) -> dict | None:
             f"version {p.name!r} exists but was not written by this sweep's run of that name; "
             f"remove it with `renewlm rm {p.name}` or give the sweep another name"
         )
-    losses = meta.get("losses") or {}
-    return {"version": p.name, "loss": losses.get(p.corpus), "losses": losses, "tokens": meta["tokens"],
-            "flops": meta["flops"], "trunk": meta.get("trunk")}
+    losses = meta.losses or {}
+    return {"version": p.name, "loss": losses.get(p.corpus), "losses": losses, "tokens": meta.tokens,
+            "flops": meta.flops, "trunk": meta.trunk}
 
 
 def corpus_entry(store: Store, name: str, s: SweepSettings, corpus: str) -> tuple[dict, list[list[Point]], list[dict]]:

@@ -98,7 +98,7 @@ def build(store: Store, name: str, s: SweepSettings, record: dict, *, evaluate_n
         best_lr = next(x["version"] for x in entry["lrs"] if x["lr"] == entry["best_lr"])
         noise = [best_lr, *(r["version"] for r in entry["repeats"])]
         best = next(d["version"] for d in entry["durations"] if d["tokens"] == entry["best_tokens"])
-        seq_len = read_version(store, best)["seq_len"]  # the windows the sweep's runs measured
+        seq_len = read_version(store, best).seq_len  # the windows the sweep's runs measured
         evaluate(store, s, [s.parent, *noise, best], evaluations, corpora=heldout, seq_len=seq_len, say=say)
         entry["characterization"] = characterize(evaluations[s.parent], evaluations[best], [evaluations[v] for v in noise])
         entry["in_mixture"], entry["reason"] = mixture_choice(corpus, entry["characterization"], lineage)

@@ -10,6 +10,7 @@ import contextlib
 import gc
 import shutil
 import signal
+from pathlib import Path
 
 from renewlm.distributed import setup, teardown
 from renewlm.errors import RenewError, TrainingError
@@ -19,7 +20,7 @@ from renewlm.train.metrics import MetricsLog, ProgressDisplay
 from renewlm.train.run import Run, describe_start, prepare_run
 from renewlm.train.step import Pending, evaluate, save_checkpoint, train_step
 from renewlm.train.version import write_run_version
-from renewlm.versions import list_versions
+from renewlm.train.run_record import Speed, measured_speed, read_identity
 
 
 class StopSignal:
@@ -83,7 +84,7 @@ def _loop(run: Run) -> dict:
     display.print(describe_start(run))
     for note in run.notes:
         display.print(note)
-    display.print(describe_plan(run, measured_speed(run)))
+    display.print(describe_plan(run, speed_here(run)))
     if run.unmeasured:
         display.print(f"note: the lineage trained on {', '.join(run.unmeasured)}, no longer in the store; forgetting on them is not measured")
     metrics = MetricsLog(
@@ -153,22 +154,27 @@ class GarbageCollection:
             gc.enable()
 
 
-def measured_speed(run: Run) -> tuple[float, str] | None:
-    """Tokens per second of the newest version trained on this host and device with the same model size,
-    world size and sequence length: an estimate of this run's speed before it starts."""
-    here, best = run.dist.hardware(), None
-    for meta in list_versions(run.store):
-        device = meta.get("device") or {}
-        same = (
-            all(device.get(key) == value for key, value in here.items())
-            and (meta.get("model") or {}).get("total") == run.parameters["total"] and meta.get("seq_len") == run.cfg.seq_len
-        )
-        if same and meta.get("seconds") and (best is None or meta["created"] > best["created"]):
-            best = meta
-    return (best["tokens"] / best["seconds"], best["name"]) if best else None
+def speed_here(run: Run) -> Speed | None:
+    """`measured_speed` over the store's runs of this model at this sequence length on this host and
+    device (the run itself included, when it resumes): an estimate of this run's speed before it starts."""
+    cfg, here = run.cfg, run.dist.hardware()
+
+    def same(folder: Path) -> bool:
+        try:
+            identity = read_identity(folder)
+        except RenewError:  # another run's damaged record says nothing about this one's speed
+            return False
+        if identity is None or identity.get("device") != here or identity["config"].get("seq_len") != cfg.seq_len:
+            return False
+        config = identity["config"]
+        if cfg.preset is not None:
+            return config.get("preset") == cfg.preset
+        return cfg.parent in (config.get("parent"), folder.name)
+
+    return measured_speed(run.store, same)
 
 
-def describe_plan(run: Run, speed: tuple[float, str] | None) -> str:
+def describe_plan(run: Run, speed: Speed | None) -> str:
     """Planned steps and tokens, and the time they take at a speed measured here before."""
     cfg, total = run.cfg, run.schedule.total_steps
     left = (total - run.state["step"]) * cfg.batch_tokens
@@ -177,8 +183,7 @@ def describe_plan(run: Run, speed: tuple[float, str] | None) -> str:
         line += f", {left:,} to go"
     if speed is None:
         return line + "; no speed measured on this machine for this model yet"
-    tokens_per_second, name = speed
-    return line + f"; about {_duration(left / tokens_per_second)} at {tokens_per_second:,.0f} tok/s (measured here by {name})"
+    return line + f"; about {_duration(left / speed.tokens_per_second)} at {speed.tokens_per_second:,.0f} tok/s ({speed.source}, here)"
 
 
 def _duration(seconds: float) -> str:

@@ -26,14 +26,15 @@ from renewlm.data.tokenizer import fingerprint, load_tokenizer
 from renewlm.distributed import Dist
 from renewlm.eval.config import build_evaluators, default_evaluations
 from renewlm.eval.evaluator import Evaluator
-from renewlm.errors import ConfigError, CorruptError, RenewError
+from renewlm.errors import ConfigError, RenewError
 from renewlm.model.flops import block_parameters, flops_per_token
 from renewlm.model.load import ModelSource, model_positions, resolve_model_source, verify_version
 from renewlm.model.parallel import Placement, build_model, placement
 from renewlm.optim.schedule import Schedule
-from renewlm.store import Store, read_json, write_json
+from renewlm.store import Store, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
 from renewlm.train.config import RunConfig, validate_run
+from renewlm.train.run_record import RUN_FILE, RUN_YAML, read_identity
 from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
 
@@ -197,7 +198,7 @@ def _check_source(cfg: RunConfig, store: Store, dist_: Dist, problems: list[str]
                 refused = str(e)
         if refused := dist_.first_message(refused):
             problems.append(refused)
-    if cfg.load_optimizer and not (source.kind == "version" and read_version(store, source.ref).get("optimizer_state")
+    if cfg.load_optimizer and not (source.kind == "version" and read_version(store, source.ref).optimizer_state
                                    and (source.path / "optimizer").is_dir()):
         problems.append(
             f"load_optimizer is set but {cfg.parent!r} is not a version with optimizer state; "
@@ -223,7 +224,7 @@ def open_run_folder(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool) -
     answer: list = [None, None]  # run id, error
     if dist_.is_main:
         try:
-            answer[0] = _open_on_main(cfg, folder, fresh)
+            answer[0] = _open_on_main(cfg, folder, fresh, dist_.hardware())
         except RenewError as e:
             answer[1] = e
     if dist_.distributed:
@@ -233,7 +234,7 @@ def open_run_folder(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool) -
     return answer[0]
 
 
-def _open_on_main(cfg: RunConfig, folder: Path, fresh: bool) -> str:
+def _open_on_main(cfg: RunConfig, folder: Path, fresh: bool, hardware: dict) -> str:
     resolved = cfg.model_dump(mode="json")
     if fresh and folder.exists():
         shutil.rmtree(folder)
@@ -245,12 +246,13 @@ def _open_on_main(cfg: RunConfig, folder: Path, fresh: bool) -> str:
         )
     folder.mkdir(parents=True, exist_ok=True)
     if identity is None:
-        identity = {"run_id": f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}", "config": resolved}
+        run_id = f"{cfg.name}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        identity = {"run_id": run_id, "config": resolved, "device": hardware}  # the device: for `measured_speed`
         write_json(folder / RUN_FILE, identity)
-    if not (folder / "run.yaml").is_file():
-        tmp = folder / ".run.yaml.tmp"
+    if not (folder / RUN_YAML).is_file():
+        tmp = folder / f".{RUN_YAML}.tmp"
         tmp.write_text(yaml.safe_dump(resolved, sort_keys=False))
-        os.replace(tmp, folder / "run.yaml")
+        os.replace(tmp, folder / RUN_YAML)
     return identity["run_id"]
 
 
@@ -293,9 +295,6 @@ def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optim
     return "weights+optimizer"
 
 
-RUN_FILE = "run.json"
-
-
 def config_changes(recorded: dict, cfg: RunConfig) -> list[str]:
     """The settings in which a recorded run config differs from `cfg`, read as today's RunConfig reads
     it: a field added since takes its default, so an upgrade of renewlm never strands a run."""
@@ -306,17 +305,6 @@ def config_changes(recorded: dict, cfg: RunConfig) -> list[str]:
     except ConfigError:
         before = known
     return sorted(k for k in set(before) | set(want) if before.get(k) != want.get(k))
-
-
-def read_identity(folder: Path) -> dict | None:
-    """The run's config and id from `run.json`, or None for a folder that has none yet."""
-    path = folder / RUN_FILE
-    if not path.is_file():
-        return None
-    identity = read_json(path)
-    if not isinstance(identity, dict) or not {"run_id", "config"} <= set(identity):
-        raise CorruptError(f"{path} is not a run record (it lacks run_id or config); rerun with --fresh to start the run over")
-    return identity
 
 
 def describe_start(run: Run) -> str:

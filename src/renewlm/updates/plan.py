@@ -17,19 +17,17 @@ PTFS = T·N(N+1)/2, CPT = N·T, path switching = (1+A)·N·T. docs/plan.md has t
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from renewlm.config import MAX_SEQ_LEN, MAX_TOKENS
 from renewlm.errors import ConfigError, StoreError
 from renewlm.model.flops import flops_per_token
 from renewlm.model.presets import DEFAULT_SEQ_LEN, PRESETS, padded_vocab, preset_flops_per_token
 from renewlm.store import Store
+from renewlm.train.run_record import Speed, measured_speed, read_run_config
+from renewlm.versions import read_version
 
 PARADIGMS = ("retrain", "continue", "switch")
 DEFAULT_PRESET = "1b"
@@ -46,12 +44,6 @@ class ModelCost:
     description: str
     flops_per_token: float
     seq_len: int
-
-
-@dataclass(frozen=True)
-class Speed:
-    tokens_per_second: float
-    source: str
 
 
 @dataclass(frozen=True)
@@ -223,11 +215,9 @@ def _version_config(store: Store, name: str):
 
 
 def _version_seq_len(store: Store, name: str) -> int | None:
-    record = store.path("versions", name) / "version.json"
-    try:
-        return json.loads(record.read_text()).get("seq_len")
-    except (OSError, json.JSONDecodeError):
+    if not (store.path("versions", name) / "version.json").is_file():
         return None  # an imported folder without a record: the default sequence length
+    return read_version(store, name).seq_len
 
 
 def _flops(config, seq_len: int, what: str) -> float:
@@ -237,54 +227,16 @@ def _flops(config, seq_len: int, what: str) -> float:
         raise StoreError(f"the FLOPs per token of {what} cannot be computed from its config ({e})") from None
 
 
-def measured_speed(store: Store, model: str | None) -> Speed | None:
-    """The median training tokens/second over every step of the store's runs of this model.
+def model_speed(store: Store, model: str | None) -> Speed | None:
+    """How fast `model` trains, by `measured_speed`'s rule, over the store's runs of it.
 
     A version's runs are the run that wrote it and the runs that updated from it (same model); a
     preset's are the runs that pre-trained it. None when the store holds no such run.
     """
     model = model or DEFAULT_PRESET
-    is_version = store.exists("versions", model)
-    speeds, used = [], []
-    for name in store.names("runs"):
-        folder = store.path("runs", name)
-        config = _read_yaml(folder / "run.yaml")
-        if is_version:
-            match = name == model or config.get("parent") == model
-        else:
-            match = config.get("preset") == model
-        if not match:
-            continue
-        found = _step_speeds(folder / "metrics.jsonl")
-        if found:
-            speeds += found
-            used.append(name)
-    if not speeds:
-        return None
-    return Speed(statistics.median(speeds), f"measured: median of {len(speeds):,} steps in run{'s' * (len(used) > 1)} {', '.join(used)}")
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _step_speeds(path: Path) -> list[float]:
-    if not path.is_file():
-        return []
-    speeds = []
-    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # a line cut short by a killed run says nothing about speed
-            continue
-        value = record.get("tokens_per_second") if isinstance(record, dict) else None
-        if isinstance(value, (int, float)) and value > 0:
-            speeds.append(float(value))
-    return speeds
+    if store.exists("versions", model):
+        return measured_speed(store, lambda folder: folder.name == model or read_run_config(folder).get("parent") == model)
+    return measured_speed(store, lambda folder: read_run_config(folder).get("preset") == model)
 
 
 def make_plan(
@@ -303,7 +255,7 @@ def make_plan(
     """The plan for N releases: every input checked first, then the model priced, then the speed found."""
     check_inputs(releases, tokens_per_release, decay_fraction, replay, tokens_per_second, pretrain_tokens)
     cost = model_cost(store, model, vocab_size=vocab_size, seq_len=seq_len)
-    speed = Speed(tokens_per_second, "given") if tokens_per_second is not None else measured_speed(store, model)
+    speed = Speed(tokens_per_second, "given") if tokens_per_second is not None else model_speed(store, model)
     tokens = {
         p: tuple(release_tokens(p, i, tokens_per_release, decay_fraction, replay, pretrain_tokens) for i in range(1, releases + 1))
         for p in PARADIGMS

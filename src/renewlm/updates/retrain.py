@@ -16,7 +16,7 @@ import math
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.updates.update import DEFAULT_PEAK_LR, parent_lrs, resolve_data, update_shape
+from renewlm.updates.update import DEFAULT_PEAK_LR, resolve_data, update_shape
 from renewlm.versions import data_tokens, lineage, read_version
 
 
@@ -26,10 +26,10 @@ def trained_tokens(chain: list[dict]) -> dict[str, float]:
     Counting the runs before a retrain too would count its corpora twice (once where they were new,
     again in the retrain's union), and the series' oldest data would grow its share with every release.
     """
-    start = max((i for i, meta in enumerate(chain) if meta.get("paradigm") == "retrain"), default=0)
+    start = max((i for i, meta in enumerate(chain) if meta.paradigm == "retrain"), default=0)
     tokens: dict[str, float] = {}
     for meta in chain[start:]:
-        for corpus, count in (meta.get("corpus_tokens") or {}).items():
+        for corpus, count in (meta.corpus_tokens or {}).items():
             tokens[corpus] = tokens.get(corpus, 0.0) + count
     return tokens
 
@@ -46,7 +46,7 @@ def retrain_config(
                          micro_batch=micro_batch)
     new = resolve_data(store, data)
     chain = lineage(store, parent)
-    imported = [m["name"] for m in chain if m.get("kind") == "import"]
+    imported = [m.name for m in chain if m.kind == "import"]
     if imported:  # its pre-training data was never in the store: a retrain could not read what it saw
         raise ConfigError(
             f"--paradigm retrain trains on all the data the lineage saw, but {imported[0]!r} was imported and its "
@@ -69,8 +69,7 @@ def retrain_config(
     total_new = sum(new.values())
     for corpus, w in new.items():
         weights[corpus] = weights.get(corpus, 0.0) + update_tokens * w / total_new
-    root = next((m for m in chain if m.get("schedule")), {})
-    peak = lr if lr is not None else parent_lrs(root)[0] or DEFAULT_PEAK_LR
+    peak = lr if lr is not None else next((m.peak_lr for m in chain if m.schedule), None) or DEFAULT_PEAK_LR
     run = {
         "name": name, "parent": parent, "from_scratch": True, "kind": "release",
         "mixture": {"phases": [{"corpora": weights}]},

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.train.run import config_changes, read_identity
+from renewlm.train.run import config_changes
+from renewlm.train.run_record import read_identity
 from renewlm.versions import list_versions, read_version
 
 TRUNK_SUFFIX = "-trunk"
@@ -32,13 +33,13 @@ def trunk_name(release: str) -> str:
 def main_path_of(store: Store, release: str) -> str:
     """The version a switch update from `release` continues: its trunk, or the release itself."""
     meta = read_version(store, release)
-    if meta.get("kind") == "trunk":
-        released = sorted(m["name"] for m in list_versions(store) if m.get("trunk") == release)
+    if meta.kind == "trunk":
+        released = sorted(m.name for m in list_versions(store) if m.trunk == release)
         hint = f"name the release that branched off it ({', '.join(released)})" if released else "name a release"
         raise ConfigError(
             f"--paradigm switch takes a release, but {release!r} is a trunk that renewlm keeps for you; {hint}"
         )
-    return meta.get("trunk") or release
+    return meta.trunk or release
 
 
 def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConfig:

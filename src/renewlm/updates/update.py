@@ -21,28 +21,13 @@ from renewlm.model.presets import DEFAULT_SEQ_LEN
 from renewlm.optim.schedule import validate_schedule
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.versions import lineage_corpora, lineage_corpus_tokens, read_version
+from renewlm.versions import VersionRecord, lineage_corpora, lineage_corpus_tokens, read_version
 
 Recipe = Literal["cosine", "wsd", "reuse", "constant"]
 
 # Ibrahim et al. 2024 §1: η_max 3e-4 at 405M; used when the parent's own schedule is unknown.
 DEFAULT_PEAK_LR = 3e-4
 DEFAULT_BATCH_TOKENS = 2**19
-
-
-def parent_lrs(parent: dict) -> tuple[float | None, float | None]:
-    """(peak, floor) of the schedule the parent was trained with, where version.json records it: the
-    recorded spec's own `peak` and `floor`, or the two LRs an import was given (either may be absent)."""
-    schedule = parent.get("schedule")
-    if not schedule:
-        return None, None
-    if schedule.get("name") == "import":  # `import --peak-lr --final-lr`: a pre-training renewlm did not run
-        return schedule.get("peak_lr"), schedule.get("min_lr")
-    try:
-        spec = validate_schedule(schedule, f"the schedule recorded in version {parent.get('name')!r}")
-    except ConfigError as e:
-        raise ConfigError(f"{e}; pass --lr to choose the update's learning rate") from None
-    return spec.peak, spec.floor
 
 
 def recipe_schedule(recipe: Recipe, lr: float) -> dict:
@@ -109,7 +94,7 @@ def _replay_weights(store: Store, parent: str, data: list[str], replay: float, r
             if trained:
                 why = f"every corpus its lineage trained on ({', '.join(trained)}) is new data of this update"
             else:
-                kind = read_version(store, parent).get("kind")
+                kind = read_version(store, parent).kind
                 why = f"{'it was imported and ' if kind == 'import' else ''}it records no training corpora"
             raise ConfigError(
                 f"--replay {replay:g} asks for old data, but {why}, so version {parent!r} has nothing to replay; "
@@ -140,7 +125,7 @@ def _positive(flag: str, value: int | None, unit: str) -> None:
 
 
 def update_shape(
-    store: Store, parent: str, info: dict, *, tokens: int | None, steps: int | None, seq_len: int | None,
+    store: Store, parent: str, info: VersionRecord, *, tokens: int | None, steps: int | None, seq_len: int | None,
     batch_tokens: int | None, micro_batch: int | None,
 ) -> dict:
     """Length and batch of an update: given values checked (never replaced), the rest from the parent's
@@ -153,9 +138,9 @@ def update_shape(
     if (tokens is None) == (steps is None):
         raise ConfigError("give exactly one of --tokens and --steps for the update's length")
     if seq_len is None:
-        seq_len = info.get("seq_len") or min(DEFAULT_SEQ_LEN, model_positions(store.path("versions", parent)) or DEFAULT_SEQ_LEN)
+        seq_len = info.seq_len or min(DEFAULT_SEQ_LEN, model_positions(store.path("versions", parent)) or DEFAULT_SEQ_LEN)
     if batch_tokens is None:
-        batch_tokens = info.get("batch_tokens")
+        batch_tokens = info.batch_tokens
         if not batch_tokens or batch_tokens % seq_len:
             batch_tokens = max(1, DEFAULT_BATCH_TOKENS // seq_len) * seq_len
     micro_batch = micro_batch or _micro_batch(batch_tokens // seq_len or 1)
@@ -224,6 +209,7 @@ def update_config(
             raise ConfigError(f"--switch-at R switches blends at LR = start/R, so R must lie in (1, {span:g}) (got {switch_at}); e.g. --switch-at 5")
     old = _replay_weights(store, parent, list(dict.fromkeys([*weights, *(second or {})])), replay, replay_from)
 
+    peak, floor = info.peak_lr, info.final_lr
     trunk = kind == "trunk"
     if trunk and recipe is not None:
         raise ConfigError(
@@ -232,7 +218,6 @@ def update_config(
         )
     recipe = recipe or "cosine"
     if lr is None:
-        peak, floor = parent_lrs(info)
         lr = peak if trunk or recipe in ("cosine", "wsd") else floor
         if lr is None and recipe in ("cosine", "wsd"):
             lr = DEFAULT_PEAK_LR
@@ -241,7 +226,7 @@ def update_config(
                 f"version {parent!r} does not record its schedule, so the {recipe} recipe's starting LR is "
                 f"unknown; pass --lr (the pretraining minimum LR), or import it with --final-lr"
             )
-    continues_trunk = trunk and info.get("kind") == "trunk" and bool(info.get("optimizer_state"))
+    continues_trunk = trunk and info.kind == "trunk" and info.optimizer_state
     schedule = trunk_schedule(lr, continues_trunk) if trunk else recipe_schedule(recipe, lr)
     if switch_at is not None:
         schedule["switch_at_lr_ratio"] = 1 / switch_at

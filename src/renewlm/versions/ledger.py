@@ -18,77 +18,78 @@ from __future__ import annotations
 
 from renewlm.store import Store
 from renewlm.versions.lineage import lineage
-from renewlm.versions.record import list_versions, read_version
+from renewlm.versions.folders import list_versions, read_version
+from renewlm.versions.record import VersionRecord
 
 
-def data_tokens(meta: dict) -> int:
+def data_tokens(meta: VersionRecord) -> int:
     """New data a version's own run read; records without the field count all their tokens."""
-    return int(meta.get("data_tokens", meta.get("tokens", 0)) or 0)
+    return meta.tokens if meta.data_tokens is None else meta.data_tokens
 
 
-def _flops_per_token(chain: list[dict]) -> float | None:
+def _flops_per_token(chain: list[VersionRecord]) -> float | None:
     """FLOPs per token of the version's architecture, from the newest record in its lineage that ran."""
     for meta in reversed(chain):
-        if meta.get("tokens") and meta.get("flops"):
-            return meta["flops"] / meta["tokens"]
+        if meta.tokens and meta.flops:
+            return meta.flops / meta.tokens
     return None
 
 
 def _sum(metas, key: str) -> float:
-    return sum(m.get(key, 0) or 0 for m in metas)
+    return sum(getattr(m, key) or 0 for m in metas)
 
 
-def copy_of(meta: dict) -> str | None:
+def copy_of(meta: VersionRecord) -> str | None:
     """The version a soup's weights equal (linear or slerp with all the weight on one parent: α = 1), or None."""
-    if meta.get("kind") != "soup" or meta.get("method", "linear") not in ("linear", "slerp"):
+    if meta.kind != "soup" or (meta.method or "linear") not in ("linear", "slerp"):
         return None
-    weighted = [p for p in meta.get("parents") or [] if p.get("weight")]
-    return weighted[0]["name"] if len(weighted) == 1 and weighted[0]["weight"] == 1 else None
+    weighted = [p for p in meta.parents if p.weight]
+    return weighted[0].name if len(weighted) == 1 and weighted[0].weight == 1 else None
 
 
-def _series(metas: dict[str, dict], name: str, chain: list[dict]) -> list[str]:
+def _series(metas: dict[str, VersionRecord], name: str, chain: list[VersionRecord]) -> list[str]:
     """The releases of the version's history in order: each release ancestor, and after each trunk
     ancestor the releases branched off it; the version itself last, in the place of the version it
     copies if it is a copy (it adds no release to the series)."""
     branched: dict[str, list[str]] = {}
     for meta in metas.values():
-        if meta.get("trunk"):
-            branched.setdefault(meta["trunk"], []).append(meta["name"])
+        if meta.trunk:
+            branched.setdefault(meta.trunk, []).append(meta.name)
     series: list[str] = []
     for meta in chain:
-        if meta.get("kind") == "trunk":
-            series += sorted(branched.get(meta["name"], []))
-        elif meta.get("kind") != "soup":
-            series.append(meta["name"])
+        if meta.kind == "trunk":
+            series += sorted(branched.get(meta.name, []))
+        elif meta.kind != "soup":
+            series.append(meta.name)
     copied = copy_of(metas[name])
     return list(dict.fromkeys([*(s for s in series if s != copied), name]))
 
 
-def cost(store: Store, name: str, metas: dict[str, dict] | None = None) -> dict:
+def cost(store: Store, name: str, metas: dict[str, VersionRecord] | None = None) -> dict:
     """Own, cumulative, retrain and series figures of version `name` (FLOPs; None where unknown).
 
     `metas` (every record by name, as `list_versions` reads them) saves re-reading the store when
     costing many versions (`renewlm versions`, the report)."""
     if metas is None:
         read_version(store, name)  # an unknown name: one sentence listing what exists
-        metas = {m["name"]: m for m in list_versions(store)}
+        metas = {m.name: m for m in list_versions(store)}
     chain = lineage(store, name, metas)
     own = metas[name]
     per_token = _flops_per_token(chain)
     retrain = per_token * _sum_data(chain) if per_token else None
-    series = _series(metas, name, chain) if own.get("kind") != "trunk" else []
-    spent: dict[str, dict] = {}
+    series = _series(metas, name, chain) if own.kind != "trunk" else []
+    spent: dict[str, VersionRecord] = {}
     retrain_each = 0.0
     for release in series:
         release_chain = chain if release == name else lineage(store, release, metas)
-        spent.update({m["name"]: m for m in release_chain})
+        spent.update({m.name: m for m in release_chain})
         retrain_each += (per_token or 0.0) * _sum_data(release_chain)
     series_flops = _sum(spent.values(), "flops")
     return {
-        "lineage": [m["name"] for m in chain],
-        "tokens": own.get("tokens", 0),
-        "flops": own.get("flops", 0.0),
-        "seconds": own.get("seconds"),
+        "lineage": [m.name for m in chain],
+        "tokens": own.tokens,
+        "flops": own.flops,
+        "seconds": own.seconds,
         "cumulative_tokens": int(_sum(chain, "tokens")),
         "cumulative_flops": _sum(chain, "flops"),
         "cumulative_seconds": _sum(chain, "seconds"),
@@ -101,5 +102,5 @@ def cost(store: Store, name: str, metas: dict[str, dict] | None = None) -> dict:
     }
 
 
-def _sum_data(chain: list[dict]) -> int:
+def _sum_data(chain: list[VersionRecord]) -> int:
     return sum(data_tokens(m) for m in chain)

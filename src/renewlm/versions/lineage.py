@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from renewlm.errors import CorruptError
 from renewlm.store import Store
-from renewlm.versions.record import parent_names, read_version
+from renewlm.versions.folders import read_version
+from renewlm.versions.record import VersionRecord
 
 
-def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> list[dict]:
+def lineage(store: Store, name: str, metas: dict[str, VersionRecord] | None = None) -> list[VersionRecord]:
     """The version and all its ancestors in the store, each once, every parent before its children.
 
     A parent outside the store (a local folder a run started from) ends that branch of the graph.
@@ -19,7 +20,7 @@ def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> li
         exists, read = (lambda n: store.exists("versions", n)), (lambda n: read_version(store, n))
     else:
         exists, read = metas.__contains__, metas.__getitem__
-    order: list[dict] = []
+    order: list[VersionRecord] = []
     done: set[str] = set()
     path: dict[str, None] = {}  # the versions being expanded, in order: the way from `name` up to the current one
     stack: list[tuple[str, bool]] = [(name, False)]
@@ -35,7 +36,7 @@ def lineage(store: Store, name: str, metas: dict[str, dict] | None = None) -> li
             continue
         stack.append((current, True))
         path[current] = None
-        for parent in reversed(parent_names(meta)):
+        for parent in reversed(meta.parent_names):
             if parent in path:  # the way up leads back down: the records go round
                 way = list(path)
                 raise cycle_error(store, [parent, *reversed(way[way.index(parent):])])
@@ -62,7 +63,7 @@ def lineage_corpora(store: Store, name: str) -> list[str]:
     """Every corpus the version and its ancestors trained on, in first-seen order."""
     names: dict[str, None] = {}
     for meta in lineage(store, name):
-        names.update(dict.fromkeys(meta.get("corpora", [])))
+        names.update(dict.fromkeys(meta.corpora))
     return list(names)
 
 
@@ -70,12 +71,12 @@ def lineage_corpus_tokens(store: Store, name: str) -> dict[str, float]:
     """Tokens each corpus gave the runs of the lineage (each run once), where the records say."""
     tokens: dict[str, float] = {}
     for meta in lineage(store, name):
-        for corpus, count in (meta.get("corpus_tokens") or {}).items():
+        for corpus, count in (meta.corpus_tokens or {}).items():
             tokens[corpus] = tokens.get(corpus, 0.0) + count
     return tokens
 
 
-def display_parent(meta: dict, metas: dict[str, dict]) -> str | None:
+def display_parent(meta: VersionRecord, metas: dict[str, VersionRecord]) -> str | None:
     """Where a version sits in the version tree (of the versions `metas`, by name).
 
     The user names releases and renewlm keeps the trunks (path switching), so the tree reads as a
@@ -85,23 +86,22 @@ def display_parent(meta: dict, metas: dict[str, dict]) -> str | None:
     """
 
     def released_from(trunk: str) -> str | None:
-        return min((n for n, m in metas.items() if m.get("trunk") == trunk), default=None)
+        return min((n for n, m in metas.items() if m.trunk == trunk), default=None)
 
-    parents = [p for p in parent_names(meta) if p in metas]
-    if meta.get("kind") == "trunk" and (release := released_from(meta["name"])):
+    parents = [p for p in meta.parent_names if p in metas]
+    if meta.kind == "trunk" and (release := released_from(meta.name)):
         return release
-    if meta.get("trunk") in metas:
-        before = [p for p in parent_names(metas[meta["trunk"]]) if p in metas]
+    if meta.trunk in metas:
+        before = [p for p in metas[meta.trunk].parent_names if p in metas]
         if not before:
             return None
-        if metas[before[0]].get("kind") == "trunk":
+        if metas[before[0]].kind == "trunk":
             return released_from(before[0]) or before[0]
         return before[0]
     return parents[0] if parents else None
 
 
-
-def display_tree(store: Store, metas: dict[str, dict]) -> dict[str, str | None]:
+def display_tree(store: Store, metas: dict[str, VersionRecord]) -> dict[str, str | None]:
     """`display_parent` of every version in `metas`; refused when the records make the tree go round
     (a tree with a loop has no root to print from, and walking it would never end)."""
     under = {name: display_parent(meta, metas) for name, meta in metas.items()}

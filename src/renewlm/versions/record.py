@@ -1,191 +1,206 @@
-"""Version records: write, read, list and remove versions.
+"""The version record: `version.json`'s fields, typed, in one pydantic model.
 
-A version is `versions/NAME/`: a Hugging Face folder (safetensors, config, generation config,
-tokenizer) plus `version.json`; a trunk version also keeps its optimizer state in `optimizer/`.
-`version.json` lists the version's `parents` (`{name, weight}`: one for a run, several for a soup);
-records written before that hold a single `parent`, read through `parent_names`.
+Every writer builds a `VersionRecord` (a run's version, an import, a soup) and every reader gets one.
+A field is added here and nowhere else: its docstring is its line in docs/versions.md's table
+(`field_table()`, kept in sync by a test), and where its value follows from other fields (the
+schedule's peak and final LR) `migrate` fills it in, for records written before it as for new ones.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_serializer
 
-from renewlm import __version__
 from renewlm.config import describe
-from renewlm.errors import CorruptError, StoreError
-from renewlm.lock import live_holders, temporary_name
-from renewlm.manifest import write_manifest
-from renewlm.store import Store, read_json, write_json
+from renewlm.errors import CorruptError
 
-# Beside version.json, the one record that changes after a version is written: `renewlm eval` merges into it.
-EVALUATIONS = "evaluations.json"
+Kind = Literal["import", "pretrain", "release", "trunk", "soup"]
+
+
+def _whole(value: float) -> int | float:
+    return int(value) if value.is_integer() else value
+
+
+# A number of tokens: any JSON number (`2e12` too, as a hand-written record may hold), kept as an int when whole.
+Tokens = Annotated[float, AfterValidator(_whole)]
 
 
 class Parent(BaseModel):
     """One parent of a version: a run's single parent (weight 1), a soup's inputs, its base (no weight)."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
     name: str
+    """The parent version's name (or, for a run from a folder, that folder)."""
     weight: float | None = None
+    """Its share of the weights: 1 for a run, the merge coefficient for a soup; none for a soup's base."""
+    role: Literal["base"] | None = None
+    """`base` for the base version of a soup merged against one."""
+
+    @model_serializer(mode="wrap")
+    def _role_when_given(self, handler):
+        out = handler(self)
+        if out.get("role") is None:  # only a soup's base has a role; other parents are written as {name, weight}
+            out.pop("role", None)
+        return out
 
 
 class VersionRecord(BaseModel):
-    """The fields of `version.json` that renewlm reads, with their types. A record is checked against it
-    when read, so a field of the wrong type (edited by hand) is refused in one sentence there, not as a
-    TypeError in whichever command reads it first. Fields it does not list are kept as they are."""
+    """The fields of `version.json`. A record is checked against them when read, so a field of the wrong type
+    (edited by hand) is refused in one sentence there, not as a TypeError in whichever command reads it first.
+    Fields it does not list are kept as they are."""
 
-    model_config = ConfigDict(extra="allow", strict=True)
+    model_config = ConfigDict(extra="allow", strict=True, use_attribute_docstrings=True)
     name: str
-    parents: list[Parent] | None = None
-    parent: str | None = None  # records written before `parents`
-    kind: str | None = None
+    """This version's name."""
+    parents: list[Parent] = []
+    """The versions it came from, `[{name, weight}]`: one for a run (the version or folder it started from),
+    several for a soup; records written before this field hold a single `parent`, read the same way."""
+    kind: Kind = "release"
+    """import, pretrain, release, trunk or soup."""
+    paradigm: Literal["continue", "switch", "retrain"] | None = None
+    """How an update made it (continue, switch, retrain)."""
     trunk: str | None = None
-    paradigm: str | None = None
+    """For a release branched off a trunk, that trunk."""
     created: str | None = None
-    corpora: list[str] = []
-    corpus_tokens: dict[str, float] | None = None
-    data_tokens: float | None = None
-    steps: int | None = None
-    tokens: float | None = None
-    flops: float | None = None
-    seconds: float | None = None
-    seq_len: int | None = None
-    batch_tokens: int | None = None
-    max_positions: int | None = None
-    losses: dict[str, float] | None = None
-    evaluations: dict[str, dict[str, Any]] | None = None
-    schedule: dict[str, Any] | None = None
-    mixture: dict[str, Any] | None = None
+    """When it was written (UTC, ISO 8601)."""
+    renewlm_version: str | None = None
+    """The renewlm that wrote it."""
+    run_id: str | None = None
+    """The run that wrote it."""
+    source: str | None = None
+    """For an import, the folder it came from."""
     model: dict[str, Any] | None = None
+    """Architecture, `total` and `non_embedding` parameter counts."""
+    max_positions: int | None = None
+    """The longest sequence the model's position embeddings cover (from `max_position_embeddings`, `n_positions` or
+    `max_sequence_length`; null where the config has none)."""
+    model_source: dict[str, Any] | None = None
+    """What the run loaded: kind (preset, version, folder), reference, path."""
     tokenizer_fingerprint: str | None = None
-    optimizer_state: bool | None = None
+    """sha256 identifying the tokenizer (see [data](data.md))."""
+    corpora: list[str] = []
+    """The corpora this version's run trained on, replay included: the lineage's data."""
+    mixture: dict[str, Any] | None = None
+    """The mixture as the run used it."""
+    schedule: dict[str, Any] | None = None
+    """The schedule as the run used it; for an import, `{"name": "import", "peak_lr": …, "min_lr": …}` with what
+    `--peak-lr` / `--final-lr` gave (absent keys were not given)."""
+    peak_lr: float | None = None
+    """The schedule's top learning rate (its `peak_lr`, `start_lr` or `lr`), which `renewlm update` starts its
+    recipes from; null where unknown."""
+    final_lr: float | None = None
+    """The schedule's floor (its `min_lr`; a constant's `lr`; a cosine's default 0.1·peak), which the reuse
+    recipe starts from; null where unknown."""
+    seq_len: int | None = None
+    """Tokens per training sequence."""
+    batch_tokens: int | None = None
+    """Tokens per optimizer step."""
+    steps: int = 0
+    """Optimizer steps the run took."""
+    skipped_steps: int | None = None
+    """Steps skipped for a non-finite gradient."""
+    tokens: Tokens = 0
+    """Tokens the run trained on; for an import, its pre-training's (`--pretrain-tokens`)."""
+    pretrain_seq_len: int | None = None
+    """For an import, the sequence length its pre-training FLOPs are counted at."""
+    corpus_tokens: dict[str, Tokens] | None = None
+    """Tokens each corpus gave the run."""
+    data_tokens: Tokens | None = None
+    """Of `corpus_tokens`, the tokens of corpora its lineage had not trained on (new data)."""
+    seconds: float | None = None
+    """Time spent in training steps (for the ledger and time estimates)."""
+    device: dict[str, Any] | None = None
+    """Device name, process count and host."""
+    flops: float = 0.0
+    """Training FLOPs of this run (`6N + 12·L·d·T` per token); for an import, of its pre-training
+    (`--pretrain-tokens` at `pretrain_seq_len`)."""
+    losses: dict[str, float] = {}
+    """Final held-out loss on every corpus of the mixture and of the lineage."""
+    evaluations: dict[str, dict[str, Any]] = {}
+    """The run's other evaluators' last results (lm-eval tasks)."""
+    start: str | None = None
+    """How the run began: fresh, weights, weights+optimizer."""
+    resumed_at_steps: list[int] = []
+    """The steps the run was resumed at."""
+    optimizer_state: bool = False
+    """Whether `optimizer/` is present (a trunk's AdamW state)."""
+    method: str | None = None
+    """For a soup, the merge method."""
+    base: str | None = None
+    """For a soup merged against a base version, that version."""
+    method_parameters: dict[str, Any] | None = None
+    """For a soup, the method's own numbers (mergekit's density, say)."""
+    evaluation: dict[str, Any] | None = None
+    """For a soup measured on held-out data (`--on`), what it was measured with: corpora, `seq_len`, `eval_tokens`."""
+    sweep: dict[str, Any] | None = None
+    """For `soup --sweep`, the α kept and the held-out losses of every α tried."""
+    greedy: list[dict[str, Any]] | None = None
+    """For `soup --greedy`, each version tried in turn: its loss alone, the soup's with it, whether it was added."""
+
+    @field_validator("parents", mode="before")
+    @classmethod
+    def _no_null_parents(cls, value):
+        return [] if value is None else value
+
+    @property
+    def parent_names(self) -> list[str]:
+        """The names of its parents (a soup's base included)."""
+        return [p.name for p in self.parents if p.name]
 
 
-def write_version(
-    store: Store,
-    name: str,
-    model,
-    tokenizer,
-    info: dict,
-    *,
-    state_dict: dict | None = None,
-    overwrite: bool = False,
-    extra: Callable[[Path], None] | None = None,
-) -> Path:
-    """Save `model` (or `state_dict` into its architecture) and `tokenizer` as version `name`.
+def schedule_lrs(schedule: dict | None) -> tuple[float | None, float | None]:
+    """(peak, final) learning rate of a schedule as version.json records it (see `peak_lr`, `final_lr`): the
+    spec's own `peak` and `floor` (optim/schedule.py), the two LRs an import was given, or None for either
+    where the record holds no schedule renewlm can read."""
+    from renewlm.errors import ConfigError
+    from renewlm.optim.schedule import validate_schedule
 
-    The tokenizer's own files are copied byte for byte where it was loaded from a folder, so a
-    version carries its parent's (or its import folder's) tokenizer unchanged. The manifest is
-    written last, over everything else in the folder (`extra`'s optimizer state included).
-    """
-    from renewlm.data.tokenizer import fingerprint, save_tokenizer
-    from renewlm.model.flops import parameter_counts
-    from renewlm.model.load import max_positions
-
-    with store.staging("versions", name, overwrite=overwrite) as tmp:
-        model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
-        save_tokenizer(tokenizer, tmp)
-        if extra is not None:
-            extra(tmp)
-        meta = {
-            "name": name,
-            "parents": [],
-            "kind": "release",
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "renewlm_version": __version__,
-            "model": {"architecture": type(model).__name__, **parameter_counts(model)},
-            "max_positions": max_positions(model.config),
-            "tokenizer_fingerprint": fingerprint(tokenizer),
-            "corpora": [],
-            "steps": 0,
-            "tokens": 0,
-            "flops": 0.0,
-            "losses": {},
-            "optimizer_state": (tmp / "optimizer").is_dir(),
-        }
-        meta.update(info)
-        write_json(tmp / "version.json", meta)
-        write_manifest(tmp)
-    return store.path("versions", name)
-
-
-def load_version(store: Store, name: str, *, trust_remote_code: bool = False):
-    """(model, tokenizer) of a version, each checked against its manifest before it is opened."""
-    from renewlm.data.tokenizer import load_tokenizer
-    from renewlm.model.load import ModelSource, check_tokenizer, load_model
-
-    path = store.require("versions", name)
-    tokenizer = load_tokenizer(store, name)
-    model, _ = load_model(ModelSource("version", name, path), trust_remote_code=trust_remote_code)
-    check_tokenizer(model, tokenizer)
-    return model, tokenizer
-
-
-def read_version(store: Store, name: str) -> dict:
-    """The record of version `name`, checked against `VersionRecord` (the dict as written, every field kept)."""
-    store.require("versions", name)
-    path = store.path("versions", name) / "version.json"
-    meta = read_json(path)
+    if not schedule:
+        return None, None
+    if schedule.get("name") == "import":  # `import --peak-lr --final-lr`: a pre-training renewlm did not run
+        return schedule.get("peak_lr"), schedule.get("min_lr")
     try:
-        VersionRecord.model_validate(meta)
+        spec = validate_schedule(schedule, "a recorded schedule")
+    except ConfigError:
+        return None, None
+    return spec.peak, spec.floor
+
+
+def migrate(raw: dict) -> dict:
+    """A record as any renewlm wrote it, in today's fields: a single `parent` becomes `parents`, and the
+    schedule's peak and final LR are filled in where the record does not hold them."""
+    out = dict(raw)
+    if "parents" not in out and "parent" in out:
+        parent = out.pop("parent")
+        out["parents"] = [{"name": parent, "weight": 1.0}] if parent else []
+    if "peak_lr" not in out or "final_lr" not in out:
+        peak, final = schedule_lrs(out.get("schedule") if isinstance(out.get("schedule"), dict) else None)
+        out.setdefault("peak_lr", peak)
+        out.setdefault("final_lr", final)
+    return out
+
+
+def build_record(fields: dict) -> VersionRecord:
+    """The record a writer makes of `fields` (what it knows; the rest takes its default or follows from them)."""
+    return VersionRecord.model_validate(migrate(fields))
+
+
+def parse_record(raw: object, where: str, name: str) -> VersionRecord:
+    """The record of version `name` read from `where`, migrated and checked; one sentence when it is not one."""
+    fix = f"remove the version with `renewlm rm {name} --force`"
+    if not isinstance(raw, dict):
+        raise CorruptError(f"{where} holds a {type(raw).__name__}, not a version record; correct it by hand, or {fix}")
+    try:
+        return VersionRecord.model_validate(migrate(raw))
     except ValidationError as e:
-        problems = describe(e, str(path)).replace("\n", "; ")
-        raise CorruptError(
-            f"{problems}; correct the field by hand, or remove the version with `renewlm rm {name} --force`"
-        ) from None
-    return meta
+        problems = describe(e, where).replace("\n", "; ")
+        raise CorruptError(f"{problems}; correct the field by hand, or {fix}") from None
 
 
-def read_evaluations(store: Store, name: str) -> dict:
-    """A version's evaluations.json (what `renewlm eval` measured), or {} when it has never been evaluated."""
-    path = store.require("versions", name) / EVALUATIONS
-    return read_json(path) if path.is_file() else {}
-
-
-def list_versions(store: Store) -> list[dict]:
-    return [read_version(store, n) for n in store.names("versions") if (store.path("versions", n) / "version.json").is_file()]
-
-
-def parent_names(meta: dict) -> list[str]:
-    """The names of a record's parents (a soup's base included), older records' single `parent` too."""
-    if "parents" in meta:
-        return [p["name"] for p in meta["parents"] or [] if isinstance(p, dict) and p.get("name")]
-    return [meta["parent"]] if meta.get("parent") else []
-
-
-def children(store: Store, name: str) -> list[str]:
-    """Versions naming `name` among their parents (its own record, even one naming itself, is not read)."""
-    return [
-        n for n in store.names("versions")
-        if n != name and (store.path("versions", n) / "version.json").is_file()
-        and name in parent_names(read_version(store, n))
-    ]
-
-
-def remove_version(store: Store, name: str, *, force: bool = False) -> None:
-    """Remove version `name`; with `force` even when others descend from it (or its record is unreadable)."""
-    path = store.require("versions", name)
-    kids = [] if force else children(store, name)
-    if kids:
-        raise StoreError(
-            f"version {name!r} is the parent of {', '.join(kids)}; remove those first or pass --force "
-            f"(their lineage will then end at {name!r})"
-        )
-    for lock, holder in live_holders(store.root / "runs"):  # --force or not: a run reads its parent until it ends
-        if holder.get("parent") == name:
-            raise StoreError(
-                f"version {name!r} is the parent of run {lock.name.removeprefix('.lock-')!r}, training now "
-                f"(pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('started')}); wait for it to end "
-                f"or stop it (if that process is gone, delete {lock}), then remove {name!r}"
-            )
-    with store.lock("versions", name):  # not while the version is being written or its record updated
-        doomed = path.parent / temporary_name(f"rm-{name}")
-        os.rename(path, doomed)  # gone from the store at once, whatever happens to the deletion
-    shutil.rmtree(doomed, ignore_errors=True)
+def field_table() -> str:
+    """docs/versions.md's table of version.json's fields, from the model's field docstrings."""
+    rows = ["| field | meaning |", "|---|---|"]
+    for field, info in VersionRecord.model_fields.items():
+        rows.append(f"| `{field}` | {' '.join((info.description or '').split())} |")
+    return "\n".join(rows)

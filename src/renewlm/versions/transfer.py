@@ -12,7 +12,7 @@ from renewlm.errors import ConfigError, StoreError, disk_errors
 from renewlm.lock import temporary_name
 from renewlm.manifest import MANIFEST, write_manifest
 from renewlm.store import Store, check_output, replace_dir
-from renewlm.versions.record import children, write_version
+from renewlm.versions.folders import children, write_version
 
 
 # Llama 3 §3.4: pre-training ran at 8,192 tokens, the 128k context came in a short final stage; a
