@@ -175,7 +175,9 @@ def test_long_texts_tokenized_in_pieces_equal_the_whole_text(tokenizer_dir):
 
 
 def test_prepare_of_a_long_document_matches_whole_text_tokenization(store, tmp_path, monkeypatch):
-    import renewlm.data.prepare as prepare_module
+    import importlib
+
+    prepare_module = importlib.import_module("renewlm.data.prepare")  # the module: renewlm.data.prepare is the function
 
     long_text = " ".join(prose_texts()[:80])
     path = write_jsonl(tmp_path / "long.jsonl", [long_text, "short one"])
