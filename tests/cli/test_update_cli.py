@@ -57,15 +57,15 @@ def test_update_runs_every_documented_combination(cli, base, paradigm, recipe, r
     code, out, err = cli(*args)
     assert code == 0, err
     meta = read_version(base, name)
-    assert meta["kind"] == "release" and meta["paradigm"] == paradigm
+    assert meta.kind == "release" and meta.paradigm == paradigm
     run = yaml.safe_load((base.path("runs", name) / "run.yaml").read_text())
     if paradigm == "continue":
-        assert run["schedule"]["name"] == SCHEDULES[recipe] and meta["parents"] == [{"name": "cli-base", "weight": 1.0}]
+        assert run["schedule"]["name"] == SCHEDULES[recipe] and meta.parent_names == ["cli-base"] and meta.parents[0].weight == 1.0
     if paradigm == "switch":
-        assert meta["trunk"] == f"{name}-trunk" and read_version(base, f"{name}-trunk")["kind"] == "trunk"
-        assert run["schedule"]["name"] == "branch" and meta["steps"] == 2
+        assert meta.trunk == f"{name}-trunk" and read_version(base, f"{name}-trunk").kind == "trunk"
+        assert run["schedule"]["name"] == "branch" and meta.steps == 2
     if paradigm == "retrain":
-        assert run["from_scratch"] and meta["start"] == "fresh" and set(meta["corpora"]) == {"cli-old", "cli-new"}
+        assert run["from_scratch"] and meta.start == "fresh" and set(meta.corpora) == {"cli-old", "cli-new"}
     replayed = (run["mixture"].get("replay") or {}).get("fraction", 0)
     assert replayed == (0.25 if replay else 0)
-    assert set(meta["losses"]) == {"cli-old", "cli-new"}  # the new data and the parent's: forgetting
+    assert set(meta.losses) == {"cli-old", "cli-new"}  # the new data and the parent's: forgetting

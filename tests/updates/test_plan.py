@@ -164,7 +164,7 @@ def test_measured_speed_comes_from_the_runs_of_that_model(versioned):
         ({"model": "nope"}, "neither a preset"),
         ({"vocab_size": 0}, "--vocab-size"),
         ({"seq_len": -1}, "--seq-len"),
-        ({"releases": 1001}, "--releases 1,001 is above the bound of 1,000 releases"),
+        ({"releases": 1001}, "--releases 1,001 is more than the 1,000 a plan lists"),
         ({"tokens_per_release": 2e15}, "--tokens-per-release 2e15 is above the bound of 1e15 tokens"),
         ({"pretrain_tokens": 0}, "--pretrain-tokens 0 must be positive"),
         ({"pretrain_tokens": 1e18}, "--pretrain-tokens 1e18 is above the bound of 1e15 tokens"),
