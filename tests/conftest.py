@@ -30,6 +30,23 @@ def prose_texts() -> list[str]:
     return [text for _, text in sorted(pydoc_data.topics.topics.items())]
 
 
+def tiny_model_folder(store: Store, path: Path, architecture: str = "gpt2") -> Path:
+    """A tiny Hugging Face model folder saved as a user would (seeded weights, 1,024-token vocabulary,
+    128 positions for GPT-2), with the store's tokenizer beside it."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    if architecture == "gpt2":
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=1024, n_embd=16, n_layer=1, n_head=2, n_positions=128))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=1024, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                             num_attention_heads=2))
+    model.save_pretrained(path)
+    AutoTokenizer.from_pretrained(store.path("tokenizers", "tok")).save_pretrained(path)
+    return path
+
+
 def write_jsonl(path: Path, texts, field: str = "text") -> Path:
     path.write_text("".join(json.dumps({field: t}) + "\n" for t in texts))
     return path

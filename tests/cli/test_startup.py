@@ -7,11 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from renewlm.versions import import_version
-from tests.conftest import prose_texts
+from tests.conftest import prose_texts, tiny_model_folder
 
 HEAVY = {"torch", "transformers"}
 RECIPE = Path(__file__).parents[2] / "recipes" / "wsd-1-sqrt.yaml"
@@ -27,11 +25,7 @@ def heavy_imports(*args) -> tuple[subprocess.CompletedProcess, set[str]]:
 @pytest.fixture
 def records(store, make_corpus, tmp_path):
     """A store with a corpus, a version and a mixture file: what the reading commands read."""
-    folder = tmp_path / "gpt2"
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=1024, n_embd=16, n_layer=1, n_head=2, n_positions=128)).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(store.path("tokenizers", "tok")).save_pretrained(folder)
-    import_version(store, "base", folder)
+    import_version(store, "base", tiny_model_folder(store, tmp_path / "gpt2"))
     make_corpus("prose", prose_texts()[:20])
     mixture = tmp_path / "mix.yaml"
     mixture.write_text("phases:\n  - {corpora: {prose: 1}}\n")

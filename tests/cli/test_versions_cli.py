@@ -5,21 +5,17 @@ import subprocess
 import sys
 
 import pytest
-import torch
 import typer
-from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from renewlm import __version__
 from renewlm.cli.app import app
+from tests.conftest import tiny_model_folder
 
 
 @pytest.fixture
 def folder(store, tmp_path, capsys):
     """A tiny GPT-2 folder with 128 positions and the store's tokenizer."""
-    path = tmp_path / "gpt2"
-    torch.manual_seed(0)
-    GPT2LMHeadModel(GPT2Config(vocab_size=1024, n_embd=16, n_layer=1, n_head=2, n_positions=128)).save_pretrained(path)
-    AutoTokenizer.from_pretrained(store.path("tokenizers", "tok")).save_pretrained(path)
+    path = tiny_model_folder(store, tmp_path / "gpt2")
     capsys.readouterr()
     return path
 

@@ -4,17 +4,14 @@ import json
 import pickle
 
 import pytest
-import torch
-from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from tests.conftest import tiny_model_folder
 
 
 @pytest.fixture
 def folder(store, tmp_path, capsys):
     """A tiny Llama folder saved as a user would, with the store's tokenizer."""
-    path = tmp_path / "hf"
-    torch.manual_seed(0)
-    LlamaForCausalLM(LlamaConfig(vocab_size=1024, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)).save_pretrained(path)
-    AutoTokenizer.from_pretrained(store.path("tokenizers", "tok")).save_pretrained(path)
+    path = tiny_model_folder(store, tmp_path / "hf", "llama")
     capsys.readouterr()  # save_pretrained's progress bar is not the command's output
     return path
 
