@@ -87,11 +87,11 @@ class VersionRecord(BaseModel):
     """The schedule as the run used it; for an import, `{"name": "import", "peak_lr": …, "min_lr": …}` with what
     `--peak-lr` / `--final-lr` gave (absent keys were not given)."""
     peak_lr: float | None = None
-    """The schedule's top learning rate (its `peak_lr`, `start_lr` or `lr`), which `renewlm update` starts its
-    recipes from; null where unknown."""
+    """The schedule's top learning rate (the spec's own `peak`; an import's `--peak-lr`), which `renewlm update`
+    starts its cosine and wsd recipes from; null where unknown."""
     final_lr: float | None = None
-    """The schedule's floor (its `min_lr`; a constant's `lr`; a cosine's default 0.1·peak), which the reuse
-    recipe starts from; null where unknown."""
+    """The schedule's floor (the spec's own `floor`: its `min_lr`, a constant's `lr`, a reuse's start/100; an
+    import's `--final-lr`), which the reuse and constant recipes start from; null where unknown."""
     seq_len: int | None = None
     """Tokens per training sequence."""
     batch_tokens: int | None = None
