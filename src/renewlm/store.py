@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from renewlm.errors import ConfigError, StoreError, disk_error, disk_errors
+from renewlm.errors import FULL, ConfigError, StoreError, disk_error, disk_errors
 from renewlm.lock import Lock, temporary_name, writer_gone
 
 DEFAULT_STORE = "renewlm-store"
@@ -121,7 +121,8 @@ class Store:
                 yield tmp
                 replace_dir(tmp, final)
             except BaseException as e:
-                written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) if isinstance(e, OSError) else 0
+                full = isinstance(e, OSError) and e.errno in FULL  # only a full disk's sentence says what was written
+                written = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file()) if full else 0
                 shutil.rmtree(tmp, ignore_errors=True)
                 if (error := disk_error(e, needed_bytes, what, final.parent, written)) is not None:
                     raise error from None
@@ -206,6 +207,23 @@ def check_output(path: str | os.PathLike, option: str, *, folder: bool = False) 
             f"folder); check the path, or create {made.parent} first"
         )
     return path
+
+
+def write_png(fig, output: str | os.PathLike) -> Path:
+    """Save a matplotlib figure as PNG through a temporary file and a rename (a chart is whole or absent),
+    making at most the one folder `check_output` allows, and close the figure."""
+    import matplotlib.pyplot as plt
+
+    output = Path(output)
+    output.parent.mkdir(exist_ok=True)
+    tmp = output.with_name(f".tmp-{output.name}")
+    try:
+        fig.savefig(tmp, format="png")
+        tmp.replace(output)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return output
 
 
 def write_json(path: Path, data: object) -> None:

@@ -44,9 +44,9 @@ def plan_cmd(
 ) -> None:
     """What N releases cost when retrained, continued, or branched off a main path (path switching)."""
     plot = renamed(out, plot, "--plot", "--out")
-    if plot is not None and plot.suffix.lower() != ".png":
-        raise ConfigError(f"--out {plot} should be a .png file")
     if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise ConfigError(f"--out {plot} should be a .png file")
         check_output(plot, "--out")
     result = make_plan(
         open_store(store),

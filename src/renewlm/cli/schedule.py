@@ -12,7 +12,7 @@ from renewlm.cli.app import app, console
 from renewlm.cli.options import count, renamed
 from renewlm.errors import ConfigError
 from renewlm.optim.schedule import Schedule, load_schedule
-from renewlm.store import check_output
+from renewlm.store import check_output, write_png
 
 schedule_app = typer.Typer(help="Inspect learning-rate schedules.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -102,9 +102,4 @@ def plot(
         ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3, which="both" if log else "major")
     fig.legend(loc="outside lower center", ncols=min(3, len(schedules)), frameon=False)
-    output.parent.mkdir(exist_ok=True)
-    tmp = output.with_name(f".tmp-{output.name}")
-    fig.savefig(tmp, format="png")
-    tmp.replace(output)
-    plt.close(fig)
-    console.print(f"wrote {output}")
+    console.print(f"wrote {write_png(fig, output)}")

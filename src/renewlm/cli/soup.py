@@ -55,15 +55,16 @@ def soup(
     from renewlm.merge import make_soup  # torch loads only for commands that need it
 
     corpora = names(renamed(data, on, "--on", "--data"))
+    sources = names(from_)
     out = make_soup(
-        open_store(store), name, names(from_), weights=numbers(weights, "--weights"), method=method, base=base,
+        open_store(store), name, sources, weights=numbers(weights, "--weights"), method=method, base=base,
         params=_params(param), sweep=numbers([sweep] if sweep else None, "--sweep"), greedy=greedy, on=corpora,
         seq_len=seq_len, eval_tokens=count(eval_tokens, "--eval-tokens"), micro_batch=micro_batch,
     )
     record = out["record"]
     if out["sweep"]:
         rows = [(f"{r['alpha']:g}", r["losses"], "kept" if r["alpha"] == out["alpha"] else "") for r in out["sweep"]]
-        console.print(_loss_table(f"held-out loss of α·{names(from_)[0]} + (1−α)·{base}", "α", rows, corpora))
+        console.print(_loss_table(f"held-out loss of α·{sources[0]} + (1−α)·{base}", "α", rows, corpora))
     if out["greedy"]:
         rows = [(f"{r['version']} (alone {r['alone']['mean']:.4f})", r["soup"], "added" if r["added"] else "left out") for r in out["greedy"]]
         console.print(_loss_table("greedy soup: held-out loss of the average with each version", "version", rows, corpora))

@@ -24,6 +24,7 @@ from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
 from renewlm.eval.heldout import heldout_windows, perplexity
 from renewlm.eval.matrix import Lineage, lineage_of, summarize
+from renewlm.model.presets import DEFAULT_SEQ_LEN
 from renewlm.store import Store, write_json
 from renewlm.versions import (
     EVALUATIONS,
@@ -36,8 +37,6 @@ from renewlm.versions import (
     read_version,
 )
 from renewlm.versions.lineage import display_parent
-
-FALLBACK_SEQ_LEN = 2048
 
 
 @dataclass
@@ -108,7 +107,7 @@ def check(
                 )
     recorded = [m.seq_len for m in metas.values() if m.seq_len]
     positions = [m.max_positions for m in metas.values() if m.max_positions]
-    length = seq_len or (min(recorded) if recorded else min([FALLBACK_SEQ_LEN, *positions]))
+    length = seq_len or (min(recorded) if recorded else min([DEFAULT_SEQ_LEN, *positions]))
     for v, meta in metas.items():
         if meta.max_positions and length > meta.max_positions:
             problems.append(f"--seq-len {length} is longer than the {meta.max_positions} positions version {v!r} supports; pass a shorter --seq-len")

@@ -52,7 +52,7 @@ def _same_run(store: Store, p: Point, meta: VersionRecord) -> bool:
     """Whether version `p.name` was written by this point's config (not by another sweep or by hand)."""
     want = p.cfg.model_dump(mode="json")
     folder = store.path("runs", p.name)
-    identity = read_identity(folder) if folder.is_dir() else None
+    identity = read_identity(folder)
     if identity is not None:
         return not config_changes(identity["config"], p.cfg)
     # The run folder was removed (it is only needed to resume): compare what the version records of it.

@@ -25,7 +25,7 @@ from renewlm.config import MAX_SEQ_LEN, MAX_TOKENS
 from renewlm.errors import ConfigError, StoreError
 from renewlm.model.flops import flops_per_token
 from renewlm.model.presets import DEFAULT_SEQ_LEN, PRESETS, padded_vocab, preset_flops_per_token
-from renewlm.store import Store
+from renewlm.store import Store, write_png
 from renewlm.train.run_record import Speed, measured_speed, read_run_config
 from renewlm.versions import read_version
 
@@ -183,10 +183,10 @@ def model_cost(store: Store, model: str | None, *, vocab_size: int | None = None
     if store.exists("versions", model):
         if vocab_size is not None:
             raise ConfigError(f"--vocab-size applies to a preset; version {model!r} has its own vocabulary, so leave it out")
-        from renewlm.model.load import model_positions  # torch: a version's config is read by transformers
+        from renewlm.model.load import max_positions  # torch: a version's config is read by transformers
 
         config = _version_config(store, model)
-        positions = model_positions(store.path("versions", model))
+        positions = max_positions(config)
         seq = seq_len or _version_seq_len(store, model) or min(DEFAULT_SEQ_LEN, positions or DEFAULT_SEQ_LEN)
         if positions and seq > positions:
             raise ConfigError(f"--seq-len {seq:,} is longer than the {positions:,} positions version {model!r} supports; give at most {positions:,}")
@@ -294,13 +294,4 @@ def plot_plan(plan: Plan, output: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    output = Path(output)
-    output.parent.mkdir(exist_ok=True)  # one level at most: see store.check_output
-    tmp = output.with_name(f".tmp-{output.name}")
-    try:
-        fig.savefig(tmp, format="png")
-        tmp.replace(output)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return output
+    return write_png(fig, output)

@@ -77,7 +77,7 @@ def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float,
             f"least {need} steps or a larger --decay-fraction (decay_fraction: in a run file)"
         )
     if store.exists("versions", trunk.name):
-        identity = read_identity(store.path("runs", trunk.name)) if store.path("runs", trunk.name).is_dir() else None
+        identity = read_identity(store.path("runs", trunk.name))
         if identity is None or config_changes(identity["config"], trunk):
             raise ConfigError(
                 f"trunk {trunk.name!r} already exists from another update; remove it with `renewlm rm {trunk.name}` "
