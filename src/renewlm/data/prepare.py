@@ -274,6 +274,92 @@ def heldout_warning(manifest: dict) -> str | None:
     )
 
 
+def _check_options(val_fraction: float, min_heldout_tokens: int, workers: int | None) -> int:
+    """The options' ranges, each refused in one sentence; returns the worker count."""
+    if not 0 <= val_fraction < 1:
+        raise ConfigError(f"--val-fraction {val_fraction} is outside [0, 1); use e.g. 0.005")
+    if min_heldout_tokens < 0:
+        raise ConfigError(f"--min-heldout-tokens {min_heldout_tokens} is negative; use 0 (off) or a number of tokens")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if workers < 1:
+        raise ConfigError(f"--workers {workers} must be at least 1")
+    return workers
+
+
+def _tokenize_all(work: Iterator, init: tuple, workers: int, take: Callable[[Piece], None]) -> None:
+    """Tokenize every unit of `work`, in this process or a pool, handing each piece to `take` in order."""
+    if workers == 1:  # in this process, its signal handlers untouched
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker: one core
+        _load_state(*init)
+        for unit in work:
+            take(_tokenize(unit))
+        return
+    with _pool(workers, init) as pool:
+        pending: deque = deque()
+        for unit in work:
+            pending.append(pool.apply_async(_tokenize, (unit,)))
+            if len(pending) >= 2 * workers:
+                take(pending.popleft().get())
+        while pending:
+            take(pending.popleft().get())
+
+
+def _hold_out(reserve: _Reserve, folder: Path, train_info: dict, dtype: np.dtype, val: ShardWriter, *,
+              min_heldout_tokens: int, val_fraction: float, eos: int) -> tuple[dict, dict | None]:
+    """Move training documents (in `folder`) to the held-out split when it is short of what was asked;
+    returns the training split's record (rewritten when documents moved) and what was moved."""
+    train = Split(folder, train_info, dtype)
+    need = min_heldout_tokens - val.tokens
+    if need > 0:
+        total = train_info["tokens"] + val.tokens
+        if 2 * min_heldout_tokens > total:
+            raise ConfigError(
+                f"--min-heldout-tokens {min_heldout_tokens:,} is more than half of the corpus's {total:,} tokens; "
+                f"lower it to at most {total // 2}"
+            )
+        moved, replace, added = reserve.take(need, eos, train)
+    elif val.documents == 0 and val_fraction > 0 and train_info["documents"] >= 2:
+        # The hash holds out none of n documents with chance (1 - val_fraction)^n, 82% for 40 at the
+        # default 0.5%. A held-out split was asked for, so the document of smallest hash gives one:
+        # whole, or its tail when longer than the asked share (but 10,000 tokens at least), so a
+        # corpus of 4 books holds out 10,000 tokens, not a quarter of itself.
+        share = max(SMALL_HELDOUT_TOKENS, math.ceil(val_fraction * train_info["tokens"]))
+        moved, replace, added = reserve.take(min(reserve.held, share), eos, train)
+    else:
+        return train_info, None
+    if added:
+        for tokens in moved:
+            val.add(tokens, np.array([len(tokens)], dtype=np.int64))
+        train_info = replace_documents(folder, train_info, dtype, replace)
+    return train_info, added
+
+
+def _manifest(name: str, ref, tok, vocab_size: int, dtype: np.dtype, paths: list[Path], *, sources: tuple, counts: dict,
+              options: dict, seconds: float, splits: tuple[dict, dict]) -> dict:
+    """corpus.json: the tokenizer, the options, the inputs and what was skipped, and the two splits."""
+    skipped, outside = sources
+    return {
+        "name": name,
+        "renewlm_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "tokenizer": {
+            "ref": str(ref), "fingerprint": fingerprint(tok), "vocab_size": vocab_size,
+            "eos_id": tok.eos_token_id, "name_or_path": str(tok.name_or_path),
+        },
+        "dtype": dtype.name,
+        **options,
+        "sources": [_source_record(p) for p in paths],
+        "skipped_files": skipped,
+        "skipped_links": outside,
+        "replaced_characters": counts["replaced"],
+        "empty_documents": counts["empty"],
+        "seconds": round(seconds, 3),
+        "train": splits[0],
+        "val": splits[1],
+    }
+
+
 def prepare(
     store: Store,
     name: str,
@@ -290,14 +376,7 @@ def prepare(
     progress: Callable[[dict], None] | None = None,
 ) -> Corpus:
     """Tokenize `inputs` into corpus `name`; nothing is left behind if anything fails."""
-    if not 0 <= val_fraction < 1:
-        raise ConfigError(f"--val-fraction {val_fraction} is outside [0, 1); use e.g. 0.005")
-    if min_heldout_tokens < 0:
-        raise ConfigError(f"--min-heldout-tokens {min_heldout_tokens} is negative; use 0 (off) or a number of tokens")
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if workers < 1:
-        raise ConfigError(f"--workers {workers} must be at least 1")
+    workers = _check_options(val_fraction, min_heldout_tokens, workers)
     paths, skipped, outside = expand(inputs, input_format)
     for path in paths:
         if path.is_file() and path.stat().st_size == 0:
@@ -310,7 +389,7 @@ def prepare(
         train, val = ShardWriter(tmp / "train", dtype), ShardWriter(tmp / "val", dtype)
         counts = {"replaced": 0, "empty": 0}
         # With no --min-heldout-tokens, the reserve keeps the one training document of smallest hash: the
-        # document held out should the hash pick none (see below).
+        # document held out should the hash pick none (see _hold_out).
         reserve = _Reserve(min_heldout_tokens or (1 if val_fraction > 0 else 0))
 
         def take(piece: Piece) -> None:
@@ -325,68 +404,15 @@ def prepare(
 
         init = (tok.backend_tokenizer.to_str(), tok.eos_token_id, text_field, val_fraction, dtype.str)
         work = (unit for path in paths for unit in units(path, text_field, split_blank_lines, input_format))
-        if workers == 1:  # in this process, its signal handlers untouched
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # one worker: one core
-            _load_state(*init)
-            for unit in work:
-                take(_tokenize(unit))
-        else:
-            with _pool(workers, init) as pool:
-                pending: deque = deque()
-                for unit in work:
-                    pending.append(pool.apply_async(_tokenize, (unit,)))
-                    if len(pending) >= 2 * workers:
-                        take(pending.popleft().get())
-                while pending:
-                    take(pending.popleft().get())
+        _tokenize_all(work, init, workers, take)
         train_info = train.close()
         if train_info["documents"] + val.documents == 0:
             raise InputError(f"no documents with text in {', '.join(map(str, inputs))}; check --text-field and the files")
-        added = None
-        need = min_heldout_tokens - val.tokens
-        if need > 0:
-            total = train_info["tokens"] + val.tokens
-            if 2 * min_heldout_tokens > total:
-                raise ConfigError(
-                    f"--min-heldout-tokens {min_heldout_tokens:,} is more than half of the corpus's {total:,} tokens; "
-                    f"lower it to at most {total // 2}"
-                )
-            moved, replace, added = reserve.take(need, tok.eos_token_id, Split(tmp / "train", train_info, dtype))
-        elif val.documents == 0 and val_fraction > 0 and train_info["documents"] >= 2:
-            # The hash holds out none of n documents with chance (1 - val_fraction)^n, 82% for 40 at the
-            # default 0.5%. A held-out split was asked for, so the document of smallest hash gives one:
-            # whole, or its tail when longer than the asked share (but 10,000 tokens at least), so a
-            # corpus of 4 books holds out 10,000 tokens, not a quarter of itself.
-            share = max(SMALL_HELDOUT_TOKENS, math.ceil(val_fraction * train_info["tokens"]))
-            moved, replace, added = reserve.take(min(reserve.held, share), tok.eos_token_id,
-                                                 Split(tmp / "train", train_info, dtype))
-        if added:
-            for tokens in moved:
-                val.add(tokens, np.array([len(tokens)], dtype=np.int64))
-            train_info = replace_documents(tmp / "train", train_info, dtype, replace)
-        val_info = val.close()
-        manifest = {
-            "name": name,
-            "renewlm_version": __version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "tokenizer": {
-                "ref": str(tokenizer), "fingerprint": fingerprint(tok), "vocab_size": vocab_size,
-                "eos_id": tok.eos_token_id, "name_or_path": str(tok.name_or_path),
-            },
-            "dtype": dtype.name,
-            "text_field": text_field,
-            "input_format": input_format,
-            "val_fraction": val_fraction,
-            "min_heldout_tokens": min_heldout_tokens,
-            "heldout_added": added,
-            "sources": [_source_record(p) for p in paths],
-            "skipped_files": skipped,
-            "skipped_links": outside,
-            "replaced_characters": counts["replaced"],
-            "empty_documents": counts["empty"],
-            "seconds": round(time.monotonic() - started, 3),
-            "train": train_info,
-            "val": val_info,
-        }
+        train_info, added = _hold_out(reserve, tmp / "train", train_info, dtype, val,
+                                      min_heldout_tokens=min_heldout_tokens, val_fraction=val_fraction, eos=tok.eos_token_id)
+        manifest = _manifest(name, tokenizer, tok, vocab_size, dtype, paths, sources=(skipped, outside), counts=counts,
+                             options={"text_field": text_field, "input_format": input_format, "val_fraction": val_fraction,
+                                      "min_heldout_tokens": min_heldout_tokens, "heldout_added": added},
+                             seconds=time.monotonic() - started, splits=(train_info, val.close()))
         write_json(tmp / "corpus.json", manifest)
     return Corpus.open(store, name, verify=False)
