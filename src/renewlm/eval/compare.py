@@ -57,6 +57,43 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
 
+def _number_problems(*, limit, num_fewshot, seq_len, eval_tokens, micro_batch, batch_size) -> list[str]:
+    """The numeric options out of range, one sentence each."""
+    problems = []
+    for flag, value, least in (("--limit", limit, 1), ("--num-fewshot", num_fewshot, 0), ("--seq-len", seq_len, 1)):
+        if value is not None and value < least:
+            problems.append(f"{flag} {value} must be at least {least}" + ("; leave it out to run every example" if flag == "--limit" else ""))
+    for flag, value in (("--eval-tokens", eval_tokens), ("--micro-batch", micro_batch)):
+        if value < 1:
+            problems.append(f"{flag} {value} must be at least 1")
+    if isinstance(batch_size, str) and batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
+        problems.append(f"--batch-size {batch_size!r} must be a positive number or 'auto'")
+    return problems
+
+
+def _lineages_corpora(store: Store, metas: dict, notes: list[str]) -> list[str]:
+    """Every corpus the versions' lineages trained on that the store still has (a note names the rest)."""
+    wanted = list(dict.fromkeys(c for v in metas for c in lineage_corpora(store, v)))
+    missing = [c for c in wanted if not store.exists("corpora", c)]
+    if missing:
+        notes.append(f"the lineage trained on {', '.join(missing)}, no longer in the store; not evaluated")
+    return [c for c in wanted if c not in missing]
+
+
+def _tokenizer_problems(metas: dict, opened: dict) -> list[str]:
+    """A sentence for each corpus prepared with another tokenizer than a version's."""
+    problems = []
+    for v, meta in metas.items():
+        want = meta.tokenizer_fingerprint
+        for c, corpus in opened.items():
+            if want and corpus.tokenizer_fingerprint != want:
+                problems.append(
+                    f"corpus {c!r} was prepared with another tokenizer than version {v!r}'s "
+                    f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); prepare it again with --tokenizer {v}"
+                )
+    return problems
+
+
 def check(
     store: Store,
     versions: Sequence[str],
@@ -73,38 +110,18 @@ def check(
     core: str | Path | None = None,
 ) -> Plan:
     """Resolve and check an evaluation, or raise one ConfigError listing every problem."""
-    problems, notes = [], []
-    for flag, value, least in (("--limit", limit, 1), ("--num-fewshot", num_fewshot, 0), ("--seq-len", seq_len, 1)):
-        if value is not None and value < least:
-            problems.append(f"{flag} {value} must be at least {least}" + ("; leave it out to run every example" if flag == "--limit" else ""))
-    for flag, value in (("--eval-tokens", eval_tokens), ("--micro-batch", micro_batch)):
-        if value < 1:
-            problems.append(f"{flag} {value} must be at least 1")
-    if isinstance(batch_size, str) and batch_size != "auto" and not (batch_size.isdigit() and int(batch_size) > 0):
-        problems.append(f"--batch-size {batch_size!r} must be a positive number or 'auto'")
+    problems = _number_problems(limit=limit, num_fewshot=num_fewshot, seq_len=seq_len, eval_tokens=eval_tokens,
+                                micro_batch=micro_batch, batch_size=batch_size)
+    notes = []
     metas = {}
     for name in dict.fromkeys(versions):
         try:
             metas[name] = read_version(store, name)
         except RenewError as e:
             problems.append(str(e))
-    if corpora is None:
-        wanted = list(dict.fromkeys(c for v in metas for c in lineage_corpora(store, v)))
-        missing = [c for c in wanted if not store.exists("corpora", c)]
-        if missing:
-            notes.append(f"the lineage trained on {', '.join(missing)}, no longer in the store; not evaluated")
-        wanted = [c for c in wanted if c not in missing]
-    else:
-        wanted = list(dict.fromkeys(corpora))
+    wanted = list(dict.fromkeys(corpora)) if corpora is not None else _lineages_corpora(store, metas, notes)
     opened = open_corpora(store, wanted, problems)
-    for v, meta in metas.items():
-        want = meta.tokenizer_fingerprint
-        for c, corpus in opened.items():
-            if want and corpus.tokenizer_fingerprint != want:
-                problems.append(
-                    f"corpus {c!r} was prepared with another tokenizer than version {v!r}'s "
-                    f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); prepare it again with --tokenizer {v}"
-                )
+    problems += _tokenizer_problems(metas, opened)
     recorded = [m.seq_len for m in metas.values() if m.seq_len]
     positions = [m.max_positions for m in metas.values() if m.max_positions]
     length = seq_len or (min(recorded) if recorded else min([DEFAULT_SEQ_LEN, *positions]))

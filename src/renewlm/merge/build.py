@@ -47,6 +47,31 @@ def _check_shape(m, from_: list[str], base: str | None, weights, sweep, greedy: 
         methods.check_inputs(m, from_, base)
 
 
+def _sweep(recipes: dict[float, Recipe], parents, heldout, result: dict, info: dict) -> Recipe:
+    """The recipe of the α with the lowest mean held-out loss; its rows go into `result` and `info`."""
+    from renewlm.merge import search
+
+    best, rows = search.sweep(search.build_model(parents[0]), recipes, heldout)
+    result["sweep"], result["alpha"] = rows, best
+    info["sweep"] = {"alpha": best, "rows": [{"alpha": r["alpha"], "losses": r["losses"]} for r in rows]}
+    info["losses"] = _corpus_losses(next(r for r in rows if r["alpha"] == best)["losses"])
+    return recipes[best]
+
+
+def _greedy(m, parents, heldout, result: dict, info: dict) -> Recipe:
+    """Greedy soup: the uniform average of the parents kept; its rows go into `result` and `info`."""
+    from renewlm.merge import search
+
+    def uniform(ps):
+        return Recipe(list(ps), m, None, [1.0 / len(ps)] * len(ps), {})
+
+    chosen, rows = search.greedy(search.build_model(parents[0]), parents, heldout, uniform)
+    result["greedy"] = rows
+    info["greedy"] = [{"version": r["version"], "alone": r["alone"], "soup": r["soup"], "added": r["added"]} for r in rows]
+    info["losses"] = _corpus_losses(next(r for r in reversed(rows) if r["added"])["soup"])
+    return uniform(chosen)
+
+
 def make_soup(
     store: Store,
     name: str,
@@ -81,21 +106,12 @@ def make_soup(
     info: dict = {"evaluation": heldout.settings()} if heldout else {}
 
     if sweep is not None:
-        alphas = list(dict.fromkeys(float(a) for a in sweep))
-        recipes = {a: Recipe(parents, m, base, check_weights(m, from_, base, [a], sweep=True), params) for a in alphas}
-        best, rows = search.sweep(search.build_model(parents[0]), recipes, heldout)
-        recipe, result["sweep"], result["alpha"] = recipes[best], rows, best
-        info["sweep"] = {"alpha": best, "rows": [{"alpha": r["alpha"], "losses": r["losses"]} for r in rows]}
-        info["losses"] = _corpus_losses(next(r for r in rows if r["alpha"] == best)["losses"])
+        recipes = {a: Recipe(parents, m, base, check_weights(m, from_, base, [a], sweep=True), params)
+                   for a in dict.fromkeys(float(a) for a in sweep)}
+        recipe = _sweep(recipes, parents, heldout, result, info)
         measure = None
     elif greedy:
-        def uniform(ps):
-            return Recipe(list(ps), m, None, [1.0 / len(ps)] * len(ps), {})
-
-        chosen, rows = search.greedy(search.build_model(parents[0]), parents, heldout, uniform)
-        recipe, result["greedy"] = uniform(chosen), rows
-        info["greedy"] = [{"version": r["version"], "alone": r["alone"], "soup": r["soup"], "added": r["added"]} for r in rows]
-        info["losses"] = _corpus_losses(next(r for r in reversed(rows) if r["added"])["soup"])
+        recipe = _greedy(m, parents, heldout, result, info)
         measure = None
     else:
         recipe = Recipe(parents, m, base, chosen_weights, params)
