@@ -188,7 +188,7 @@ def test_prepare_of_a_long_document_matches_whole_text_tokenization(store, tmp_p
 
 
 def test_min_heldout_tokens_moves_documents_by_hash_whatever_the_order_or_workers(store, tmp_path):
-    from renewlm.data.prepare import heldout_warning
+    from renewlm.data.heldout import heldout_warning
 
     texts = prose_texts()
     big = ["\n\n".join(texts[i::4]) for i in range(4)]  # four long documents
@@ -214,7 +214,8 @@ def test_min_heldout_tokens_moves_documents_by_hash_whatever_the_order_or_worker
 
 
 def test_with_the_defaults_a_corpus_of_two_or_more_documents_always_holds_some_out(store, tmp_path):
-    from renewlm.data.prepare import _hash, heldout_warning
+    from renewlm.data.heldout import heldout_warning
+    from renewlm.data.prepare import _hash
 
     texts = prose_texts()[:40]
     assert not any(is_heldout(t, 0.005) for t in texts)  # the hash alone holds out none of them
@@ -238,7 +239,7 @@ def test_with_the_defaults_a_corpus_of_two_or_more_documents_always_holds_some_o
 
 
 def test_the_small_heldout_warning_suggests_a_count_the_flag_takes():
-    from renewlm.data.prepare import heldout_warning
+    from renewlm.data.heldout import heldout_warning
 
     def suggested(train_tokens):
         m = {"train": {"tokens": train_tokens}, "val": {"tokens": 0, "documents": 0}, "val_fraction": 0.005,

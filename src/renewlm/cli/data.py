@@ -61,7 +61,7 @@ def prepare(
     store: StoreOption = None,
 ) -> None:
     """Tokenize raw files into a corpus of memory-mapped shards with a held-out split."""
-    from renewlm.data.prepare import heldout_warning
+    from renewlm.data.heldout import heldout_warning
     from renewlm.data.prepare import prepare as prepare_corpus
     from renewlm.counts import parse_tokens
 
