@@ -21,8 +21,8 @@ from renewlm.data.corpus import Corpus
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.updates.switch import branch_config
 from renewlm.updates.request import UpdateRequest, checked, decay_share, replay_share
+from renewlm.updates.switch import branch_config
 from renewlm.updates.update import update_config
 from renewlm.versions import read_version
 

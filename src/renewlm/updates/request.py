@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, Va
 from renewlm.config import Config, Whole, describe
 from renewlm.errors import ConfigError
 from renewlm.optim.schedule import validate_schedule
-from renewlm.versions.record import PARADIGMS, Paradigm
+from renewlm.versions import PARADIGMS, Paradigm
 
 Recipe = Literal["cosine", "wsd", "reuse", "constant"]
 T = TypeVar("T")
@@ -35,6 +35,7 @@ REUSE_SPAN = _REUSE.peak / _REUSE.floor
 
 
 def known_paradigm(value: T) -> T:
+    """One of the three ways to make the next version (renewlm.versions.PARADIGMS)."""
     if value not in PARADIGMS:
         raise ValueError(f"unknown paradigm {value!r}; choose {', '.join(PARADIGMS[:-1])} or {PARADIGMS[-1]}")
     return value
