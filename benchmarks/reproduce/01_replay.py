@@ -34,6 +34,7 @@ from common import (
 )
 
 from renewlm.store import Store
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.retrain import retrain_config
 from renewlm.updates.update import update_config
 from renewlm.versions import read_version
@@ -57,10 +58,10 @@ def ensure_update(store: Store, size, shift: str, fraction: float, seed: int) ->
     """`renewlm update NAME --from rp-a --data B --replay F --recipe cosine --steps N --seed S`: the
     base's peak LR re-warmed over 1% of the run and re-decayed; replay drawn from A, the base's data."""
     name = update_name(shift, fraction, seed)
-    ensure(store, update_config(
-        store, name, parent=BASE, data=[SHIFTS[shift]], replay=fraction, recipe="cosine",
+    ensure(store, update_config(store, UpdateRequest(
+        name=name, parent=BASE, data=[SHIFTS[shift]], replay=fraction, recipe="cosine",
         steps=size.update_steps, seed=seed, **size.run_shape(),
-    ))
+    )))
     return name
 
 
@@ -68,8 +69,8 @@ def ensure_union(store: Store, size, shift: str, seed: int) -> str:
     """`renewlm update NAME --from rp-a --data B --steps N --paradigm retrain --seed S`: the run config
     `run_update` builds for the retrain paradigm, trained through `ensure` so a finished one is skipped."""
     name = union_name(shift, seed)
-    ensure(store, retrain_config(store, name, parent=BASE, data=[SHIFTS[shift]], steps=size.update_steps, seed=seed,
-                                 **size.run_shape()))
+    ensure(store, retrain_config(store, UpdateRequest(name=name, parent=BASE, data=[SHIFTS[shift]], paradigm="retrain",
+                                                      steps=size.update_steps, seed=seed, **size.run_shape())))
     return name
 
 

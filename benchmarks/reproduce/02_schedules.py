@@ -33,6 +33,7 @@ from common import (
 
 from renewlm.train.config import validate_run
 from renewlm.updates.paradigm import run_file, run_update
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 
 STUDY = "s02_schedules"
@@ -74,12 +75,12 @@ def update(store, size, family: str, name: str, parent: str, corpus: str, seed: 
     if family == "switch":
         steps, decay_fraction = trunk_steps(size.update_steps)
         started = time.perf_counter()
-        run_update(store, name, parent=parent, data=[corpus], paradigm="switch", decay_fraction=decay_fraction,
-                   steps=steps, seed=seed)
+        run_update(store, UpdateRequest(name=name, parent=parent, data=[corpus], paradigm="switch",
+                                        decay_fraction=decay_fraction, steps=steps, seed=seed))
         say(f"  {name} (+ trunk): {time.perf_counter() - started:.0f} s")
     else:
-        ensure(store, update_config(store, name, parent=parent, data=[corpus], recipe=family, steps=size.update_steps,
-                                    seed=seed))
+        ensure(store, update_config(store, UpdateRequest(name=name, parent=parent, data=[corpus], recipe=family,
+                                                         steps=size.update_steps, seed=seed)))
 
 
 def sequence(store, size, family: str, seed: int) -> list[str]:

@@ -44,14 +44,15 @@ from renewlm.data.prepare import prepare
 from renewlm.examples.demo import code_documents, stdlib_files
 from renewlm.train.config import validate_run
 from renewlm.updates.paradigm import run_file, run_update
-from renewlm.updates.plan import make_plan
+from renewlm.updates.request import UpdateRequest
+from renewlm.updates.plan import SHOWN, make_plan
 from renewlm.versions import read_version
 from renewlm.versions.ledger import cost
 
 STUDY = "s03_path_switching"
 RELEASES = 4
 CORPORA = [f"s3-r{i}" for i in range(1, RELEASES + 1)]
-PARADIGMS = ("retrain", "continue", "switch")
+PARADIGMS = SHOWN  # plan's order: the baseline first
 REPLAY = 0.05  # Ibrahim et al. 2024: 5% replay for a weak shift (the releases are all Python source)
 DEFAULT_DECAY = 0.1  # renewlm's default, MiniCPM's "10% of the steps is enough" (recipes.md §3)
 SWEEP_DECAYS = (0.05, 0.45)
@@ -153,7 +154,7 @@ def update(store, size, paradigm: str, name: str, parent: str, corpus: str, seed
     if paradigm == "switch":
         options["decay_fraction"] = decay
     started = time.perf_counter()
-    run_update(store, name, parent=parent, data=[corpus], paradigm=paradigm, **options)
+    run_update(store, UpdateRequest(name=name, parent=parent, data=[corpus], paradigm=paradigm, **options))
     say(f"  {name}: release from {parent} ({paradigm}) in {time.perf_counter() - started:.0f} s")
 
 

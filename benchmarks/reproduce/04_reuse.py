@@ -21,6 +21,7 @@ import time
 
 from common import BASE, CODE, PROSE_A, PROSE_B, arguments, base, ensure, figure_path, save_figure, heldout, mean_spread, say, write_results
 
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 
 STUDY = "s04_reuse"
@@ -40,8 +41,8 @@ def arm(store, size, ratio: int | None, seed: int) -> dict:
     """One run: `renewlm update NAME --from rp-a --recipe reuse --data GENERAL [--then SECOND --switch-at R]`."""
     name = f"s4-{'none' if ratio is None else f'r{ratio}'}-s{seed}"
     switch = {} if ratio is None else {"then": data_items(SECOND), "switch_at": ratio}
-    cfg = update_config(store, name, parent=BASE, data=data_items(GENERAL), recipe="reuse", steps=size.update_steps,
-                        seed=seed, **switch)
+    cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=data_items(GENERAL), recipe="reuse",
+                                             steps=size.update_steps, seed=seed, **switch))
     say(f"switch at {'never' if ratio is None else f'start/{ratio}'}, seed {seed} -> {name}")
     ensure(store, cfg)
     schedule = cfg.schedule.build(cfg.total_steps, cfg.batch_tokens)

@@ -50,6 +50,7 @@ from renewlm.data.tokenizer import load_tokenizer
 from renewlm.examples.demo import code_documents, stdlib_files
 from renewlm.sweep import resolve_settings, run_sweep
 from renewlm.train.config import validate_run
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 
 STUDY = "s06_sweep"
@@ -175,8 +176,8 @@ def headline_steps(size) -> int:
 def train_arm(store, size, arm: str, mixture: dict, lr: float, seed: int) -> str:
     """A run file from rp-a: `renewlm update`'s cosine re-warm + re-decay at `lr`, with this mixture."""
     name = f"s6-{arm}-s{seed}"
-    cfg = update_config(store, name, parent=BASE, data=[HELPFUL], lr=lr, steps=headline_steps(size), seed=seed,
-                        **size.run_shape())
+    cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=[HELPFUL], lr=lr, steps=headline_steps(size),
+                                             seed=seed, **size.run_shape()))
     ensure(store, validate_run({**cfg.model_dump(mode="json"), "mixture": mixture}, name))
     return name
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 
 from renewlm.errors import ConfigError
 
@@ -24,6 +24,9 @@ M = TypeVar("M", bound=BaseModel)
 MAX_TOKENS = 10**15
 MAX_STEPS = 10**8
 MAX_SEQ_LEN = 2**20
+
+# YAML reads `tokens: 2e9` as a float (and Python callers write 2e9): a whole float counts as the count it names.
+Whole = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
 
 
 class Config(BaseModel):
@@ -80,8 +83,10 @@ def load(model: type[M] | Any, path: str | Path) -> M:
     return validate(model, read_yaml(path), str(path))
 
 
-def describe(error: ValidationError, where: str) -> str:
-    """One sentence per problem: `where: field.path: what is wrong (got VALUE)`."""
+def describe(error: ValidationError, where: str, *, own_sentences: bool = False) -> str:
+    """One sentence per problem: `where: field.path: what is wrong (got VALUE)`. With `own_sentences`, a
+    model's own checks (sentences that name their flag, as `renewlm update`'s do) are given as they are,
+    one line each (a check that finds several problems says each on its own line)."""
     lines = []
     for item in error.errors(include_url=False):
         loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
@@ -92,6 +97,9 @@ def describe(error: ValidationError, where: str) -> str:
             msg = "required field is missing"
         elif item["type"] == "value_error":  # a model's own check: its sentence says it all
             msg = msg.removeprefix("Value error, ")
+            if own_sentences:
+                lines += msg.splitlines()
+                continue
         elif "input" in item and item["type"] not in ("model_type", "dict_type"):
             msg = f"{msg} (got {item['input']!r})"
         lines.append(f"{where}: {loc}: {msg}")

@@ -69,3 +69,18 @@ def test_update_runs_every_documented_combination(cli, base, paradigm, recipe, r
     replayed = (run["mixture"].get("replay") or {}).get("fraction", 0)
     assert replayed == (0.25 if replay else 0)
     assert set(meta.losses) == {"cli-old", "cli-new"}  # the new data and the parent's: forgetting
+
+
+def test_bad_flags_are_refused_one_sentence_a_line_before_the_store_is_read(cli, tmp_path):
+    """The update's request is checked first: every problem on its own line, exit 2, and no store made."""
+    code, out, err = cli("update", "v2", "--from", "no-such-version", "--data", "code", "--steps", "0", "--replay", "1",
+                         "--paradigm", "retrain", "--recipe", "wsd", "--store", tmp_path / "store")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert err.splitlines() == [
+        "error: --replay 1 is outside [0, 1): --replay must be a share of every batch given to old data, e.g. --replay 0.05",
+        "--steps must be a positive number of steps (got 0); e.g. --steps 1000",
+    ]
+    code, _, err = cli("update", "v2", "--from", "no-such-version", "--data", "code", "--steps", "4", "--paradigm", "retrain",
+                       "--recipe", "wsd", "--then", "code", "--store", tmp_path / "store")
+    assert code == 2 and err == "error: --paradigm retrain trains from scratch on all the data, so it takes no --recipe, --then; leave them out\n"
+    assert not (tmp_path / "store").exists()

@@ -9,6 +9,7 @@ from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
 from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 from tests.train.conftest import run_dict
 
@@ -30,7 +31,7 @@ def test_update_of_an_import_takes_its_sequence_length_from_the_model(train_stor
     if not train_store.exists("versions", "imp64"):
         code, _, err = cli("import", "imp64", "--from", gpt2_64, "--store", train_store.root)
         assert code == 0, err
-    cfg = update_config(train_store, "imp-up", parent="imp64", data=["prose"], steps=1)
+    cfg = update_config(train_store, UpdateRequest(name="imp-up", parent="imp64", data=["prose"], steps=1))
     assert cfg.seq_len == 64 and cfg.batch_tokens % 64 == 0
     code, out, err = cli("update", "imp-up", "--from", "imp64", "--data", "prose", "--steps", "1", "--seq-len", "128",
                          "--batch-tokens", "256", "--store", train_store.root)
@@ -123,6 +124,28 @@ def test_a_run_recorded_before_a_new_config_field_still_resumes(train_store):
     shutil.rmtree(train_store.path("versions", "old-run"))
     info = train(validate_run(run_dict("old-run", steps=2, checkpoint_every=1, keep_checkpoints_when_finished=True)), train_store)
     assert info["resumed_at_steps"] == [1]
+
+
+def test_a_run_recorded_as_paradigm_single_resumes_as_continue(train_store):
+    """Run folders written when a run file's `paradigm: continue` was spelled `single` resume, not refused as changed."""
+    from renewlm.train.loop import train
+
+    run = run_dict("single-run", steps=2, checkpoint_every=1, keep_checkpoints_when_finished=True)
+    train(validate_run(run), train_store, fresh=True)
+    folder = train_store.path("runs", "single-run")
+    identity = json.loads((folder / "run.json").read_text())
+    assert identity["config"]["paradigm"] == "continue"  # the word written today
+    identity["config"]["paradigm"] = "single"  # as written before
+    (folder / "run.json").write_text(json.dumps(identity))
+    recorded = yaml.safe_load((folder / "run.yaml").read_text())
+    (folder / "run.yaml").write_text(yaml.safe_dump({**recorded, "paradigm": "single"}))
+    import shutil
+
+    shutil.rmtree(train_store.path("versions", "single-run"))
+    from renewlm.train.config import load_run
+
+    info = train(load_run(folder / "run.yaml"), train_store)  # `renewlm train runs/NAME/run.yaml`
+    assert info["resumed_at_steps"] == [1] and info["run_id"] == identity["run_id"]
 
 
 def test_a_run_named_like_an_existing_version_in_another_case_is_refused_before_any_compute(store):

@@ -1,6 +1,7 @@
 """The run config (train/config.py): its own checks, beside those of the components it composes."""
 
 import pytest
+import yaml
 
 from renewlm.errors import ConfigError
 from renewlm.model.presets import PRESETS
@@ -26,3 +27,22 @@ def test_a_trunk_refuses_a_schedule_that_decays_saying_why(schedule, why):
         validate_run(run_dict("t", kind="trunk", schedule=schedule))
     held = {"name": "infinite", "peak_lr": 1e-3, "min_lr": 1e-5}  # the main path: cooldown, then constant
     assert validate_run(run_dict("t", paradigm="switch", schedule=held)).schedule.decays() is None
+
+
+def test_a_run_file_says_continue_or_switch_and_single_still_reads_as_continue(tmp_path):
+    from renewlm.train.config import load_run
+    from renewlm.train.run import config_changes
+
+    assert validate_run(run_dict("p")).paradigm == "continue"
+    old = tmp_path / "old.yaml"  # a run file written when continue was called single
+    old.write_text(yaml.safe_dump(run_dict("p", paradigm="single")))
+    cfg = load_run(old)
+    assert cfg.paradigm == "continue" and cfg.model_dump(mode="json")["paradigm"] == "continue"
+    assert config_changes(run_dict("p", paradigm="single"), validate_run(run_dict("p"))) == []  # a recorded run resumes
+    assert config_changes(run_dict("p", paradigm="single"), validate_run(run_dict("p", paradigm="switch", schedule={
+        "name": "constant", "lr": 1e-3}))) == ["paradigm", "schedule"]
+    with pytest.raises(ConfigError, match=r"^run: paradigm: a run file retrains with from_scratch: true \(random weights in "
+                                          r"the parent's architecture\), not paradigm: retrain; write from_scratch: true"):
+        validate_run(run_dict("p", paradigm="retrain"))
+    with pytest.raises(ConfigError, match=r"paradigm: Input should be 'continue' or 'switch' \(got 'rebase'\)"):
+        validate_run(run_dict("p", paradigm="rebase"))

@@ -7,6 +7,7 @@ from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from renewlm.updates.paradigm import run_update
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.retrain import retrain_config
 from renewlm.versions import read_version
 from tests.train.conftest import run_dict
@@ -17,12 +18,12 @@ def parent(train_store):
     """rt-base: 4 steps on prose (1,024 tokens), then rt-v2: 4 steps of code with 25% prose replay."""
     if not train_store.exists("versions", "rt-v2"):
         train(validate_run(run_dict("rt-base", steps=4)), train_store, fresh=True)
-        run_update(train_store, "rt-v2", parent="rt-base", data=["code"], replay=0.25, steps=4)
+        run_update(train_store, UpdateRequest(name="rt-v2", parent="rt-base", data=["code"], replay=0.25, steps=4))
     return train_store
 
 
 def test_retrain_reads_every_lineage_corpus_in_the_planned_proportions(parent):
-    cfg = retrain_config(parent, "rt-v3", parent="rt-v2", data=["prose:1"], steps=2)
+    cfg = retrain_config(parent, UpdateRequest(name="rt-v3", parent="rt-v2", data=["prose:1"], paradigm="retrain", steps=2))
     # Trained so far: prose 1,024 + 256 (replay), code 768; the update adds 2 steps × 256 tokens of prose.
     assert cfg.mixture.phases[0].corpora == {"prose": 1280 + 512, "code": 768}
     assert cfg.tokens == 1024 + 768 + 512 and cfg.from_scratch and cfg.parent == "rt-v2"
@@ -38,16 +39,16 @@ def test_retrain_reads_every_lineage_corpus_in_the_planned_proportions(parent):
 
 def test_retrain_refuses_what_it_cannot_do(parent):
     with pytest.raises(ConfigError, match="takes no --replay"):
-        run_update(parent, "rt-x", parent="rt-v2", data=["code"], paradigm="retrain", replay=0.1, steps=2)
+        run_update(parent, UpdateRequest(name="rt-x", parent="rt-v2", data=["code"], paradigm="retrain", replay=0.1, steps=2))
     parent.path("corpora", "code").rename(parent.root / "corpora" / "code-away")
     try:
         with pytest.raises(ConfigError, match="code is no longer in the store"):
-            retrain_config(parent, "rt-x", parent="rt-v2", data=["prose"], steps=2)
+            retrain_config(parent, UpdateRequest(name="rt-x", parent="rt-v2", data=["prose"], paradigm="retrain", steps=2))
     finally:
         (parent.root / "corpora" / "code-away").rename(parent.path("corpora", "code"))
     assert not parent.path("runs", "rt-x").exists()
     with pytest.raises(ConfigError, match="--lr must be a positive"):
-        retrain_config(parent, "rt-x", parent="rt-v2", data=["prose"], steps=2, lr=0.0)
+        retrain_config(parent, UpdateRequest(name="rt-x", parent="rt-v2", data=["prose"], paradigm="retrain", steps=2, lr=0.0))
 
 
 def test_retrain_refuses_a_lineage_with_an_import(parent, cli, tmp_path):
@@ -59,4 +60,4 @@ def test_retrain_refuses_a_lineage_with_an_import(parent, cli, tmp_path):
     code, _, err = cli("import", "rt-imp", "--from", tmp_path / "m", "--pretrain-tokens", "100000000", "--store", parent.root)
     assert code == 0, err
     with pytest.raises(ConfigError, match="'rt-imp' was imported and its pre-training data is not in the store"):
-        retrain_config(parent, "rt-y", parent="rt-imp", data=["prose"], steps=2)
+        retrain_config(parent, UpdateRequest(name="rt-y", parent="rt-imp", data=["prose"], paradigm="retrain", steps=2))

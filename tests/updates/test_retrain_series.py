@@ -4,6 +4,7 @@ corpus so far in proportion to what the last retrain saw of it, not what every r
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from renewlm.updates.paradigm import run_update
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.retrain import retrain_config
 from tests.train.conftest import run_dict
 
@@ -12,8 +13,8 @@ def test_a_retrain_of_a_retrain_counts_each_corpus_once(train_store):
     """rs-base: 4 steps of prose (1,024 tokens); rs-r2: retrained on prose and 4 steps' worth of code."""
     if not train_store.exists("versions", "rs-r2"):
         train(validate_run(run_dict("rs-base", steps=4)), train_store, fresh=True)
-        run_update(train_store, "rs-r2", parent="rs-base", data=["code"], paradigm="retrain", steps=4)
-    cfg = retrain_config(train_store, "rs-r3", parent="rs-r2", data=["code:1"], steps=2)
+        run_update(train_store, UpdateRequest(name="rs-r2", parent="rs-base", data=["code"], paradigm="retrain", steps=4))
+    cfg = retrain_config(train_store, UpdateRequest(name="rs-r3", parent="rs-r2", data=["code:1"], paradigm="retrain", steps=2))
     # rs-r2 read prose 1,024 and code 1,024 from random weights; the update adds 512 of code. Counting
     # rs-base's prose too would give prose 2,048: the oldest data would gain share with every release.
     corpora = cfg.mixture.phases[0].corpora

@@ -16,6 +16,7 @@ from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
 from renewlm.train.run import prepare_run
 from renewlm.updates.paradigm import run_file, run_update
+from renewlm.updates.request import UpdateRequest
 from renewlm.versions import cost, read_version
 from renewlm.data.prepare import prepare
 from tests.conftest import write_jsonl
@@ -46,8 +47,8 @@ def series(train_store, tmp_path_factory):
     shas = {}
     for name, parent, corpus in (("sw2", "sw-base", "code"), ("sw3", "sw2", "sw-c3"), ("sw4", "sw3", "sw-c4")):
         if not store.exists("versions", name):
-            run_update(store, name, parent=parent, data=[corpus], paradigm="switch", decay_fraction=0.5, steps=4,
-                       micro_batch=4, replay=0.25)
+            run_update(store, UpdateRequest(name=name, parent=parent, data=[corpus], paradigm="switch", decay_fraction=0.5,
+                                            steps=4, micro_batch=4, replay=0.25))
         shas[f"{name}-trunk"] = _sha(store.path("versions", f"{name}-trunk") / "model.safetensors")
     return store, shas
 
@@ -113,7 +114,7 @@ def test_the_ledger_counts_each_trunk_once_across_the_series(series):
 def test_switch_refuses_a_trunk_and_names_the_release(series):
     store, _ = series
     with pytest.raises(ConfigError, match=r"'sw3-trunk' is a trunk .* \(sw3\)"):
-        run_update(store, "sw5", parent="sw3-trunk", data=["code"], paradigm="switch", steps=2)
+        run_update(store, UpdateRequest(name="sw5", parent="sw3-trunk", data=["code"], paradigm="switch", steps=2))
     assert not store.path("runs", "sw5-trunk").exists()
 
 

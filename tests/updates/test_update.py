@@ -9,6 +9,7 @@ from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
 from renewlm.train.metrics import read_metrics
 from renewlm.train.loop import train
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 from renewlm.versions.record import schedule_lrs
 from tests.train.conftest import run_dict
@@ -22,18 +23,18 @@ def base(train_store):
 
 
 def test_update_config_replays_the_lineage_and_takes_the_parents_settings(base):
-    cfg = update_config(base, "u1", parent="upd-base", data=["code"], replay=0.25, tokens=256 * 10)
+    cfg = update_config(base, UpdateRequest(name="u1", parent="upd-base", data=["code"], replay=0.25, tokens=256 * 10))
     assert cfg.mixture.phase_weights() == [{"code": 0.75, "prose": 0.25}]
     assert (cfg.seq_len, cfg.batch_tokens, cfg.total_steps) == (32, 256, 10)
     assert cfg.schedule.name == "cosine" and cfg.schedule.peak_lr == 3e-3  # the parent's peak: re-warm to it
-    reuse = update_config(base, "u2", parent="upd-base", data=["code"], recipe="reuse", steps=5)
+    reuse = update_config(base, UpdateRequest(name="u2", parent="upd-base", data=["code"], recipe="reuse", steps=5))
     assert reuse.schedule.start_lr == pytest.approx(3e-4)  # the parent's floor, 0.1·peak
-    constant = update_config(base, "u3", parent="upd-base", data=["code"], recipe="constant", steps=5)
+    constant = update_config(base, UpdateRequest(name="u3", parent="upd-base", data=["code"], recipe="constant", steps=5))
     assert constant.schedule.lr == pytest.approx(3e-4)
     with pytest.raises(ConfigError, match=r"every corpus its lineage trained on \(prose\) is new data.*--replay-from"):
-        update_config(base, "u4", parent="upd-base", data=["prose"], replay=0.1, steps=5)
+        update_config(base, UpdateRequest(name="u4", parent="upd-base", data=["prose"], replay=0.1, steps=5))
     with pytest.raises(ConfigError, match="not in the store"):
-        update_config(base, "u5", parent="upd-base", data=["code"], replay=0.1, replay_from=["gone"], steps=5)
+        update_config(base, UpdateRequest(name="u5", parent="upd-base", data=["code"], replay=0.1, replay_from=["gone"], steps=5))
 
 
 def test_update_command_trains_and_records_the_resolved_run(cli, base):
@@ -55,15 +56,15 @@ def test_data_weights_default_to_token_counts_and_can_be_given(base):
     from renewlm.data.corpus import Corpus
 
     prose, code = (Corpus.open(base, n).train.num_tokens for n in ("prose", "code"))
-    cfg = update_config(base, "w1", parent="upd-base", data=["prose", "code"], steps=2)
+    cfg = update_config(base, UpdateRequest(name="w1", parent="upd-base", data=["prose", "code"], steps=2))
     weights = cfg.mixture.phase_weights()[0]
     assert weights["prose"] == pytest.approx(prose / (prose + code))  # as if the corpora were concatenated
-    cfg = update_config(base, "w2", parent="upd-base", data=["prose:0.7", "code:0.3"], steps=2)
+    cfg = update_config(base, UpdateRequest(name="w2", parent="upd-base", data=["prose:0.7", "code:0.3"], steps=2))
     assert cfg.mixture.phase_weights()[0] == pytest.approx({"prose": 0.7, "code": 0.3})
     for bad, match in ((["prose:0.7", "code"], "to every --data corpus"), (["prose:-1"], "positive number"),
                        (["prose:x"], "positive number"), (["prose", "prose"], "twice")):
         with pytest.raises(ConfigError, match=match):
-            update_config(base, "w3", parent="upd-base", data=bad, steps=2)
+            update_config(base, UpdateRequest(name="w3", parent="upd-base", data=bad, steps=2))
 
 
 def test_replay_is_split_by_the_tokens_each_lineage_corpus_was_trained_on(base):
@@ -73,13 +74,13 @@ def test_replay_is_split_by_the_tokens_each_lineage_corpus_was_trained_on(base):
         train(validate_run(mixed), base, fresh=True)
     meta = json.loads((base.path("versions", "upd-mixed") / "version.json").read_text())
     assert meta["corpus_tokens"] == {"prose": 3 * 256, "code": 256}  # 4 steps of 8 sequences of 32 tokens
-    other = update_config(base, "r1", parent="upd-mixed", data=["code:1"], replay=0.2, replay_from=["prose"], steps=2)
+    other = update_config(base, UpdateRequest(name="r1", parent="upd-mixed", data=["code:1"], replay=0.2, replay_from=["prose"], steps=2))
     assert other.mixture.phase_weights()[0] == pytest.approx({"code": 0.8, "prose": 0.2})
     # Lineage: upd-base trained 3 steps on prose (768 tokens), upd-mixed 768 prose + 256 code.
     from renewlm.data.corpus import Corpus
 
     Corpus.open(base, "code")  # both corpora still in the store
-    cfg = update_config(base, "r2", parent="upd-mixed", data=["prose:1"], replay=0.5, replay_from=None, steps=2)
+    cfg = update_config(base, UpdateRequest(name="r2", parent="upd-mixed", data=["prose:1"], replay=0.5, replay_from=None, steps=2))
     assert cfg.mixture.phase_weights()[0] == pytest.approx({"prose": 0.5, "code": 0.5})  # code is the only old one
     assert cfg.mixture.replay.corpora == {"code": 256.0}
 
@@ -92,19 +93,19 @@ def test_bad_update_values_are_refused_not_replaced(base):
         (dict(lr=0.0), "--lr must be a positive"), (dict(steps=0), "--steps must be a positive"),
     ):
         with pytest.raises(ConfigError, match=match):
-            update_config(base, "bad", parent="upd-base", data=["code"], **{"steps": 2, **kwargs})
+            update_config(base, UpdateRequest(name="bad", parent="upd-base", data=["code"], **{"steps": 2, **kwargs}))
 
 
 def test_a_trunk_holds_its_peak_lr_and_the_next_trunk_continues_it(base):
-    cfg = update_config(base, "t1", parent="upd-base", data=["code"], steps=6, kind="trunk")
+    cfg = update_config(base, UpdateRequest(name="t1", parent="upd-base", data=["code"], steps=6), kind="trunk")
     assert cfg.schedule.name == "wsd" and cfg.schedule.decay_fraction == 0 and not cfg.load_optimizer
     train(cfg, base, fresh=True)
     lrs = [r["lr"] for r in read_metrics(base.path("runs", "t1") / "metrics.jsonl") if "lr" in r]
     assert lrs[1:] == [3e-3] * 5  # after a one-step warmup: the peak, never lower
-    cfg = update_config(base, "t2", parent="t1", data=["code"], steps=3, kind="trunk")
+    cfg = update_config(base, UpdateRequest(name="t2", parent="t1", data=["code"], steps=3), kind="trunk")
     assert cfg.schedule.model_dump() == {"name": "constant", "lr": 3e-3} and cfg.load_optimizer  # no re-warm
     with pytest.raises(ConfigError, match="a trunk keeps the main path .* never decays"):
-        update_config(base, "t3", parent="upd-base", data=["code"], steps=3, kind="trunk", recipe="wsd")
+        update_config(base, UpdateRequest(name="t3", parent="upd-base", data=["code"], steps=3, recipe="wsd"), kind="trunk")
     with pytest.raises(ConfigError, match="a trunk never decays"):
         validate_run(run_dict("t4", kind="trunk"))  # cosine
     with pytest.raises(ConfigError, match="a trunk never decays"):

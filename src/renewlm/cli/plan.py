@@ -16,7 +16,7 @@ from renewlm.counts import parse_tokens
 from renewlm.errors import ConfigError
 from renewlm.store import check_output
 from renewlm.updates.plan import (
-    DEFAULT_DECAY_FRACTION, PARADIGMS, Plan, cumulative, format_count, make_plan, plot_plan,
+    DEFAULT_DECAY_FRACTION, SHOWN, Plan, cumulative, format_count, make_plan, plot_plan,
 )
 
 WHAT = {
@@ -85,7 +85,7 @@ def _print(plan: Plan, store) -> None:
     columns = ["paradigm", "release", "tokens", "FLOPs", *(["hours"] if hours else []), "FLOPs so far", "vs retrain"]
     for column in columns:
         table.add_column(column, justify="left" if column == "paradigm" else "right", no_wrap=True)
-    for paradigm in PARADIGMS:
+    for paradigm in SHOWN:
         flops, ratios = plan.flops(paradigm), plan.ratios(paradigm)
         hour_list = plan.hours(paradigm) or []
         for i, (tokens, f, cum, ratio) in enumerate(zip(plan.tokens[paradigm], flops, cumulative(flops), ratios)):
@@ -102,7 +102,7 @@ def _print(plan: Plan, store) -> None:
         console.print(f"release 1: one pre-training of P = {format_count(plan.pretrain_tokens)} tokens, the same run in every paradigm")
         what["retrain"] = "from scratch on all data so far: P + (i−1)·T at release i"
         what["switch"] = "from release 2, trunk over the new data + branch decaying over A of it: (1+A)·T"
-    for paradigm in PARADIGMS:
+    for paradigm in SHOWN:
         console.print(f"  {paradigm}: {what[paradigm]}")
     if plan.replay > 0:
         update = plan.tokens_per_release / (1 - plan.replay)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.cli.options import names
+from renewlm.updates.request import Recipe, UpdateRequest
+from renewlm.versions import Paradigm
 
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
 
@@ -55,7 +57,7 @@ def update(
         list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")
     ] = None,
     recipe: Annotated[
-        Literal["cosine", "wsd", "reuse", "constant"] | None,
+        Recipe | None,
         typer.Option(help="Learning-rate recipe (default cosine: re-warm and re-decay).", show_default=False),
     ] = None,
     lr: Annotated[float | None, typer.Option(help="Top LR of the recipe (default: from the parent's schedule).")] = None,
@@ -67,7 +69,7 @@ def update(
     eval_every: Annotated[int, typer.Option(help="Held-out evaluation every N steps.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 0,
     paradigm: Annotated[
-        Literal["continue", "switch", "retrain"],
+        Paradigm,
         typer.Option(help="continue: from the weights; switch: path switching (trunk + release); retrain: from scratch."),
     ] = "continue",
     decay_fraction: Annotated[
@@ -84,14 +86,15 @@ def update(
     store: StoreOption = None,
 ) -> None:
     """A new version from new data, with the papers' defaults filled in."""
-    from renewlm.updates.paradigm import run_update
     from renewlm.counts import parse_tokens
+    from renewlm.updates.paradigm import run_update  # torch loads only for commands that train
 
-    _report(run_update(
-        open_store(store), name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction,
-        recipe=recipe, then=names(then) if then else then, switch_at=switch_at, replay=replay,
-        replay_from=names(replay_from) if replay_from else replay_from, lr=lr, steps=steps,
+    request = UpdateRequest(  # every flag checked before the store is opened
+        name=name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction, recipe=recipe,
+        then=names(then) if then else None, switch_at=switch_at, replay=replay,
+        replay_from=names(replay_from) if replay_from else None, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
-        checkpoint_every=checkpoint_every, seed=seed, fresh=fresh,
-    ))
+        checkpoint_every=checkpoint_every, seed=seed,
+    )
+    _report(run_update(open_store(store), request, fresh=fresh))

@@ -35,6 +35,7 @@ from renewlm.store import Store
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 from renewlm.versions import remove_version
 
@@ -198,10 +199,10 @@ def _run(store: Store, size: DemoSize, say, threads: int) -> dict[str, dict[str,
     )
     losses = {VERSIONS[0]: train(v1, store, fresh=True)["losses"]}
     for name, replay in ((VERSIONS[1], 0.0), (VERSIONS[2], 0.25)):
-        cfg = update_config(
-            store, name, parent=VERSIONS[0], data=[NAMES["code"]], replay=replay, recipe="cosine",
+        cfg = update_config(store, UpdateRequest(
+            name=name, parent=VERSIONS[0], data=[NAMES["code"]], replay=replay, recipe="cosine",
             steps=size.update_steps, eval_every=size.update_steps // 3, **common,
-        )
+        ))
         losses[name] = train(cfg, store, fresh=True)["losses"]
     # v1 never saw code; an update's evaluation at step 0 (v1's weights, before any step) measured it.
     first_eval = next(r for r in read_metrics(store.path("runs", VERSIONS[1]) / "metrics.jsonl") if "eval" in r)

@@ -21,6 +21,7 @@ from renewlm.data.corpus import Corpus
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
+from renewlm.updates.request import UpdateRequest, checked, decay_share, replay_share
 from renewlm.updates.switch import branch_config
 from renewlm.updates.update import update_config
 from renewlm.versions import read_version
@@ -96,12 +97,10 @@ def check_settings(store: Store, name: str, s: SweepSettings) -> None:
         raise ConfigError(f"--durations {min(s.durations)} must be positive token counts, e.g. --durations 1e9,2e9,4e9")
     if any(b <= a for a, b in zip(s.durations, s.durations[1:])):
         raise ConfigError(f"--durations {','.join(map(str, s.durations))} must increase strictly; list them shortest first")
-    if not (math.isfinite(s.replay) and 0 <= s.replay < 1):
-        raise ConfigError(f"--replay must be a share of every batch in [0, 1) (got {s.replay}); e.g. --replay 0.05")
+    checked(replay_share, s.replay)
     if s.seed_repeats < 0:
         raise ConfigError(f"--seed-repeats {s.seed_repeats} must be 0 or more (extra seeds of the best point)")
-    if not 0 < s.decay_fraction <= 1:
-        raise ConfigError(f"--decay-fraction must be in (0, 1] (got {s.decay_fraction}); 0.2 is the default")
+    checked(decay_share, s.decay_fraction)
     if s.eval_tokens < 1 or (s.limit is not None and s.limit < 1):
         raise ConfigError("--eval-tokens and --limit must be at least 1")
     if not store.exists("versions", s.parent):
@@ -132,8 +131,10 @@ def check_settings(store: Store, name: str, s: SweepSettings) -> None:
             store.path("versions", p.name)
 
 
-def _sweep_run(store: Store, s: SweepSettings, run_name: str, corpus: str, lr: float, **kw) -> RunConfig:
-    cfg = update_config(store, run_name, parent=s.parent, data=[corpus], replay=s.replay, lr=lr, **kw)
+def _sweep_run(store: Store, s: SweepSettings, run_name: str, corpus: str, lr: float, *, kind: str = "release", **length) -> RunConfig:
+    """A point's run: `renewlm update RUN --from PARENT --data CORPUS --lr LR --replay F` and the point's length and seed."""
+    request = UpdateRequest(name=run_name, parent=s.parent, data=[corpus], replay=s.replay, lr=lr, **length)
+    cfg = update_config(store, request, kind=kind)
     return validate_run({**cfg.model_dump(mode="json"), "eval_tokens": s.eval_tokens}, f"sweep run {run_name}")
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from renewlm.config import MAX_SEQ_LEN, MAX_STEPS, MAX_TOKENS, Config, load, validate
+from renewlm.config import MAX_SEQ_LEN, MAX_STEPS, MAX_TOKENS, Config, Whole, load, validate
 from renewlm.counts import DEFAULT_EVAL_TOKENS
 from renewlm.data.mixture import MixtureSpec
 from renewlm.errors import ConfigError
@@ -21,8 +21,7 @@ from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
 
 PositiveInt = Annotated[int, Field(gt=0)]
-# YAML reads `tokens: 2e9` as a float; a whole float counts as the count it names.
-Count = Annotated[int, BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v), Field(gt=0)]
+Count = Annotated[Whole, Field(gt=0)]
 
 
 def _known_preset(name: str) -> str:
@@ -34,6 +33,21 @@ def _known_preset(name: str) -> str:
 
 # A name in the preset table (model/presets.py), so a new preset is one row there.
 PresetName = Annotated[str, AfterValidator(_known_preset)]
+
+
+def _run_paradigm(value: object) -> object:
+    if value == "single":  # the word for continue in run files written before renewlm spoke of paradigms alike
+        return "continue"
+    if value == "retrain":
+        raise ValueError(
+            "a run file retrains with from_scratch: true (random weights in the parent's architecture), not paradigm: "
+            "retrain; write from_scratch: true and leave paradigm out"
+        )
+    return value
+
+
+# Two of the update paradigms (renewlm.versions.PARADIGMS): a run file's retrain is `from_scratch: true`, one way to say it.
+RunParadigm = Annotated[Literal["continue", "switch"], BeforeValidator(_run_paradigm)]
 
 
 class OptimizerConfig(Config):
@@ -63,10 +77,11 @@ class RunConfig(Config):
         False,
         description="Random weights in the parent's architecture instead of its trained ones (the retrain baseline).",
     )
-    paradigm: Literal["single", "switch"] = Field(
-        "single",
-        description="single: this run writes version NAME. switch (path switching): this run is the main path, written as "
-        "trunk NAME-trunk, and release NAME branches off it with a complete decay over decay_fraction of its tokens.",
+    paradigm: RunParadigm = Field(
+        "continue",
+        description="continue: this run writes version NAME. switch (path switching): this run is the main path, written "
+        "as trunk NAME-trunk, and release NAME branches off it with a complete decay over decay_fraction of its tokens. "
+        "(A retrain is from_scratch: true; run files written before the word continue say single, read as continue.)",
     )
     decay_fraction: float = Field(
         0.1, gt=0, le=1, description="With paradigm switch: the release's decay, as a share of this run's tokens (MiniCPM: 10%)."

@@ -19,10 +19,10 @@ from renewlm.train.checkpoint import save_optimizer
 from renewlm.train.config import RunConfig
 from renewlm.train.run import Run
 from renewlm.train.step import heldout_name, save_checkpoint
-from renewlm.versions import lineage_corpora, write_version
+from renewlm.versions import Paradigm, lineage_corpora, write_version
 
 
-def _paradigm(cfg: RunConfig) -> str | None:
+def _paradigm(cfg: RunConfig) -> Paradigm | None:
     if cfg.from_scratch:
         return "retrain"
     if cfg.kind == "trunk" or cfg.load_optimizer:

@@ -27,9 +27,11 @@ from renewlm.model.flops import flops_per_token
 from renewlm.model.presets import DEFAULT_SEQ_LEN, PRESETS, padded_vocab, preset_flops_per_token
 from renewlm.store import Store, write_png
 from renewlm.train.run_record import Speed, measured_speed, read_run_config
-from renewlm.versions import read_version
+from renewlm.updates.request import checked, decay_share, known_paradigm, replay_share
+from renewlm.versions import PARADIGMS, read_version
 
-PARADIGMS = ("retrain", "continue", "switch")
+# The order of the plan's table, JSON and chart: the baseline first, then the updates measured against it.
+SHOWN = tuple(sorted(PARADIGMS, key=lambda p: p != "retrain"))
 DEFAULT_PRESET = "1b"
 # Llama 3's vocabulary, the one the 1b preset (Llama-3.2-1B's shape) is meant for.
 DEFAULT_VOCAB_SIZE = 128_256
@@ -83,7 +85,7 @@ class Plan:
             "speed_source": self.speed.source if self.speed else None,
             "paradigms": {},
         }
-        for p in PARADIGMS:
+        for p in SHOWN:
             hours = self.hours(p)
             out["paradigms"][p] = {
                 "tokens": list(self.tokens[p]),
@@ -122,8 +124,7 @@ def release_tokens(
     pretrain_tokens: float | None = None,
 ) -> float:
     """Tokens trained for release `release` (1-based) under `paradigm`."""
-    if paradigm not in PARADIGMS:
-        raise ConfigError(f"unknown paradigm {paradigm!r}; choose one of {', '.join(PARADIGMS)}")
+    checked(known_paradigm, paradigm)
     if pretrain_tokens is not None and release == 1:  # one pre-training, the same run in every paradigm
         return pretrain_tokens
     first = tokens_per_release if pretrain_tokens is None else pretrain_tokens
@@ -156,12 +157,8 @@ def check_inputs(
             raise ConfigError(
                 f"{option} {_exp(tokens)} is above the bound of {_exp(MAX_TOKENS)} tokens for one run (66 times Llama 3's 15T); check the number"
             )
-    if not 0 < decay_fraction <= 1:
-        raise ConfigError(
-            f"--decay-fraction {decay_fraction:g} is outside (0, 1]; a branch decays over a share of the update's tokens, default 0.1"
-        )
-    if not 0 <= replay < 1:
-        raise ConfigError(f"--replay {replay:g} is outside [0, 1); it is the share of every batch given to old data, e.g. 0.05")
+    checked(decay_share, decay_fraction)
+    checked(replay_share, replay)
     if tokens_per_second is not None and not 0 < tokens_per_second < math.inf:
         raise ConfigError(f"--tokens-per-second {tokens_per_second:g} must be positive, or leave it out to use a measured figure")
 
@@ -258,7 +255,7 @@ def make_plan(
     speed = Speed(tokens_per_second, "given") if tokens_per_second is not None else model_speed(store, model)
     tokens = {
         p: tuple(release_tokens(p, i, tokens_per_release, decay_fraction, replay, pretrain_tokens) for i in range(1, releases + 1))
-        for p in PARADIGMS
+        for p in SHOWN
     }
     return Plan(releases, tokens_per_release, decay_fraction, replay, cost, speed, tokens, pretrain_tokens)
 
@@ -272,7 +269,7 @@ def plot_plan(plan: Plan, output: Path) -> Path:
 
     xs = list(range(1, plan.releases + 1))
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
-    for paradigm in PARADIGMS:
+    for paradigm in SHOWN:
         ys = cumulative(plan.flops(paradigm))
         (line,) = ax.plot(xs, ys, marker="o", label=paradigm)
         if paradigm == "retrain":

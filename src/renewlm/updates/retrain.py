@@ -11,11 +11,10 @@ everything before it from random weights, so the runs before it do not add to wh
 
 from __future__ import annotations
 
-import math
-
 from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
+from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import DEFAULT_PEAK_LR, resolve_data, update_shape
 from renewlm.versions import data_tokens, lineage, read_version
 
@@ -34,17 +33,12 @@ def trained_tokens(chain: list[dict]) -> dict[str, float]:
     return tokens
 
 
-def retrain_config(
-    store: Store, name: str, *, parent: str, data: list[str], tokens: int | None = None, steps: int | None = None,
-    seq_len: int | None = None, batch_tokens: int | None = None, micro_batch: int | None = None, lr: float | None = None,
-    eval_every: int = 0, checkpoint_every: int = 0, seed: int = 0,
-) -> RunConfig:
-    if lr is not None and not (math.isfinite(lr) and lr > 0):
-        raise ConfigError(f"--lr must be a positive learning rate (got {lr}); e.g. --lr 3e-4")
+def retrain_config(store: Store, request: UpdateRequest) -> RunConfig:
+    """The run of a `retrain` update (the request has refused the flags a retrain does not take)."""
+    parent = request.parent
     info = read_version(store, parent)
-    shape = update_shape(store, parent, info, tokens=tokens, steps=steps, seq_len=seq_len, batch_tokens=batch_tokens,
-                         micro_batch=micro_batch)
-    new = resolve_data(store, data)
+    shape = update_shape(store, request, info)
+    new = resolve_data(store, request.data)
     chain = lineage(store, parent)
     imported = [m.name for m in chain if m.kind == "import"]
     if imported:  # its pre-training data was never in the store: a retrain could not read what it saw
@@ -69,13 +63,13 @@ def retrain_config(
     total_new = sum(new.values())
     for corpus, w in new.items():
         weights[corpus] = weights.get(corpus, 0.0) + update_tokens * w / total_new
-    peak = lr if lr is not None else next((m.peak_lr for m in chain if m.schedule), None) or DEFAULT_PEAK_LR
+    peak = request.lr or next((m.peak_lr for m in chain if m.schedule), None) or DEFAULT_PEAK_LR
     run = {
-        "name": name, "parent": parent, "from_scratch": True, "kind": "release",
+        "name": request.name, "parent": parent, "from_scratch": True, "kind": "release",
         "mixture": {"phases": [{"corpora": weights}]},
         "schedule": {"name": "cosine", "peak_lr": peak},
         "seq_len": shape["seq_len"], "batch_tokens": shape["batch_tokens"], "micro_batch": shape["micro_batch"],
         "tokens": sum(data_tokens(m) for m in chain) + update_tokens,
-        "eval_every": eval_every, "checkpoint_every": checkpoint_every, "seed": seed,
+        "eval_every": request.eval_every, "checkpoint_every": request.checkpoint_every, "seed": request.seed,
     }
-    return validate_run(run, f"retrain {name}")
+    return validate_run(run, f"retrain {request.name}")

@@ -56,7 +56,7 @@ def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConf
     run = {
         **trunk.model_dump(mode="json"),
         "name": name, "parent": trunk.name, "preset": None, "tokenizer": None, "from_scratch": False,
-        "kind": "release", "load_optimizer": True, "paradigm": "single",
+        "kind": "release", "load_optimizer": True, "paradigm": "continue",
         "schedule": {"name": "branch", "start_lr": end_lr, "decay_fraction": 1.0},
         "steps": max(1, round(decay_fraction * steps)), "tokens": None,
         "data_offset": trunk.data_offset + steps * trunk.batch_samples,  # samples the trunk has not read
@@ -90,5 +90,5 @@ def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float,
 
 def trunk_of_run(cfg: RunConfig) -> RunConfig:
     """A run file with `paradigm: switch`: the run itself is the main path, written as NAME-trunk."""
-    run = {**cfg.model_dump(mode="json"), "name": trunk_name(cfg.name), "kind": "trunk", "paradigm": "single"}
+    run = {**cfg.model_dump(mode="json"), "name": trunk_name(cfg.name), "kind": "trunk", "paradigm": "continue"}
     return validate_run(run, f"trunk of {cfg.name}")

@@ -8,7 +8,7 @@ schedule's peak and final LR) `migrate` fills it in, for records written before 
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator, model_serializer
 
@@ -16,6 +16,10 @@ from renewlm.config import describe
 from renewlm.errors import CorruptError
 
 Kind = Literal["import", "pretrain", "release", "trunk", "soup"]
+# The three ways an update makes the next version (updates/paradigm.py), the words of `--paradigm`, of a run
+# file's `paradigm:` and of this record; defined here, at the lowest layer that names them.
+Paradigm = Literal["continue", "switch", "retrain"]
+PARADIGMS: tuple[Paradigm, ...] = get_args(Paradigm)
 
 
 def _whole(value: float) -> int | float:
@@ -58,7 +62,7 @@ class VersionRecord(BaseModel):
     several for a soup; records written before this field hold a single `parent`, read the same way."""
     kind: Kind = "release"
     """import, pretrain, release, trunk or soup."""
-    paradigm: Literal["continue", "switch", "retrain"] | None = None
+    paradigm: Paradigm | None = None
     """How an update made it (continue, switch, retrain)."""
     trunk: str | None = None
     """For a release branched off a trunk, that trunk."""
