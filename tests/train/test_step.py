@@ -73,8 +73,8 @@ def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_stor
     real = step_module.token_loss
     poisoned = {2}  # the third step's loss is NaN
 
-    def loss(model, tokens):
-        value = real(model, tokens)
+    def loss(model, tokens, document_eos=None):
+        value = real(model, tokens, document_eos)
         return value * float("nan") if len(steps) in poisoned else value
 
     steps = []

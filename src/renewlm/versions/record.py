@@ -97,7 +97,7 @@ class VersionRecord(BaseModel):
     batch_tokens: int | None = None
     """Tokens per optimizer step."""
     document_mask: bool = False
-    """Whether its run masked attention per document (`document_mask`); `renewlm eval` and a soup's `--on` measure
+    """Whether its run masked attention per document (`document_mask`); `renewlm eval` and `soup --data` measure
     its held-out loss the same way. A soup's is its first parent's; false for an import and for older records."""
     steps: int = 0
     """Optimizer steps the run took."""
