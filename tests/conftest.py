@@ -7,7 +7,7 @@ writers, the CLI.
     make_corpus      make_corpus(name, texts, **prepare_kwargs) -> Corpus in `store`
     cli              cli(*args) -> (exit code, stdout, stderr) of `renewlm ARGS` in this process
     train_store      session store with tokenizer `tok` (512 ids) and corpora `prose` and `code`
-    prose_texts(), write_jsonl(path, texts)   plain helpers
+    prose_texts(), sentences(), write_jsonl(path, texts)   plain helpers
 """
 
 import json
@@ -28,6 +28,12 @@ EOS = "<|endoftext|>"
 def prose_texts() -> list[str]:
     """English prose every Python install ships: the topics of the language reference."""
     return [text for _, text in sorted(pydoc_data.topics.topics.items())]
+
+
+def sentences(limit: int = 3000) -> list[str]:
+    """The prose cut into sentences: documents of about 25 tokens, shorter than the tests' 32-token sequences,
+    so nearly every sequence packs several (document masking has boundaries to mask at)."""
+    return [s for t in prose_texts() for s in t.split(". ") if 20 < len(s) < 120][:limit]
 
 
 def tiny_model_folder(store: Store, path: Path, architecture: str = "gpt2") -> Path:

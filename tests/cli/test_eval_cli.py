@@ -163,3 +163,30 @@ def test_the_old_corpora_flag_still_names_corpora_with_a_note(cli, trained):
     note, error = err.splitlines()
     assert code == 2 and note == "note: --corpora is renamed --data; the old spelling goes in the next release"
     assert error.startswith("error: ") and "no corpus named 'nope'" in error
+
+
+def test_a_version_trained_with_document_mask_is_evaluated_with_it(cli, store, make_corpus, capsys):
+    import torch
+
+    from renewlm.data.corpus import Corpus
+    from renewlm.distributed import Dist
+    from renewlm.eval.evaluator import HeldOut
+    from renewlm.versions import load_version, read_version
+    from tests.conftest import sentences
+
+    make_corpus("short", sentences(), val_fraction=0.1)
+    run = run_dict("masked", mixture={"phases": [{"corpora": {"short": 1.0}}]}, steps=4, document_mask=True)
+    info = train(validate_run(run), store, fresh=True)
+    capsys.readouterr()  # the run's own lines
+    assert read_version(store, "masked").document_mask is True
+    code, out, err = cli("eval", "masked", "--eval-tokens", "1024", "--json", "--store", store.root)
+    assert code == 0, err
+    row = json.loads(out)["versions"]["masked"]["heldout"]["short"]
+    assert row["loss"] == pytest.approx(info["losses"]["short"], rel=1e-6) and row["document_mask"] is True
+    saved = json.loads((store.path("versions", "masked") / "evaluations.json").read_text())
+    assert saved["heldout"]["short"]["document_mask"] is True
+    # The same weights attending across documents measure another loss: the record's setting decided the number.
+    model, _ = load_version(store, "masked")
+    across = HeldOut({"short": Corpus.open(store, "short")}, seq_len=32, max_tokens=1024, micro_batch=2,
+                     dist_=Dist.single(torch.device("cpu"))).evaluate(model)["short"]
+    assert abs(across - row["loss"]) > 1e-3

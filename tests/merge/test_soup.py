@@ -96,7 +96,7 @@ def test_measured_losses_are_recorded(soup_store, prose):
     model, _ = load_version(soup_store, "s")
     want = heldout_loss(model, prose.val, seq_len=32, max_tokens=1024, micro_batch=4, dist_=Dist.single(torch.device("cpu")))
     assert out["record"].losses == {"prose": pytest.approx(want, rel=1e-6)}
-    assert out["record"].evaluation == {"corpora": ["prose"], "seq_len": 32, "eval_tokens": 1024}
+    assert out["record"].evaluation == {"corpora": ["prose"], "seq_len": 32, "eval_tokens": 1024, "document_mask": False}
 
 
 def own_loss(store, name, corpus):

@@ -156,3 +156,29 @@ def test_a_run_named_like_an_existing_version_in_another_case_is_refused_before_
     with pytest.raises(StoreError, match="version name 'News-v1' reads like the existing 'news-v1'"):
         train(validate_run(run_dict("News-v1")), store)
     assert not (store.root / "runs").exists() or list((store.root / "runs").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["bloom", "own code"])
+def test_document_mask_on_a_model_that_cannot_take_it_is_refused_before_any_compute(train_store, cli, tmp_path, kind):
+    from transformers import BloomConfig, BloomForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(train_store.path("tokenizers", "tok"))
+    torch.manual_seed(0)
+    if kind == "bloom":  # ALiBi from the token index: position ids cannot mask it (tests/model/test_documents.py)
+        model = BloomForCausalLM(BloomConfig(vocab_size=len(tokenizer), hidden_size=16, n_layer=1, n_head=2))
+    else:
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32,
+                                             num_hidden_layers=1, num_attention_heads=2))
+    folder = tmp_path / "model"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    if kind == "own code":
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModelForCausalLM": "modeling.Model"}}))
+    run = tmp_path / "masked.yaml"
+    run.write_text(yaml.safe_dump(run_dict("masked", preset=None, tokenizer=None, parent=str(folder), document_mask=True,
+                                           trust_remote_code=kind == "own code")))
+    code, out, err = cli("train", run, "--store", train_store.root)
+    says = "is a 'bloom' model, not one whose attention" if kind == "bloom" else "runs its own model code (auto_map"
+    assert code == 2 and says in err and "set document_mask: false" in err and "Traceback" not in err + out, err
+    assert not train_store.path("runs", "masked").exists()

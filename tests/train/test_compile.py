@@ -36,3 +36,18 @@ def test_compiled_bf16_training_compiles_each_graph_once_across_train_steps_and_
     records = [r for r in read_metrics(train_store.path("runs", "compiled") / "metrics.jsonl") if "loss" in r]
     assert len(records) == 6 and records[-1]["loss"] < records[0]["loss"]
     assert set(info["losses"]) == {"prose"}
+
+
+@pytest.mark.slow
+def test_compiled_training_with_document_mask_tracks_the_uncompiled_run(store, make_corpus):
+    from tests.conftest import sentences
+
+    make_corpus("short", sentences(), val_fraction=0.1)
+    masked = {"mixture": {"phases": [{"corpora": {"short": 1.0}}]}, "steps": 4, "log_every": 1, "document_mask": True}
+    eager = train(validate_run(run_dict("dm-eager", **masked)), store, fresh=True)
+    torch._dynamo.reset()
+    compiled = train(validate_run(run_dict("dm-compiled", compile=True, **masked)), store, fresh=True)  # inductor on CPU
+    torch._dynamo.reset()
+    steps = [[r["loss"] for r in read_metrics(store.path("runs", n) / "metrics.jsonl") if "loss" in r] for n in ("dm-eager", "dm-compiled")]
+    assert len(steps[0]) == 4 and steps[1] == pytest.approx(steps[0], rel=1e-4)
+    assert compiled["losses"]["short"] == pytest.approx(eager["losses"]["short"], rel=1e-4)

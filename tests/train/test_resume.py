@@ -80,6 +80,30 @@ def test_two_gloo_processes_start_from_the_same_weights_and_end_where_one_proces
         assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
 
 
+def test_document_mask_on_two_gloo_processes_tracks_one_process(store, make_corpus, tmp_path):
+    from renewlm.data.corpus import Corpus
+    from renewlm.distributed import Dist
+    from renewlm.eval.evaluator import HeldOut
+    from renewlm.versions import load_version
+    from tests.conftest import sentences
+
+    make_corpus("short", sentences(), val_fraction=0.1)
+    masked = {"mixture": {"phases": [{"corpora": {"short": 1.0}}]}, "steps": 4, "document_mask": True}
+    finish(renewlm(store, "train", str(write_run(tmp_path, "m1", **masked)), "--fresh"))
+    finish(renewlm(store, "train", str(write_run(tmp_path, "m2", **masked)), "--fresh", procs=2))
+    one, two = losses(store, "m1"), losses(store, "m2")
+    assert [r["batch_token_sum"] for r in one] == [r["batch_token_sum"] for r in two]
+    for a, b in zip(one, two):
+        assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+    # The held-out loss the two-process run recorded is the masked one of its weights, not the one across documents.
+    model, _ = load_version(store, "m2")
+    heldout = {"corpora": {"short": Corpus.open(store, "short")}, "seq_len": 32, "max_tokens": 1024, "micro_batch": 2,
+               "dist_": Dist.single(torch.device("cpu"))}
+    recorded = json.loads((store.path("versions", "m2") / "version.json").read_text())["losses"]["short"]
+    assert HeldOut(**heldout, document_mask=True).evaluate(model)["short"] == pytest.approx(recorded, rel=1e-5)
+    assert abs(HeldOut(**heldout).evaluate(model)["short"] - recorded) > 1e-3
+
+
 def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(train_store, tmp_path):
     steps = dict(steps=120, checkpoint_every=10)
     finish(renewlm(train_store, "train", str(write_run(tmp_path, "whole", **steps)), "--fresh"))

@@ -16,14 +16,21 @@ from renewlm.train import version as version_module
 from renewlm.train.config import validate_run
 from renewlm.train.loop import GarbageCollection, train
 from renewlm.train.metrics import read_metrics
+from tests.conftest import sentences
 from tests.train.conftest import run_dict
 
 READS = ("item", "tolist", "__bool__", "__float__", "__int__", "numpy", "cpu")
 TRANSFORMERS_MASKS = os.path.join("transformers", "masking_utils.py")
 
 
-def test_a_training_step_never_reads_a_value_from_the_device(train_store, monkeypatch):
+@pytest.mark.parametrize("document_mask", [False, True])
+def test_a_training_step_never_reads_a_value_from_the_device(request, monkeypatch, document_mask):
     steps, windows = [], []
+    if document_mask:  # documents shorter than a sequence: a mask to build in nearly every forward
+        store = request.getfixturevalue("store")
+        request.getfixturevalue("make_corpus")("prose", sentences(), val_fraction=0.1)
+    else:
+        store = request.getfixturevalue("train_store")
 
     def trapped(*args, **kwargs):
         def refuse(name):
@@ -52,11 +59,11 @@ def test_a_training_step_never_reads_a_value_from_the_device(train_store, monkey
 
     monkeypatch.setattr(loop, "train_step", trapped)
     monkeypatch.setattr(loop.Pending, "flush", counted_flush)
-    train(validate_run(run_dict("nosync", steps=8, log_every=4)), train_store, fresh=True)
+    train(validate_run(run_dict("nosync", steps=8, log_every=4, document_mask=document_mask)), store, fresh=True)
     assert steps == list(range(8))
     # Read twice (steps 4 and 8) plus before the step-0 evaluation, where nothing is queued yet.
     assert [w for w in windows if w] == [4, 4]
-    records = [r for r in read_metrics(train_store.path("runs", "nosync") / "metrics.jsonl") if "loss" in r]
+    records = [r for r in read_metrics(store.path("runs", "nosync") / "metrics.jsonl") if "loss" in r]
     assert [r["step"] for r in records] == list(range(1, 9))  # every step is still logged
     assert [r["tokens"] for r in records] == [256 * s for s in range(1, 9)]
 
@@ -66,8 +73,8 @@ def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_stor
     real = step_module.token_loss
     poisoned = {2}  # the third step's loss is NaN
 
-    def loss(model, tokens):
-        value = real(model, tokens)
+    def loss(model, tokens, document_eos=None):
+        value = real(model, tokens, document_eos)
         return value * float("nan") if len(steps) in poisoned else value
 
     steps = []

@@ -156,17 +156,20 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
     def autocast():  # as a run's `precision: auto`: bf16 on CUDA, fp32 on CPU, so the losses compare
         return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
-    heldout = HeldOut(
-        plan.corpora, seq_len=plan.seq_len, max_tokens=plan.eval_tokens, micro_batch=plan.micro_batch,
-        dist_=Dist.single(device), autocast=autocast,
-    )
+    metas = {m.name: m for m in list_versions(store)}
     out: dict = {}
     for name in plan.versions:
         started = time.perf_counter()
         model, tokenizer = load_version(store, name)
         model.to(device)
+        mask = metas[name].document_mask  # attention as its run trained: within each document, or across the window
+        heldout = HeldOut(
+            plan.corpora, seq_len=plan.seq_len, max_tokens=plan.eval_tokens, micro_batch=plan.micro_batch,
+            dist_=Dist.single(device), autocast=autocast, document_mask=mask,
+        )
         losses = heldout.evaluate(model)
-        entry: dict = {"heldout": {c: {"loss": loss, "perplexity": perplexity(loss)} for c, loss in losses.items()}}
+        entry: dict = {"heldout": {c: {"loss": loss, "perplexity": perplexity(loss), "document_mask": mask}
+                                   for c, loss in losses.items()}}
         if plan.tasks:
             from renewlm.eval.harness import run_tasks
 
@@ -178,7 +181,6 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
         out[name] = entry
         del model
         say(f"evaluated {name} in {time.perf_counter() - started:.1f} s")
-    metas = {m.name: m for m in list_versions(store)}
     lineages = {v: version_lineage(store, v, metas) for v in plan.versions}
     for v, summary in summarize({v: {c: e["loss"] for c, e in out[v]["heldout"].items()} for v in out}, lineages).items():
         out[v]["summary"] = summary

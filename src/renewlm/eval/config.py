@@ -72,15 +72,17 @@ def build_evaluators(
     micro_batch: int,
     dist_: Dist,
     autocast=contextlib.nullcontext,
+    document_mask: bool = False,
 ) -> list[Evaluator]:
     """The evaluator objects of a run. lm-eval tasks are looked up here, so an unknown task or a
-    missing extra stops the run before its first step."""
+    missing extra stops the run before its first step. Held-out loss masks attention per document
+    as the run trains (`document_mask`); lm-eval's prompts are single documents already."""
     out: list[Evaluator] = []
     for spec in specs:
         if isinstance(spec, HeldOutSpec):
             out.append(HeldOut(
                 corpora, seq_len=seq_len, max_tokens=eval_tokens, micro_batch=micro_batch, dist_=dist_,
-                autocast=autocast, cadence=spec.cadence, name=spec.name,
+                autocast=autocast, cadence=spec.cadence, name=spec.name, document_mask=document_mask,
             ))
             continue
         if dist_.world > 1:

@@ -34,7 +34,8 @@ class Evaluator(ABC):
 
 
 class HeldOut(Evaluator):
-    """Held-out loss per corpus: `{corpus: mean loss per token}` (corpora too small to hold one window are left out)."""
+    """Held-out loss per corpus: `{corpus: mean loss per token}` (corpora too small to hold one window are left out).
+    With `document_mask`, attention stays within each document, ended by its corpus's EOS id."""
 
     def __init__(
         self,
@@ -47,16 +48,19 @@ class HeldOut(Evaluator):
         autocast=contextlib.nullcontext,
         cadence: Cadence | None = None,
         name: str = "eval",
+        document_mask: bool = False,
     ):
         self.name = name
         self.cadence = cadence if cadence is not None else Every(every=0)
         self.corpora = corpora
+        self.document_mask = document_mask
         self.options = {"seq_len": seq_len, "max_tokens": max_tokens, "micro_batch": micro_batch, "dist_": dist_, "autocast": autocast}
 
     def evaluate(self, model: nn.Module) -> dict[str, float]:
         losses = {}
         for name, corpus in self.corpora.items():
-            loss = heldout_loss(model, corpus.val, **self.options)
+            eos = corpus.eos_id if self.document_mask else None
+            loss = heldout_loss(model, corpus.val, document_eos=eos, **self.options)
             if loss is not None:
                 losses[name] = loss
         return losses

@@ -35,8 +35,12 @@ def heldout_sums(
     micro_batch: int,
     dist_: Dist,
     autocast=contextlib.nullcontext,
+    document_eos: int | None = None,
 ) -> tuple[float, int]:
-    """(summed loss, tokens) over the held-out windows of all processes; (0.0, 0) if there are none."""
+    """(summed loss, tokens) over the held-out windows of all processes; (0.0, 0) if there are none.
+
+    `document_eos`: each token attends only to its own document, which ends at that id (as a run with
+    `document_mask` trains); None, to everything before it in its window."""
     n = heldout_windows(split, seq_len, max_tokens)
     if n == 0:
         return 0.0, 0
@@ -55,7 +59,7 @@ def heldout_sums(
         block = np.stack([split.read(int(i) * seq_len, seq_len + 1) for i in rows]).astype(np.int64)
         tokens = torch.from_numpy(block).to(dist_.device, non_blocking=True)
         with autocast():
-            losses = token_losses(model, tokens)
+            losses = token_losses(model, tokens, document_eos)
         total += losses[: len(chunk)].sum(dtype=torch.float64)  # the filler rows weigh 0
         count += len(chunk) * seq_len
     model.train(was_training)
@@ -66,7 +70,7 @@ def heldout_sums(
 def heldout_loss(model: nn.Module, split, **kwargs) -> float | None:
     """Mean loss per token over the held-out windows, averaged over all processes; None if there are none.
 
-    Keyword arguments as `heldout_sums`: seq_len, max_tokens, micro_batch, dist_, autocast.
+    Keyword arguments as `heldout_sums`: seq_len, max_tokens, micro_batch, dist_, autocast, document_eos.
     """
     total, count = heldout_sums(model, split, **kwargs)
     return total / count if count else None

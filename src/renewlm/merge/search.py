@@ -3,7 +3,8 @@
 Candidates are evaluated in memory: one model is built from the first parent and each candidate's
 weights are loaded into it tensor by tensor, so nothing is written until the best one is chosen.
 The held-out windows are those of training (eval/heldout.py), so a soup's losses compare with
-those its parents recorded when they were trained at the same seq_len.
+those its parents recorded when they were trained at the same seq_len (and, like the first parent's
+run, with or without `document_mask`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,11 @@ class HeldOut:
     seq_len: int
     eval_tokens: int
     micro_batch: int
+    document_mask: bool = False  # attention within each document, as the first parent trained
 
     def settings(self) -> dict:
-        return {"corpora": [c.name for c in self.corpora], "seq_len": self.seq_len, "eval_tokens": self.eval_tokens}
+        return {"corpora": [c.name for c in self.corpora], "seq_len": self.seq_len, "eval_tokens": self.eval_tokens,
+                "document_mask": self.document_mask}
 
 
 def open_heldout(store: Store, names: list[str], parent: Parent, *, seq_len: int | None, eval_tokens: int, micro_batch: int) -> HeldOut:
@@ -61,7 +64,7 @@ def open_heldout(store: Store, names: list[str], parent: Parent, *, seq_len: int
                 f"corpus {c.name!r} holds {c.val.num_tokens} held-out tokens, fewer than one sequence of {seq_len + 1}; "
                 f"pass a smaller --seq-len or prepare it with a larger --val-fraction"
             )
-    return HeldOut(corpora, seq_len, eval_tokens, micro_batch)
+    return HeldOut(corpora, seq_len, eval_tokens, micro_batch, parent.record.document_mask)
 
 
 def device() -> torch.device:
@@ -72,7 +75,8 @@ def measure(model: nn.Module, heldout: HeldOut) -> dict[str, float]:
     """Held-out loss per corpus, then `mean` over corpora."""
     dist_ = Dist.single(next(model.parameters()).device)
     losses = {
-        c.name: heldout_loss(model, c.val, seq_len=heldout.seq_len, max_tokens=heldout.eval_tokens, micro_batch=heldout.micro_batch, dist_=dist_)
+        c.name: heldout_loss(model, c.val, seq_len=heldout.seq_len, max_tokens=heldout.eval_tokens, micro_batch=heldout.micro_batch,
+                             dist_=dist_, document_eos=c.eos_id if heldout.document_mask else None)
         for c in heldout.corpora
     }
     return {**losses, "mean": sum(losses.values()) / len(losses)}

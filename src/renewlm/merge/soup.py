@@ -182,6 +182,7 @@ class Recipe:
             "renewlm_version": __version__,
             "model": src.model,
             "max_positions": src.max_positions,
+            "document_mask": src.document_mask,  # measured as the first parent trained, by `--on` and `renewlm eval`
             "tokenizer_fingerprint": src.tokenizer_fingerprint,
             "corpora": [],
             "steps": 0,

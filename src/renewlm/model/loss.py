@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from renewlm.model.documents import document_inputs
+
 # Logits per chunk, in elements: 2**24 fp32 values are 64 MiB, about 130 tokens at a 128k vocabulary;
 # backward holds about three such chunks (benchmarks/loss_memory.py).
 CHUNK_ELEMENTS = 2**24
@@ -138,12 +140,12 @@ def head_of(model: nn.Module) -> Head | None:
     return Head(linear.weight, linear.bias, float(scale) if scale else None, float(softcap) if softcap else None)
 
 
-def _hidden(model: nn.Module, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _hidden(model: nn.Module, inputs: torch.Tensor, extra: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """The decoder's last hidden states for every position, and the model's own last-position logits."""
     caught = []
     handle = model.get_decoder().register_forward_hook(lambda module, args, output: caught.append(output[0]))
     try:
-        logits = model(input_ids=inputs, logits_to_keep=1).logits
+        logits = model(input_ids=inputs, logits_to_keep=1, **extra).logits
     finally:
         handle.remove()
     return caught[-1], logits[:, -1]
@@ -158,25 +160,26 @@ def _agrees(head: Head, hidden: torch.Tensor, last_logits: torch.Tensor) -> bool
         return bool((mine - theirs).abs().max() <= tolerance * theirs.abs().max().clamp_min(1.0))
 
 
-def _plain(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    logits = model(input_ids=tokens[:, :-1]).logits
+def _plain(model: nn.Module, tokens: torch.Tensor, extra: dict) -> torch.Tensor:
+    logits = model(input_ids=tokens[:, :-1], **extra).logits
     return F.cross_entropy(logits.flatten(0, 1).float(), tokens[:, 1:].flatten(), reduction="none")
 
 
-def _losses(model: nn.Module, tokens: torch.Tensor, mean: bool) -> torch.Tensor:
+def _losses(model: nn.Module, tokens: torch.Tensor, mean: bool, document_eos: int | None) -> torch.Tensor:
     targets = tokens[:, 1:]
+    extra = document_inputs(tokens[:, :-1], document_eos)
     if not _CHECKED.get(model, True) or head_of(model) is None:
         _CHECKED[model] = False
-        losses = _plain(model, tokens)
+        losses = _plain(model, tokens, extra)
         return losses.mean() if mean else losses.view(targets.shape)
-    hidden, last_logits = _hidden(model, tokens[:, :-1])
+    hidden, last_logits = _hidden(model, tokens[:, :-1], extra)
     # Read after the forward: under FSDP2 the root's parameters (head included) are gathered by
     # then, and stay gathered for backward (the root does not reshard after forward).
     head = head_of(model)
     if model not in _CHECKED:  # one host sync per model, on its first batch
         _CHECKED[model] = _agrees(head, hidden, last_logits)
         if not _CHECKED[model]:
-            return _losses(model, tokens, mean)
+            return _losses(model, tokens, mean, document_eos)
     hidden, flat = hidden.flatten(0, 1), targets.flatten()
     if mean and torch.is_grad_enabled() and (fused := _fused_mean(hidden, head, flat)) is not None:
         return fused
@@ -184,16 +187,19 @@ def _losses(model: nn.Module, tokens: torch.Tensor, mean: bool) -> torch.Tensor:
     return losses.mean() if mean else losses.view(targets.shape)
 
 
-def token_losses(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of each next token of a (batch, seq_len + 1) block: a (batch, seq_len) fp32 tensor."""
-    return _losses(model, tokens, mean=False)
+def token_losses(model: nn.Module, tokens: torch.Tensor, document_eos: int | None = None) -> torch.Tensor:
+    """Cross-entropy of each next token of a (batch, seq_len + 1) block: a (batch, seq_len) fp32 tensor.
+
+    With `document_eos`, each token attends only to its own document, which ends at that id (model/documents.py).
+    """
+    return _losses(model, tokens, False, document_eos)
 
 
-def token_loss(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
-    """Mean next-token cross-entropy over a (batch, seq_len + 1) block, computed in fp32."""
-    return _losses(model, tokens, mean=True)
+def token_loss(model: nn.Module, tokens: torch.Tensor, document_eos: int | None = None) -> torch.Tensor:
+    """Mean next-token cross-entropy over a (batch, seq_len + 1) block, computed in fp32 (`document_eos` as above)."""
+    return _losses(model, tokens, True, document_eos)
 
 
-def plain_token_losses(model: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+def plain_token_losses(model: nn.Module, tokens: torch.Tensor, document_eos: int | None = None) -> torch.Tensor:
     """The textbook formula, full fp32 logits and all: the reference the chunked loss is tested against."""
-    return _plain(model, tokens).view(tokens[:, 1:].shape)
+    return _plain(model, tokens, document_inputs(tokens[:, :-1], document_eos)).view(tokens[:, 1:].shape)

@@ -135,6 +135,11 @@ class RunConfig(Config):
         description="The device's dense peak in TFLOP/s, for MFU (default: known NVIDIA parts by exact name).",
     )
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    document_mask: bool = Field(
+        False,
+        description="Each token attends only to earlier tokens of its own document (position ids restart after every EOS), "
+        "not to the documents packed before it in the sequence; see docs/training.md for the cost and why it is off.",
+    )
     log_every: PositiveInt = Field(10, description="Read the loss and gradient norm from the device, log them and print a progress line (when not on a terminal) every N steps.")
     trackers: list[TrackerName] = Field(
         default_factory=list, description="Experiment trackers beside metrics.jsonl, each writing under runs/NAME (offline)."

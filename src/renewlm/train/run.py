@@ -27,6 +27,7 @@ from renewlm.distributed import Dist
 from renewlm.eval.config import build_evaluators, default_evaluations
 from renewlm.eval.evaluator import Evaluator
 from renewlm.errors import ConfigError, RenewError
+from renewlm.model.documents import document_mask_problem
 from renewlm.model.flops import block_parameters, flops_per_token
 from renewlm.model.load import ModelSource, model_positions, resolve_model_source, verify_version
 from renewlm.model.parallel import Placement, build_model, placement
@@ -66,6 +67,12 @@ class Run:
     @property
     def micro_steps(self) -> int:
         return self.cfg.batch_samples // (self.dist.world * self.cfg.micro_batch)
+
+    @property
+    def document_eos(self) -> int | None:
+        """The EOS id that ends each document attention stays within (`document_mask`), or None: plain causal."""
+        # The mixture's corpora share one tokenizer (the stream checks it), so one EOS id.
+        return self.stream.corpora[0].eos_id if self.cfg.document_mask else None
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -172,6 +179,7 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
             evaluators = build_evaluators(
                 cfg.evaluations or default_evaluations(cfg.eval_every), corpora=eval_corpora, tokenizer=tokenizer,
                 seq_len=cfg.seq_len, eval_tokens=cfg.eval_tokens, micro_batch=cfg.micro_batch, dist_=dist_,
+                document_mask=cfg.document_mask,
             )
         except RenewError as e:
             problems.append(str(e))
@@ -204,6 +212,8 @@ def _check_source(cfg: RunConfig, store: Store, dist_: Dist, problems: list[str]
             f"load_optimizer is set but {cfg.parent!r} is not a version with optimizer state; "
             f"branch from a trunk version (kind: trunk) or set load_optimizer: false"
         )
+    if cfg.document_mask and (why := document_mask_problem(source)):
+        problems.append(why)
     if source.kind != "preset":
         limit = model_positions(source.path)
         if limit is not None and cfg.seq_len > limit:

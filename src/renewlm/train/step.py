@@ -75,7 +75,7 @@ def train_step(run: Run, step: int, pending: Pending) -> None:
             last = m == run.micro_steps - 1
             model.set_requires_gradient_sync(last)
             model.set_reshard_after_backward(last)
-        loss = token_loss(model, tokens) / run.micro_steps
+        loss = token_loss(model, tokens, run.document_eos) / run.micro_steps
         loss.backward()
         loss_sum += loss.detach()
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip or math.inf)

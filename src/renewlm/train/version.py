@@ -54,6 +54,7 @@ def version_info(run: Run, results: dict[str, dict]) -> dict:
         "schedule": cfg.schedule.model_dump(mode="json"),
         "seq_len": cfg.seq_len,
         "batch_tokens": cfg.batch_tokens,
+        "document_mask": cfg.document_mask,
         "steps": run.state["step"],
         "skipped_steps": run.state["skipped_steps"],
         "tokens": run.state["tokens"],

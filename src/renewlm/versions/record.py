@@ -100,6 +100,9 @@ class VersionRecord(BaseModel):
     """Tokens per training sequence."""
     batch_tokens: int | None = None
     """Tokens per optimizer step."""
+    document_mask: bool = False
+    """Whether its run masked attention per document (`document_mask`); `renewlm eval` and `soup --data` measure
+    its held-out loss the same way. A soup's is its first parent's; false for an import and for older records."""
     steps: int = 0
     """Optimizer steps the run took."""
     skipped_steps: int | None = None
@@ -136,7 +139,8 @@ class VersionRecord(BaseModel):
     method_parameters: dict[str, Any] | None = None
     """For a soup, the method's own numbers (mergekit's density, say)."""
     evaluation: dict[str, Any] | None = None
-    """For a soup measured on held-out data (`--on`), what it was measured with: corpora, `seq_len`, `eval_tokens`."""
+    """For a soup measured on held-out data (`--on`), what it was measured with: corpora, `seq_len`, `eval_tokens`,
+    `document_mask`."""
     sweep: dict[str, Any] | None = None
     """For `soup --sweep`, the α kept and the held-out losses of every α tried."""
     greedy: list[dict[str, Any]] | None = None
