@@ -119,3 +119,15 @@ def test_a_parents_lrs_are_its_recorded_schedules_own_peak_and_floor():
     assert schedule_lrs({"name": "import", "peak_lr": 1e-3}) == (1e-3, None)  # `import --peak-lr` alone
     assert schedule_lrs(None) == (None, None)
     assert schedule_lrs({"name": "cosine", "min_lr": 1e-5}) == (None, None)  # no longer a valid spec: unknown
+
+
+def test_an_update_and_a_retrain_attend_as_their_parent_was_trained(base):
+    from renewlm.updates.retrain import retrain_config
+
+    if not base.exists("versions", "upd-masked"):
+        train(validate_run(run_dict("upd-masked", steps=2, document_mask=True)), base, fresh=True)
+    for parent, masked in (("upd-base", False), ("upd-masked", True)):
+        request = UpdateRequest(name="um", parent=parent, data=["code"], steps=2)
+        assert update_config(base, request).document_mask is masked
+        assert update_config(base, request, kind="trunk").document_mask is masked
+        assert retrain_config(base, request.model_copy(update={"paradigm": "retrain"})).document_mask is masked

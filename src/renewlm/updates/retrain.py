@@ -67,7 +67,7 @@ def retrain_config(store: Store, request: UpdateRequest) -> RunConfig:
     run = {
         "name": request.name, "parent": parent, "from_scratch": True, "kind": "release",
         "mixture": {"phases": [{"corpora": weights}]},
-        "schedule": {"name": "cosine", "peak_lr": peak},
+        "schedule": {"name": "cosine", "peak_lr": peak}, "document_mask": info.document_mask,
         "seq_len": shape["seq_len"], "batch_tokens": shape["batch_tokens"], "micro_batch": shape["micro_batch"],
         "tokens": sum(data_tokens(m) for m in chain) + update_tokens,
         "eval_every": request.eval_every, "checkpoint_every": request.checkpoint_every, "seed": request.seed,

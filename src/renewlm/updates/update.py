@@ -150,6 +150,7 @@ def update_config(store: Store, request: UpdateRequest, *, kind: Literal["releas
         "load_optimizer": continues_trunk,
         "mixture": mixture,
         "schedule": update_schedule(request, info, kind, continues_trunk),
+        "document_mask": info.document_mask,  # attention as the parent learned it: within documents, or across
         **shape,
         "eval_every": request.eval_every,
         "checkpoint_every": request.checkpoint_every,
