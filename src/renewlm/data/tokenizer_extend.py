@@ -85,7 +85,7 @@ def extend_tokenizer(
     record = {
         "format": 1,
         "base": str(base),
-        "bases": [{"fingerprint": fingerprint(tokenizer), "ids": first_id}, *(read_extension(tokenizer) or {}).get("bases", [])],
+        "bases": [{"fingerprint": fingerprint(tokenizer), "ids": first_id}, *(read_extension(_folder(tokenizer)) or {}).get("bases", [])],
         "vocab_size": first_id + len(new_tokens),
         "added": {"tokens": len(new_tokens), "merges": len(learned.pairs), "characters": len(new_chars)},
         "inputs": [str(Path(p).absolute()) for p in inputs],
@@ -206,25 +206,37 @@ def _pairs(merges: list) -> list[list[str]]:
     return [m.split(" ", 1) if isinstance(m, str) else list(m) for m in merges]
 
 
-def read_extension(tokenizer) -> dict | None:
-    """The `renewlm_extension.json` of the folder a tokenizer was loaded from, or None."""
-    path = Path(getattr(tokenizer, "name_or_path", "") or "") / EXTENSION
+def read_extension(folder: str | Path) -> dict | None:
+    """The `renewlm_extension.json` of a tokenizer (or version) folder, or None."""
+    path = Path(folder) / EXTENSION
     if not path.is_file():
         return None
     try:
         record = json.loads(path.read_text())
-        return record if isinstance(record, dict) and isinstance(record.get("bases"), list) else None
     except (OSError, ValueError):
         return None
+    bases = record.get("bases") if isinstance(record, dict) else None
+    if not isinstance(bases, list) or not all(isinstance(b, dict) and isinstance(b.get("ids"), int) for b in bases):
+        return None
+    return record
+
+
+def _folder(tokenizer) -> Path:
+    return Path(getattr(tokenizer, "name_or_path", "") or "")
 
 
 def base_ids(tokenizer, base_fingerprint: str) -> int | None:
     """How many ids the base tokenizer with `base_fingerprint` had, if `tokenizer` extends it: ids below
     that keep their strings, ids from there on are new. None if it does not extend it."""
-    for base in (read_extension(tokenizer) or {}).get("bases", []):
-        if isinstance(base, dict) and base.get("fingerprint") == base_fingerprint:
-            return int(base["ids"])
+    for base in (read_extension(_folder(tokenizer)) or {}).get("bases", []):
+        if base.get("fingerprint") == base_fingerprint:
+            return base["ids"]
     return None
+
+
+def base_fingerprints(folder: str | Path) -> set[str]:
+    """The fingerprints of every tokenizer the tokenizer in `folder` extends (none for one that extends nothing)."""
+    return {b.get("fingerprint") for b in (read_extension(folder) or {}).get("bases", [])}
 
 
 def reads(tokenizer, corpus_fingerprint: str) -> bool:

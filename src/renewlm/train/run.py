@@ -202,7 +202,7 @@ def _vocabulary_growth(cfg: RunConfig, store: Store, source: ModelSource | None,
     if parent == fingerprint(tokenizer):
         return None
     old_ids = base_ids(tokenizer, parent)
-    if old_ids is None and read_extension(tokenizer) is not None:
+    if old_ids is None and read_extension(tokenizer.name_or_path) is not None:
         problems.append(
             f"tokenizer {cfg.tokenizer!r} extends another tokenizer than the one of parent {cfg.parent!r}, so its ids mean other "
             f"strings to this model; extend the parent's own: `renewlm tokenizer extend NEW --from {cfg.parent} --input ...`"
