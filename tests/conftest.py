@@ -7,10 +7,11 @@ writers, the CLI.
     make_corpus      make_corpus(name, texts, **prepare_kwargs) -> Corpus in `store`
     cli              cli(*args) -> (exit code, stdout, stderr) of `renewlm ARGS` in this process
     train_store      session store with tokenizer `tok` (512 ids) and corpora `prose` and `code`
-    prose_texts(), sentences(), write_jsonl(path, texts)   plain helpers
+    prose_texts(), sentences(), new_language_texts(), write_jsonl(path, texts)   plain helpers
 """
 
 import json
+import random
 from pathlib import Path
 
 import pydoc_data.topics
@@ -34,6 +35,19 @@ def sentences(limit: int = 3000) -> list[str]:
     """The prose cut into sentences: documents of about 25 tokens, shorter than the tests' 32-token sequences,
     so nearly every sequence packs several (document masking has boundaries to mask at)."""
     return [s for t in prose_texts() for s in t.split(". ") if 20 < len(s) < 120][:limit]
+
+
+def new_language_texts(documents: int = 300, seed: int = 0) -> list[str]:
+    """Text in a made-up language written in Cyrillic, which no test tokenizer was trained on: sentences
+    of words drawn (Zipf-distributed) from one fixed lexicon of syllable words, so two seeds share words."""
+    lexicon_rng, rng = random.Random(0), random.Random(seed)
+    syllables = [c + v for c in "бвгдзклмнпрстхцчшж" for v in "аеиоуыэюя"]
+    lexicon = ["".join(lexicon_rng.choice(syllables) for _ in range(lexicon_rng.randint(1, 4))) for _ in range(2000)]
+    weights = [1 / rank for rank in range(1, len(lexicon) + 1)]
+    return [
+        " ".join(" ".join(rng.choices(lexicon, weights, k=rng.randint(4, 12))).capitalize() + "." for _ in range(rng.randint(3, 8)))
+        for _ in range(documents)
+    ]
 
 
 def tiny_model_folder(store: Store, path: Path, architecture: str = "gpt2") -> Path:

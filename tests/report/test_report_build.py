@@ -3,6 +3,7 @@ say what to run, and the numbers of the records in the tables."""
 
 import base64
 import io
+import math
 import re
 from html.parser import HTMLParser
 
@@ -81,6 +82,7 @@ def test_tables_hold_the_records_numbers(synthetic):
     assert f"{(0.33 - 0.25) / 0.75:.3f}" in tasks
     heldout = page.text["heldout"]
     assert "+0.410" in heldout and "+0.070" in heldout  # adaptation and forgetting from evaluations.json
+    assert "c1 bits/byte" in heldout and f"{3.09 / 3.5 / math.log(2):.3f}" in heldout  # base on c1: loss 3.0 + 0.05 + 0.01·4
 
 
 def test_empty_sections_say_what_to_run(tmp_path):

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 
-tokenizer_app = typer.Typer(help="Tokenizers for from-scratch models.", no_args_is_help=True)
+tokenizer_app = typer.Typer(help="Tokenizers: train one for from-scratch models, or extend one to new text.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
 
 Inputs = Annotated[list[Path], typer.Option("--input", help="Input file or folder (repeat for several).")]
@@ -40,6 +40,34 @@ def tokenizer_train(
     path = train_tokenizer(open_store(store), name, inputs, vocab_size, text_field=text_field,
                            split_blank_lines=split_blank_lines, input_format=input_format, overwrite=overwrite)
     console.print(f"tokenizer {name}: {path}")
+
+
+@tokenizer_app.command("extend")
+def tokenizer_extend(
+    name: Annotated[str, typer.Argument(help="Name of the extended tokenizer in the store.")],
+    base: Annotated[str, typer.Option("--from", help="Tokenizer to extend: a store tokenizer, a version (its tokenizer) or a Hugging Face folder.")],
+    inputs: Inputs,
+    add: Annotated[int, typer.Option("--add", help="New tokens to learn (fewer where fewer pairs occur twice).")],
+    text_field: TextField = "text",
+    split_blank_lines: SplitBlank = False,
+    input_format: InputFormat = None,
+    overwrite: Overwrite = False,
+    store: StoreOption = None,
+) -> None:
+    """Continue a BPE tokenizer's training on new text: new merges and ids after the old ones, old ids unchanged."""
+    from renewlm.data.tokenizer_extend import extend_tokenizer
+
+    with console.status(f"extending {base} into {name}"):
+        done = extend_tokenizer(open_store(store), name, base, inputs, add, text_field=text_field,
+                                split_blank_lines=split_blank_lines, input_format=input_format, overwrite=overwrite)
+    chars = f" ({done['characters']:,} of them characters the base lacked)" if done["characters"] else ""
+    console.print(
+        f"tokenizer {name}: {done['tokens']:,} new tokens{chars}, ids {done['first_id']:,}–{done['vocab_size'] - 1:,}, "
+        f"{done['merges']:,} merges after the base's, learned from {done['words']:,} distinct words in {done['documents']:,} documents"
+    )
+    if done["tokens"] < add:
+        console.print(f"note: only {done['tokens']:,} of the {add:,} asked for: no other pair occurs at least twice in the input")
+    console.print(f"written to {open_store(store).path('tokenizers', name)}")
 
 
 @app.command()

@@ -60,6 +60,7 @@ def eval_cmd(
         print(json.dumps(result, indent=2))
     else:
         console.print(matrix_table(result))
+        console.print(bytes_table(result))
         if plan.tasks:
             console.print(tasks_table(result, plan.core))
         for name, entry in result["versions"].items():
@@ -89,6 +90,22 @@ def matrix_table(result: dict) -> Table:
             cells.append("–" if e is None else f"{e['loss']:.3f} ({e['perplexity']:.1f}){mark}")
         table.add_row(name, *cells, _signed(entry["summary"]["adaptation"]), _signed(entry["summary"]["forgetting"]))
     table.caption = "* the version was updated on this corpus; adaptation: loss gained there against its parent; forgetting: mean loss lost on older corpora against the best earlier version"
+    return table
+
+
+def bytes_table(result: dict) -> Table:
+    """The matrix's losses per byte of held-out text: they compare across tokenizers, losses per token do not."""
+    table = Table(title="held-out bits per byte (bytes per token), comparable across tokenizers")
+    table.add_column("version")
+    for c in result["corpora"]:
+        table.add_column(c, justify="right")
+    for name, entry in result["versions"].items():
+        cells = []
+        for c in result["corpora"]:
+            e = entry["heldout"].get(c) or {}
+            bpb, per_token = e.get("bits_per_byte"), e.get("bytes_per_token")
+            cells.append("–" if bpb is None else f"{bpb:.3f} ({per_token:.2f})")
+        table.add_row(name, *cells)
     return table
 
 

@@ -20,6 +20,8 @@ TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.json",
     "merges.txt", "vocab.txt", "tokenizer.model", "spiece.model", "chat_template.jinja", "chat_template.json",
 )
+# Beside an extended tokenizer's files (data/tokenizer_extend.py): which tokenizer it extends, and its ids then.
+EXTENSION = "renewlm_extension.json"
 
 
 def train_tokenizer(
@@ -44,25 +46,15 @@ def train_tokenizer(
     paths, _, _ = expand(inputs, input_format)
     if store.exists("tokenizers", name) and not overwrite:
         raise StoreError(f"tokenizer {name!r} already exists in {store.root}; pass --overwrite to replace it")
-    documents = [0]
-
-    def texts():
-        counter = [0]
-        for path in paths:
-            for unit in units(path, text_field, split_blank_lines, input_format):
-                for text in unit_texts(unit, text_field, counter):
-                    if text.strip():
-                        documents[0] += 1
-                        yield text
-
+    count = [0]
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
     )
-    tok.train_from_iterator(texts(), trainer)
-    if documents[0] == 0:
+    tok.train_from_iterator(documents(paths, text_field, split_blank_lines, input_format, count), trainer)
+    if count[0] == 0:
         raise InputError(f"no documents with text in {', '.join(map(str, inputs))}; give files that contain text")
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token=EOS, bos_token=EOS, pad_token=EOS, clean_up_tokenization_spaces=False
@@ -70,6 +62,18 @@ def train_tokenizer(
     with store.staging("tokenizers", name, overwrite=overwrite) as tmp:
         fast.save_pretrained(tmp)
     return store.path("tokenizers", name)
+
+
+def documents(paths: list[Path], text_field: str, split_blank_lines: bool, input_format: str | None, count: list[int]):
+    """The texts of input files (as `expand` lists them), streamed, that hold more than white space;
+    `count[0]` counts them."""
+    replaced = [0]
+    for path in paths:
+        for unit in units(path, text_field, split_blank_lines, input_format):
+            for text in unit_texts(unit, text_field, replaced):
+                if text.strip():
+                    count[0] += 1
+                    yield text
 
 
 def load_tokenizer(store: Store, ref: str | Path):
@@ -119,8 +123,8 @@ def fingerprint(tokenizer) -> str:
 
 
 def save_tokenizer(tokenizer, folder: Path) -> None:
-    """Write the tokenizer into `folder`: the files it was loaded from, byte for byte, when they still
-    give the same ids (re-saving rewrites some: transformers rebuilds Qwen2 and GPT-NeoX tokenizers
+    """Write the tokenizer into `folder`: the files it was loaded from (and its record of the tokenizer it
+    extends, if any), byte for byte, when they still give the same ids (re-saving rewrites some: transformers rebuilds Qwen2 and GPT-NeoX tokenizers
     with its own normalizer and pre-tokenizer), else `save_pretrained`."""
     from transformers import AutoTokenizer
 
@@ -132,7 +136,7 @@ def save_tokenizer(tokenizer, folder: Path) -> None:
         except (OSError, ValueError):
             same = False
         if same:
-            for n in files:
+            for n in [*files, *([EXTENSION] if (source / EXTENSION).is_file() else [])]:
                 shutil.copyfile(source / n, folder / n)
             return
     tokenizer.save_pretrained(folder)
@@ -143,4 +147,4 @@ def _verify_version_tokenizer(folder: Path, name: str) -> None:
     class) against the version's manifest, without hashing the weights."""
     from renewlm.model.load import verify_version
 
-    verify_version(folder, name, only=(*TOKENIZER_FILES, "config.json"))
+    verify_version(folder, name, only=(*TOKENIZER_FILES, EXTENSION, "config.json"))

@@ -18,8 +18,10 @@ import torch
 
 from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.data.corpus import Corpus, open_corpora
+from renewlm.data.tokenizer_extend import base_fingerprints
 from renewlm.distributed import Dist
 from renewlm.errors import ConfigError, RenewError
+from renewlm.eval.bytes import per_byte
 from renewlm.eval.core import CoreSpec, core_average, load_spec
 from renewlm.eval.evaluator import HeldOut
 from renewlm.eval.heldout import heldout_windows, perplexity
@@ -80,13 +82,15 @@ def _lineages_corpora(store: Store, metas: dict, notes: list[str]) -> list[str]:
     return [c for c in wanted if c not in missing]
 
 
-def _tokenizer_problems(metas: dict, opened: dict) -> list[str]:
-    """A sentence for each corpus prepared with another tokenizer than a version's."""
+def _tokenizer_problems(store: Store, metas: dict, opened: dict) -> list[str]:
+    """A sentence for each corpus prepared with another tokenizer than a version's (or than one its
+    tokenizer extends: those ids keep their strings, data/tokenizer_extend.py)."""
     problems = []
     for v, meta in metas.items():
         want = meta.tokenizer_fingerprint
+        readable = {want} | base_fingerprints(store.path("versions", v))
         for c, corpus in opened.items():
-            if want and corpus.tokenizer_fingerprint != want:
+            if want and corpus.tokenizer_fingerprint not in readable:
                 problems.append(
                     f"corpus {c!r} was prepared with another tokenizer than version {v!r}'s "
                     f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); prepare it again with --tokenizer {v}"
@@ -121,7 +125,7 @@ def check(
             problems.append(str(e))
     wanted = list(dict.fromkeys(corpora)) if corpora is not None else _lineages_corpora(store, metas, notes)
     opened = open_corpora(store, wanted, problems)
-    problems += _tokenizer_problems(metas, opened)
+    problems += _tokenizer_problems(store, metas, opened)
     recorded = [m.seq_len for m in metas.values() if m.seq_len]
     positions = [m.max_positions for m in metas.values() if m.max_positions]
     length = seq_len or (min(recorded) if recorded else min([DEFAULT_SEQ_LEN, *positions]))
@@ -168,8 +172,11 @@ def evaluate_versions(store: Store, plan: Plan, say: Callable[[str], None] = lam
             dist_=Dist.single(device), autocast=autocast, document_mask=mask,
         )
         losses = heldout.evaluate(model)
-        entry: dict = {"heldout": {c: {"loss": loss, "perplexity": perplexity(loss), "document_mask": mask}
-                                   for c, loss in losses.items()}}
+        entry: dict = {"heldout": {
+            c: {"loss": loss, "perplexity": perplexity(loss), "document_mask": mask,
+                **per_byte(loss, plan.corpora[c].val, tokenizer, seq_len=plan.seq_len, max_tokens=plan.eval_tokens)}
+            for c, loss in losses.items()
+        }}
         if plan.tasks:
             from renewlm.eval.harness import run_tasks
 

@@ -149,6 +149,8 @@ def add_synthetic(store: Store, releases: int = 3, *, steps: int = 200) -> list[
     names += ["r1-more", "soup", "imported"]
     for v in ("base", "r1", last, "soup"):
         heldout = {c: {"loss": 3.0 + 0.05 * j + 0.01 * len(v), "perplexity": math.exp(3.0)} for j, c in enumerate(corpora)}
+        for e in heldout.values():  # as `renewlm eval` records them, at 3.5 bytes a token
+            e.update(bits_per_byte=e["loss"] / 3.5 / math.log(2), bytes_per_token=3.5)
         entry = {"format": 1, "heldout": heldout}
         if v != "base":
             entry["summary"] = {"updated_on": [corpora[-1]] if v == last else ["c1"], "adaptation": 0.41, "forgetting": 0.07}

@@ -242,5 +242,5 @@ def check_tokenizer(model: nn.Module, tokenizer) -> None:
     if len(tokenizer) > rows or (tokenizer.eos_token_id is not None and tokenizer.eos_token_id >= rows):
         raise ConfigError(
             f"the tokenizer has {len(tokenizer)} tokens but the model {type(model).__name__} embeds only {rows}; "
-            f"use the model's own tokenizer (or corpora prepared with it)"
+            f"use the model's own tokenizer (or corpora prepared with it), or one extended from it with `renewlm tokenizer extend`"
         )

@@ -23,6 +23,7 @@ from torch import nn
 
 from renewlm.errors import RenewError
 from renewlm.model.load import ModelSource, check_tokenizer, load_model
+from renewlm.model.resize import grow_vocabulary
 
 
 @dataclass(frozen=True)
@@ -137,10 +138,13 @@ def build_model(
     trust_remote_code: bool,
     max_position_embeddings: int,
     random_init: bool,
+    grow_from: int | None = None,
 ) -> tuple[nn.Module, dict]:
     """The run's model on its device, ready to train, and what was loaded (as `load_model`'s info).
 
     Seed the RNG before calling: presets and `random_init` draw their weights on the main process.
+    `grow_from`: the ids of the tokenizer the model was trained with, which `tokenizer` extends; the
+    embeddings grow to `len(tokenizer)` rows (model/resize.py) before the model is placed.
     """
     full, info, error = None, None, None
     if _rank() == 0:
@@ -149,6 +153,9 @@ def build_model(
                 source, tokenizer=tokenizer, trust_remote_code=trust_remote_code,
                 max_position_embeddings=max_position_embeddings, verified=True, random_init=random_init,
             )
+            if grow_from is not None:
+                grow_vocabulary(full, len(tokenizer), grow_from)
+                info["vocabulary"] = {"old_ids": grow_from, "ids": len(tokenizer)}
             check_tokenizer(full, tokenizer)
         except RenewError as e:
             error = e

@@ -364,6 +364,7 @@ def load_schedule(path: str | Path) -> _Spec:
 
 
 def set_lr(optimizer, lr: float) -> None:
-    """Drive the optimizer: every param group gets the schedule's LR for this step."""
+    """Drive the optimizer: every param group gets the schedule's LR for this step, times its `lr_scale`
+    where it has one (the embeddings' `embedding_lr_scale`)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)

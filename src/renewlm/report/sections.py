@@ -112,7 +112,19 @@ def heldout_section(data: ReportData) -> str:
     else:
         out += empty(f"Adaptation and forgetting come from {code('renewlm eval')}: evaluate each version with its "
                      f"parent and ancestors, e.g. {code('renewlm eval ' + ' '.join(order[:3]))}.")
-    return out
+    return out + _bits_per_byte(data, order, corpora)
+
+
+def _bits_per_byte(data: ReportData, order: list[str], corpora: list[str]) -> str:
+    """The table of what `renewlm eval` measured per byte, where it did."""
+    measured = {v: {c: e["bits_per_byte"] for c, e in (data.evaluations[v].get("heldout") or {}).items()
+                    if isinstance(e, dict) and isinstance(e.get("bits_per_byte"), float)} for v in order}
+    if not any(measured.values()):
+        return ""
+    rows = [[v, *(f"{measured[v][c]:.3f}" if c in measured[v] else "–" for c in corpora)] for v in order]
+    return table(["version", *(f"{c} bits/byte" for c in corpora)], rows, numeric=set(range(1, len(corpora) + 1))) + paragraph(
+        f"Bits per byte: the loss per UTF-8 byte of held-out text ({code('renewlm eval')}), which compares versions "
+        "with different tokenizers where the loss per token does not.", "caption")
 
 
 def _metric(task: str, numbers: dict, spec) -> str | None:

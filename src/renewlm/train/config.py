@@ -97,6 +97,11 @@ class RunConfig(Config):
     mixture: MixtureSpec = Field(description="Which corpora, with what weight, in which phase.")
     schedule: ScheduleSpec = Field(description="Learning rate as a function of the step.")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    embedding_lr_scale: float = Field(
+        1.0, gt=0, allow_inf_nan=False,
+        description="LR multiplier for the input embedding and output head (their own param group): above 1 lets the new "
+        "rows of a grown vocabulary move faster than the rest of the model.",
+    )
     seq_len: PositiveInt = Field(description="Tokens per training sequence.")
     batch_tokens: PositiveInt = Field(description="Global batch in tokens (a multiple of seq_len).")
     micro_batch: PositiveInt = Field(description="Sequences per forward pass on each process.")

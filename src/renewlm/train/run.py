@@ -23,6 +23,7 @@ from torch import nn
 from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
+from renewlm.data.tokenizer_extend import base_ids, read_extension, reads
 from renewlm.distributed import Dist
 from renewlm.eval.config import build_evaluators, default_evaluations
 from renewlm.eval.evaluator import Evaluator
@@ -76,15 +77,20 @@ class Run:
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+    decay, no_decay, embedding = [], [], []
+    scaled = set()
+    if cfg.embedding_lr_scale != 1:  # a group of their own only when their LR differs: checkpoints keep two groups otherwise
+        scaled = {id(m.weight) for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None}
     for p in model.parameters():
         if p.requires_grad:
             # Norm weights and biases are vectors: weight decay would only pull them towards 0.
-            (decay if p.ndim >= 2 else no_decay).append(p)
+            (embedding if id(p) in scaled else decay if p.ndim >= 2 else no_decay).append(p)
     groups = [
         {"params": decay, "weight_decay": cfg.optimizer.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if embedding:  # set_lr multiplies the schedule's LR by lr_scale
+        groups.append({"params": embedding, "weight_decay": cfg.optimizer.weight_decay, "lr_scale": cfg.embedding_lr_scale})
     return torch.optim.AdamW(
         groups,
         lr=0.0,  # the loop sets every group's LR from the schedule before each step
@@ -106,6 +112,7 @@ class Checked:
     evaluators: list[Evaluator]
     unmeasured: list[str]
     placement: Placement
+    grow_from: int | None = None  # the parent's ids, when the tokenizer extends its tokenizer: the embeddings grow
 
 
 def prepare_run(cfg: RunConfig, store: Store, dist_: Dist, *, fresh: bool = False) -> Run:
@@ -148,10 +155,12 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     missing = [n for n in lineage if not store.exists("corpora", n)]
     eval_corpora = dict(corpora)
     eval_corpora.update(open_corpora(store, [n for n in lineage if n not in missing], problems))
+    grow_from = _vocabulary_growth(cfg, store, source, tokenizer, problems)
     if tokenizer is not None:
         want = fingerprint(tokenizer)
         for name, corpus in eval_corpora.items():
-            if corpus.tokenizer_fingerprint != want:
+            # a lineage corpus prepared with the base of an extended tokenizer is evaluated on its own ids, which keep their strings
+            if corpus.tokenizer_fingerprint != want and (name in corpora or not reads(tokenizer, corpus.tokenizer_fingerprint)):
                 problems.append(
                     f"corpus {name!r} was prepared with another tokenizer than {tokenizer_ref!r} "
                     f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); "
@@ -186,7 +195,32 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     if problems:
         raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
     where = placement(dist_.device, dist_.world, cfg.precision, cfg.compile, cfg.activation_checkpointing)
-    return Checked(source, tokenizer, schedule, stream, eval_corpora, evaluators, missing, where)
+    return Checked(source, tokenizer, schedule, stream, eval_corpora, evaluators, missing, where, grow_from)
+
+
+def _vocabulary_growth(cfg: RunConfig, store: Store, source: ModelSource | None, tokenizer, problems: list[str]) -> int | None:
+    """The parent tokenizer's ids when the run's tokenizer is a `renewlm tokenizer extend` of it (the
+    parent's embeddings then grow to the new ids, model/resize.py); None when there is nothing to grow."""
+    if cfg.tokenizer is None or tokenizer is None or source is None or source.kind == "preset":
+        return None
+    try:
+        parent = fingerprint(load_tokenizer(store, cfg.parent))
+    except RenewError:
+        return None  # a parent without a tokenizer: the run's own tokenizer is checked against the model's rows
+    if parent == fingerprint(tokenizer):
+        return None
+    old_ids = base_ids(tokenizer, parent)
+    if old_ids is None and read_extension(tokenizer.name_or_path) is not None:
+        problems.append(
+            f"tokenizer {cfg.tokenizer!r} extends another tokenizer than the one of parent {cfg.parent!r}, so its ids mean other "
+            f"strings to this model; extend the parent's own: `renewlm tokenizer extend NEW --from {cfg.parent} --input ...`"
+        )
+    elif old_ids is not None and cfg.load_optimizer:
+        problems.append(
+            f"load_optimizer cannot carry {cfg.parent!r}'s optimizer state into embeddings grown to tokenizer {cfg.tokenizer!r}'s "
+            f"new ids; set load_optimizer: false"
+        )
+    return old_ids
 
 
 def _check_source(cfg: RunConfig, store: Store, dist_: Dist, problems: list[str]) -> ModelSource | None:
@@ -275,7 +309,7 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
     torch.manual_seed(cfg.seed)  # a preset's (or from_scratch's) weights, drawn once on the main process
     model, info = build_model(
         checked.source, checked.placement, tokenizer=checked.tokenizer, trust_remote_code=cfg.trust_remote_code,
-        max_position_embeddings=max(cfg.seq_len, 2048), random_init=cfg.from_scratch,
+        max_position_embeddings=max(cfg.seq_len, 2048), random_init=cfg.from_scratch, grow_from=checked.grow_from,
     )
     per_token = flops_per_token(model.config, cfg.seq_len, blocks=block_parameters(model))
     optimizer = build_optimizer(model, cfg)
@@ -328,4 +362,6 @@ def describe_start(run: Run) -> str:
         return f"pre-training preset {cfg.preset} from random weights (seed {cfg.seed})"
     if run.start == "weights+optimizer":
         return f"continuing from {cfg.parent}: weights and optimizer state loaded, step 0"
-    return f"starting from {cfg.parent}: weights only (fresh optimizer, step 0, the schedule's warmup re-warms)"
+    grown = run.model_info.get("vocabulary")
+    grown = f"; embeddings grown from {grown['old_ids']:,} to {grown['ids']:,} ids, new rows at the mean of the old" if grown else ""
+    return f"starting from {cfg.parent}: weights only (fresh optimizer, step 0, the schedule's warmup re-warms){grown}"
