@@ -125,3 +125,15 @@ def test_eval_reads_base_corpora_with_the_extension_and_compares_tokenizers_per_
     assert code == 0 and "held-out bits per byte" in out, err
     code, _, err = cli("eval", "vb-base", "--data", "nl", "--store", store.root)
     assert code == 2 and "was prepared with another tokenizer than version 'vb-base'" in err and "--tokenizer vb-base" in err
+
+
+def test_update_takes_the_extended_tokenizer_and_grows_the_parent(grown, cli):
+    store, _, _ = grown
+    code, out, err = cli("update", "vb-upd", "--from", "vb-base", "--data", "nl", "--tokenizer", "tok-nl", "--steps", "2",
+                         "--store", store.root)
+    assert code == 0, err
+    grown_model = AutoModelForCausalLM.from_pretrained(store.path("versions", "vb-upd"))
+    assert grown_model.get_input_embeddings().weight.shape[0] == 612
+    code, _, err = cli("update", "vb-re", "--from", "vb-base", "--data", "nl", "--tokenizer", "tok-nl", "--steps", "2",
+                       "--paradigm", "retrain", "--store", store.root)
+    assert code == 2 and "--paradigm retrain trains from scratch on all the data, so it takes no --tokenizer" in err

@@ -56,6 +56,9 @@ def update(
     replay_from: Annotated[
         list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")
     ] = None,
+    tokenizer: Annotated[
+        str | None, typer.Option("--tokenizer", help="An extension of the parent's tokenizer (tokenizer extend): embeddings grow to it.")
+    ] = None,
     recipe: Annotated[
         Recipe | None,
         typer.Option(help="Learning-rate recipe (default cosine: re-warm and re-decay).", show_default=False),
@@ -92,7 +95,7 @@ def update(
     request = UpdateRequest(  # every flag checked before the store is opened
         name=name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction, recipe=recipe,
         then=names(then) if then else None, switch_at=switch_at, replay=replay,
-        replay_from=names(replay_from) if replay_from else None, lr=lr, steps=steps,
+        replay_from=names(replay_from) if replay_from else None, tokenizer=tokenizer, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
         checkpoint_every=checkpoint_every, seed=seed,

@@ -109,6 +109,10 @@ class UpdateRequest(Config):
     )
     replay: Replay = Field(0.0, description="Share of every batch replayed from the lineage's corpora, in [0, 1).")
     replay_from: list[str] | None = Field(None, description="Replay these corpora instead of the lineage's.")
+    tokenizer: str | None = Field(
+        None, description="continue, switch: train with this extension of the parent's tokenizer (`renewlm tokenizer extend`); "
+        "the model's embeddings and head grow to its vocabulary.",
+    )
     recipe: Recipe | None = Field(None, description="continue: the learning-rate recipe (default cosine: re-warm and re-decay).")
     lr: float | None = Field(None, description="Top LR of the recipe (default: from the parent's schedule).")
     tokens: Whole | None = Field(None, description="Training tokens (or give steps).")
@@ -191,7 +195,7 @@ class UpdateRequest(Config):
             problems.append(f"--switch-at moves the reuse recipe's blend switch, which --paradigm {p} does not use; leave it out")
         if p == "retrain":
             unused = [flag for flag, given in (("--recipe", self.recipe), ("--then", self.then), ("--replay", self.replay),
-                                                ("--replay-from", self.replay_from)) if given]
+                                                ("--replay-from", self.replay_from), ("--tokenizer", self.tokenizer)) if given]
             if unused:
                 problems.append(f"--paradigm retrain trains from scratch on all the data, so it takes no {', '.join(unused)}; "
                                 f"leave {'it' if len(unused) == 1 else 'them'} out")

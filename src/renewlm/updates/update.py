@@ -146,6 +146,7 @@ def update_config(store: Store, request: UpdateRequest, *, kind: Literal["releas
     run = {
         "name": request.name,
         "parent": request.parent,
+        "tokenizer": request.tokenizer,
         "kind": kind,
         "load_optimizer": continues_trunk,
         "mixture": mixture,
