@@ -147,7 +147,28 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     except RenewError as e:
         problems.append(str(e))
 
-    # Corpora: the mixture's, and every corpus the lineage trained on (for forgetting).
+    corpora, eval_corpora, missing = _check_corpora(cfg, store, tokenizer, tokenizer_ref, problems)
+    grow_from = _vocabulary_growth(cfg, store, source, tokenizer, problems)
+    schedule, stream = _check_stream(cfg, corpora, problems)
+    evaluators = []
+    if not problems:  # lm-eval tasks are looked up here: an unknown task stops the run before any work
+        try:  # no autocast: a bf16 model computes in bf16 through FSDP2's policy, in evaluation as in training
+            evaluators = build_evaluators(
+                cfg.evaluations or default_evaluations(cfg.eval_every), corpora=eval_corpora, tokenizer=tokenizer,
+                seq_len=cfg.seq_len, eval_tokens=cfg.eval_tokens, micro_batch=cfg.micro_batch, dist_=dist_,
+                document_mask=cfg.document_mask,
+            )
+        except RenewError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
+    where = placement(dist_.device, dist_.world, cfg.precision, cfg.compile, cfg.activation_checkpointing)
+    return Checked(source, tokenizer, schedule, stream, eval_corpora, evaluators, missing, where, grow_from)
+
+
+def _check_corpora(cfg: RunConfig, store: Store, tokenizer, tokenizer_ref: str, problems: list[str]) -> tuple[dict, dict, list[str]]:
+    """The mixture's corpora, those evaluated (the mixture's and every corpus the lineage trained on, for
+    forgetting), and the lineage's corpora no longer in the store; each corpus read with the run's tokenizer."""
     corpora = open_corpora(store, cfg.mixture.corpus_names(), problems)
     lineage: list[str] = []
     if cfg.parent is not None and store.exists("versions", cfg.parent):
@@ -155,7 +176,6 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     missing = [n for n in lineage if not store.exists("corpora", n)]
     eval_corpora = dict(corpora)
     eval_corpora.update(open_corpora(store, [n for n in lineage if n not in missing], problems))
-    grow_from = _vocabulary_growth(cfg, store, source, tokenizer, problems)
     if tokenizer is not None:
         want = fingerprint(tokenizer)
         for name, corpus in eval_corpora.items():
@@ -166,7 +186,11 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
                     f"(fingerprint {corpus.tokenizer_fingerprint[:12]} vs {want[:12]}); "
                     f"prepare it again with --tokenizer {tokenizer_ref}"
                 )
+    return corpora, eval_corpora, missing
 
+
+def _check_stream(cfg: RunConfig, corpora: dict, problems: list[str]):
+    """The schedule, and the mixture stream once every corpus opened and nothing else is wrong."""
     steps = cfg.total_steps
     schedule = stream = None
     try:
@@ -182,20 +206,7 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
             )
         except RenewError as e:
             problems.append(str(e))
-    evaluators = []
-    if not problems:  # lm-eval tasks are looked up here: an unknown task stops the run before any work
-        try:  # no autocast: a bf16 model computes in bf16 through FSDP2's policy, in evaluation as in training
-            evaluators = build_evaluators(
-                cfg.evaluations or default_evaluations(cfg.eval_every), corpora=eval_corpora, tokenizer=tokenizer,
-                seq_len=cfg.seq_len, eval_tokens=cfg.eval_tokens, micro_batch=cfg.micro_batch, dist_=dist_,
-                document_mask=cfg.document_mask,
-            )
-        except RenewError as e:
-            problems.append(str(e))
-    if problems:
-        raise ConfigError("the run cannot start:\n- " + "\n- ".join(dict.fromkeys(problems)))
-    where = placement(dist_.device, dist_.world, cfg.precision, cfg.compile, cfg.activation_checkpointing)
-    return Checked(source, tokenizer, schedule, stream, eval_corpora, evaluators, missing, where, grow_from)
+    return schedule, stream
 
 
 def _vocabulary_growth(cfg: RunConfig, store: Store, source: ModelSource | None, tokenizer, problems: list[str]) -> int | None:
