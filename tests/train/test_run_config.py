@@ -26,3 +26,11 @@ def test_a_trunk_refuses_a_schedule_that_decays_saying_why(schedule, why):
         validate_run(run_dict("t", kind="trunk", schedule=schedule))
     held = {"name": "infinite", "peak_lr": 1e-3, "min_lr": 1e-5}  # the main path: cooldown, then constant
     assert validate_run(run_dict("t", paradigm="switch", schedule=held)).schedule.decays() is None
+
+
+@pytest.mark.parametrize("value", [-1e-4, float("inf"), float("nan")])
+def test_a_z_loss_weight_is_zero_or_a_finite_positive_number(value):
+    with pytest.raises(ConfigError, match=r"^run: z_loss: .* is not a z-loss weight; give 0 \(off\) or a small positive number such as 1e-4"):
+        validate_run(run_dict("z", z_loss=value))
+    assert validate_run(run_dict("z")).z_loss == 0
+    assert validate_run(run_dict("z", z_loss=1e-4)).z_loss == 1e-4

@@ -7,6 +7,7 @@ with `renewlm train`.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -34,6 +35,16 @@ def _known_preset(name: str) -> str:
 
 # A name in the preset table (model/presets.py), so a new preset is one row there.
 PresetName = Annotated[str, AfterValidator(_known_preset)]
+
+
+def _z_loss(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{value} is not a z-loss weight; give 0 (off) or a small positive number such as 1e-4 "
+                         f"(PaLM's and OLMo 2's)")
+    return value
+
+
+ZLoss = Annotated[float, AfterValidator(_z_loss)]
 
 
 class OptimizerConfig(Config):
@@ -120,6 +131,11 @@ class RunConfig(Config):
         description="The device's dense peak in TFLOP/s, for MFU (default: known NVIDIA parts by exact name).",
     )
     activation_checkpointing: bool = Field(False, description="Recompute activations in backward to save memory.")
+    z_loss: ZLoss = Field(
+        0.0,
+        description="Add z_loss · mean(logsumexp(logits)²) over the trained tokens to the loss (0: off; PaLM and "
+        "OLMo 2 use 1e-4); metrics.jsonl then logs it as z_loss beside the cross-entropy, logged as loss.",
+    )
     log_every: PositiveInt = Field(10, description="Read the loss and gradient norm from the device, log them and print a progress line (when not on a terminal) every N steps.")
     trackers: list[TrackerName] = Field(
         default_factory=list, description="Experiment trackers beside metrics.jsonl, each writing under runs/NAME (offline)."
