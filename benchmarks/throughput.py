@@ -1,11 +1,14 @@
 """Training throughput of renewlm's loop against a plain transformers loop, in the same run.
 
-For each preset shape: tokens/s, MFU (6N + 12·L·d·T FLOPs per token, N without the input embedding;
-only where the device's peak is known), peak memory, and the share of step time spent reading data.
+For each preset shape: tokens/s, CPU seconds per step (the process's, all threads: unlike tokens/s it
+does not grow when other work shares the cores; with OMP_NUM_THREADS=1 no idle thread spins into it),
+MFU (6N + 12·L·d·T FLOPs per token, N without the input embedding; only where the device's peak is
+known), peak memory, and the share of step time spent reading data.
 Both loops train the same model (same shape, vocabulary, batch, precision, optimizer, compile
 setting) in separate processes, so peak memory is each one's own.
 
     python benchmarks/throughput.py --presets tiny small            # CPU
+    OMP_NUM_THREADS=1 python benchmarks/throughput.py --presets tiny --compile   # CPU, on a machine others share
     python benchmarks/throughput.py --presets tiny --procs 2        # renewlm's loop under FSDP on 2 processes
     python benchmarks/throughput.py --presets 125m 1b --seq-len 2048 --micro-batch 8 --batch-tokens 131072
     python benchmarks/throughput.py --startup --presets 125m --procs 2   # peak host memory of each process's start-up
@@ -109,6 +112,7 @@ def worker_renewlm(args) -> dict:
     profiled_from = measured_to(args)
     if args.profile:
         profile_steps(profiled_from, args.steps, Path(args.profile))
+    cpu_starts = time_step_starts()
     started = time.perf_counter()
     train(cfg, store, fresh=True)
     wall = time.perf_counter() - started
@@ -132,9 +136,11 @@ def worker_renewlm(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         reads.append(time.perf_counter() - t)
+    cpu = [b - a for a, b in zip(cpu_starts, cpu_starts[1:])][args.warmup : profiled_from]
     result = {
         "tokens_per_second": args.batch_tokens / seconds,
         "seconds_per_step": seconds,
+        "cpu_seconds_per_step": statistics.median(cpu),
         "mfu": statistics.median(r["mfu"] for r in steps) if "mfu" in steps[0] else None,
         "data_seconds_per_step": statistics.median(reads),
         "wall_seconds": wall,
@@ -149,6 +155,23 @@ def measured_to(args) -> int:
     (= --warmup) steps, which runs under the profiler."""
     window = max(1, args.warmup)
     return (args.steps - 1) // window * window if args.profile else args.steps
+
+
+def time_step_starts() -> list[float]:
+    """The process's CPU time (all its threads) at the start of each of renewlm's steps: a step's CPU
+    seconds are the difference to the next start (its window's logging included). Unlike wall time,
+    it does not grow when other work shares the cores."""
+    import renewlm.train.loop as loop
+
+    starts: list[float] = []
+    step_of_run = loop.train_step
+
+    def timed(run, step, pending):
+        starts.append(time.process_time())
+        step_of_run(run, step, pending)
+
+    loop.train_step = timed
+    return starts
 
 
 def profile_steps(first: int, total: int, path: Path) -> None:
@@ -235,9 +258,9 @@ def worker_plain(args) -> dict:
                             lr=1e-4, betas=(0.9, 0.95), fused=True)
     micro = args.batch_tokens // args.seq_len // args.micro_batch
     vocab = 4096  # the ids the renewlm run reads come from the same 4096-token tokenizer
-    times = []
+    times, cpu = [], []
     for step in range(args.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(micro):
             x = torch.randint(0, vocab, (args.micro_batch, args.seq_len + 1), device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -249,12 +272,14 @@ def worker_plain(args) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.item()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     seconds = statistics.median(times[args.warmup:])
     peak = peak_flops(device)
     tps = args.batch_tokens / seconds
     return {
         "tokens_per_second": tps,
         "seconds_per_step": seconds,
+        "cpu_seconds_per_step": statistics.median(cpu[args.warmup:]),
         "mfu": flops_per_token(model.config, args.seq_len) * tps / peak if peak else None,
     }
 
@@ -331,7 +356,7 @@ def main() -> None:
 
     print(f"\ndevice: {device}; seq_len {args.seq_len}, batch {args.batch_tokens} tokens, micro-batch {args.micro_batch}, "
           f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, median of steps {args.warmup + 1}..{measured_to(args)}")
-    header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
+    header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'CPU s/step':>11} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -339,9 +364,11 @@ def main() -> None:
             r = row[loop]
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "–"
             data = f"{r['data_seconds_per_step'] / r['seconds_per_step']:.2%}" if "data_seconds_per_step" in r else "–"
-            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {mfu:>7} {r['peak_memory_gib']:13.2f} {data:>15}")
+            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {r['cpu_seconds_per_step']:11.3f} {mfu:>7} "
+                  f"{r['peak_memory_gib']:13.2f} {data:>15}")
         ratio = row["renewlm"]["tokens_per_second"] / row["plain"]["tokens_per_second"]
-        print(f"{'':8} renewlm / plain: {ratio:.3f}")
+        by_cpu = row["plain"]["cpu_seconds_per_step"] / row["renewlm"]["cpu_seconds_per_step"]
+        print(f"{'':8} renewlm / plain: {ratio:.3f} in tokens/s, {by_cpu:.3f} in CPU time per step")
     out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile")}, "rows": rows}
     path = args.out or RESULTS / "throughput.json"
     path.parent.mkdir(parents=True, exist_ok=True)

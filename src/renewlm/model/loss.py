@@ -1,7 +1,7 @@
 """The language-modelling loss: next-token cross-entropy over a block of token ids.
 
 Training and every evaluation compute it here, so a held-out loss and a training loss mean the same
-thing. The full logits are never held: at the `1b` preset's 128,256-token vocabulary, 8 × 2048 tokens
+thing. Large logits are never held whole: at the `1b` preset's 128,256-token vocabulary, 8 × 2048 tokens
 of fp32 logits are 8.4 GB, and their log-softmax and gradients as much again. Instead the model runs
 with `logits_to_keep=1`, its decoder's output (the hidden states the head reads) is caught by a hook,
 and the head is applied a chunk of tokens at a time: logits in the compute dtype, log-softmax in fp32
@@ -142,7 +142,7 @@ class Loss(NamedTuple):
 
 
 def _z_term(lse: torch.Tensor | None, z_loss: float) -> torch.Tensor | None:
-    # PaLM §5 and OLMo 2 (z_loss 1e-4): keeps log Z, the softmax's normaliser, near 0 so logits do not drift.
+    # PaLM §5 and OLMo 2 (z_loss 1e-4): pulls log Z, the softmax's normaliser, towards 0 for stability.
     return z_loss * lse.square().mean() if z_loss else None
 
 

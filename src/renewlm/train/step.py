@@ -100,7 +100,7 @@ def train_step(run: Run, step: int, pending: Pending) -> None:
 def head_square(model: nn.Module) -> torch.Tensor:
     """The squared norm of this process's part of the output projection's weight (lm_head; the input
     embedding where tied), summed over processes by the step's all-reduce: its square root is logged as
-    `head_norm`, what OLMo and Marin watch for the logit growth a z-loss holds back."""
+    `head_norm`, the norm Marin watched when it tried the z-loss (its report "ZLoss vs Not 1.4B")."""
     weight = model.get_output_embeddings().weight.detach()
     local = weight.to_local() if hasattr(weight, "to_local") else weight  # a DTensor shard under FSDP
     return torch.linalg.vector_norm(local, dtype=torch.float32).square()
