@@ -1,9 +1,8 @@
 """Training throughput of renewlm's loop against a plain transformers loop, in the same run.
 
-For each preset shape: tokens/s, CPU seconds per step (the process's, all threads: unlike tokens/s it
-does not grow when other work shares the cores; with OMP_NUM_THREADS=1 no idle thread spins into it),
-MFU (6N + 12·L·d·T FLOPs per token, N without the input embedding; only where the device's peak is
-known), peak memory, and the share of step time spent reading data.
+For each preset shape: tokens/s, CPU seconds per step (all threads; other work on the cores does not
+inflate it, and with OMP_NUM_THREADS=1 no thread spins into it), MFU (6N + 12·L·d·T FLOPs per token, N
+without the input embedding; where the device's peak is known), peak memory, and data reading's share.
 Both loops train the same model (same shape, vocabulary, batch, precision, optimizer, compile
 setting) in separate processes, so peak memory is each one's own.
 
@@ -110,9 +109,7 @@ def worker_renewlm(args) -> dict:
     # With --profile the last window of steps (they are read in windows of log_every) runs under
     # torch.profiler and is left out of the median.
     profiled_from = measured_to(args)
-    if args.profile:
-        profile_steps(profiled_from, args.steps, Path(args.profile))
-    cpu_starts = time_step_starts()
+    cpu_starts = watch_steps(args, profiled_from)
     started = time.perf_counter()
     train(cfg, store, fresh=True)
     wall = time.perf_counter() - started
@@ -157,47 +154,35 @@ def measured_to(args) -> int:
     return (args.steps - 1) // window * window if args.profile else args.steps
 
 
-def time_step_starts() -> list[float]:
-    """The process's CPU time (all its threads) at the start of each of renewlm's steps: a step's CPU
-    seconds are the difference to the next start (its window's logging included). Unlike wall time,
-    it does not grow when other work shares the cores."""
-    import renewlm.train.loop as loop
-
-    starts: list[float] = []
-    step_of_run = loop.train_step
-
-    def timed(run, step, pending):
-        starts.append(time.process_time())
-        step_of_run(run, step, pending)
-
-    loop.train_step = timed
-    return starts
-
-
-def profile_steps(first: int, total: int, path: Path) -> None:
-    """Run renewlm's steps `first`..`total - 1` under torch.profiler and write its table of the
-    operators and kernels that took the most device (or CPU) time."""
+def watch_steps(args, first: int) -> list[float]:
+    """Wrap renewlm's step: returns the process's CPU time (all threads) as each step starts (a step's CPU
+    seconds are the difference to the next start, its window's logging included); with --profile, runs
+    steps `first`..the last under torch.profiler and writes its table of the operators and kernels that
+    took the most device (or CPU) time."""
     import torch
 
     import renewlm.train.loop as loop
 
-    cuda = torch.cuda.is_available()
+    cuda, total = torch.cuda.is_available(), args.steps
     activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
     profiler = torch.profiler.profile(activities=activities)
-    step_of_run = loop.train_step
+    starts, step_of_run = [], loop.train_step
 
-    def profiled(run, step, pending):
-        if step == first:
+    def watched(run, step, pending):
+        starts.append(time.process_time())
+        if args.profile and step == first:
             profiler.start()
         step_of_run(run, step, pending)
-        if step == total - 1:
+        if args.profile and step == total - 1:
             if cuda:
                 torch.cuda.synchronize()
             profiler.stop()
             sort = "self_device_time_total" if cuda else "self_cpu_time_total"
-            path.write_text(f"steps {first + 1}..{total}\n" + profiler.key_averages().table(sort_by=sort, row_limit=30))
+            table = profiler.key_averages().table(sort_by=sort, row_limit=30)
+            Path(args.profile).write_text(f"steps {first + 1}..{total}\n" + table)
 
-    loop.train_step = profiled
+    loop.train_step = watched
+    return starts
 
 
 def _rss_bytes() -> int:
@@ -258,7 +243,7 @@ def worker_plain(args) -> dict:
                             lr=1e-4, betas=(0.9, 0.95), fused=True)
     micro = args.batch_tokens // args.seq_len // args.micro_batch
     vocab = 4096  # the ids the renewlm run reads come from the same 4096-token tokenizer
-    times, cpu = [], []
+    times, cpu = [], []  # wall and CPU seconds per step
     for step in range(args.steps):
         t, c = time.perf_counter(), time.process_time()
         for _ in range(micro):
@@ -364,8 +349,7 @@ def main() -> None:
             r = row[loop]
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "–"
             data = f"{r['data_seconds_per_step'] / r['seconds_per_step']:.2%}" if "data_seconds_per_step" in r else "–"
-            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {r['cpu_seconds_per_step']:11.3f} {mfu:>7} "
-                  f"{r['peak_memory_gib']:13.2f} {data:>15}")
+            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {r['cpu_seconds_per_step']:11.3f} {mfu:>7} {r['peak_memory_gib']:13.2f} {data:>15}")
         ratio = row["renewlm"]["tokens_per_second"] / row["plain"]["tokens_per_second"]
         by_cpu = row["plain"]["cpu_seconds_per_step"] / row["renewlm"]["cpu_seconds_per_step"]
         print(f"{'':8} renewlm / plain: {ratio:.3f} in tokens/s, {by_cpu:.3f} in CPU time per step")
