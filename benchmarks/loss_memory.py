@@ -60,11 +60,11 @@ def worker(args) -> dict:
         if args.kind == "plain":
             return F.cross_entropy(F.linear(hidden, weight).float(), targets)
         if args.kind == "chunked":
-            return chunked_cross_entropy(hidden, Head(weight, None), targets).mean()
-        fused = _fused_mean(hidden, Head(weight, None), targets)
+            return chunked_cross_entropy(hidden, Head(weight, None), targets)[0].mean()
+        fused = _fused_mean(hidden, Head(weight, None), targets, 0.0)
         if fused is None:
             raise SystemExit("fused: liger-kernel is not installed or this is not CUDA")
-        return fused
+        return fused.cross_entropy
 
     if cuda:  # warm-up: Triton compiles and autotunes on the first call
         loss_of().backward()

@@ -1,11 +1,13 @@
 """Training throughput of renewlm's loop against a plain transformers loop, in the same run.
 
-For each preset shape: tokens/s, MFU (6N + 12·L·d·T FLOPs per token, N without the input embedding;
-only where the device's peak is known), peak memory, and the share of step time spent reading data.
+For each preset shape: tokens/s, CPU seconds per step (all threads; other work on the cores does not
+inflate it, and with OMP_NUM_THREADS=1 no thread spins into it), MFU (6N + 12·L·d·T FLOPs per token, N
+without the input embedding; where the device's peak is known), peak memory, and data reading's share.
 Both loops train the same model (same shape, vocabulary, batch, precision, optimizer, compile
 setting) in separate processes, so peak memory is each one's own.
 
     python benchmarks/throughput.py --presets tiny small            # CPU
+    OMP_NUM_THREADS=1 python benchmarks/throughput.py --presets tiny --compile   # CPU, on a machine others share
     python benchmarks/throughput.py --presets tiny --procs 2        # renewlm's loop under FSDP on 2 processes
     python benchmarks/throughput.py --presets 125m 1b --seq-len 2048 --micro-batch 8 --batch-tokens 131072
     python benchmarks/throughput.py --startup --presets 125m --procs 2   # peak host memory of each process's start-up
@@ -108,8 +110,7 @@ def worker_renewlm(args) -> dict:
     # With --profile the last window of steps (they are read in windows of log_every) runs under
     # torch.profiler and is left out of the median.
     profiled_from = measured_to(args)
-    if args.profile:
-        profile_steps(profiled_from, args.steps, Path(args.profile))
+    cpu_starts = watch_steps(args, profiled_from)
     started = time.perf_counter()
     train(cfg, store, fresh=True)
     wall = time.perf_counter() - started
@@ -133,9 +134,11 @@ def worker_renewlm(args) -> dict:
         if device.type == "cuda":
             torch.cuda.synchronize()
         reads.append(time.perf_counter() - t)
+    cpu = [b - a for a, b in zip(cpu_starts, cpu_starts[1:])][args.warmup : profiled_from]
     result = {
         "tokens_per_second": args.batch_tokens / seconds,
         "seconds_per_step": seconds,
+        "cpu_seconds_per_step": statistics.median(cpu),
         "mfu": statistics.median(r["mfu"] for r in steps) if "mfu" in steps[0] else None,
         "data_seconds_per_step": statistics.median(reads),
         "wall_seconds": wall,
@@ -152,30 +155,35 @@ def measured_to(args) -> int:
     return (args.steps - 1) // window * window if args.profile else args.steps
 
 
-def profile_steps(first: int, total: int, path: Path) -> None:
-    """Run renewlm's steps `first`..`total - 1` under torch.profiler and write its table of the
-    operators and kernels that took the most device (or CPU) time."""
+def watch_steps(args, first: int) -> list[float]:
+    """Wrap renewlm's step: returns the process's CPU time (all threads) as each step starts (a step's CPU
+    seconds are the difference to the next start, its window's logging included); with --profile, runs
+    steps `first`..the last under torch.profiler and writes its table of the operators and kernels that
+    took the most device (or CPU) time."""
     import torch
 
     import renewlm.train.loop as loop
 
-    cuda = torch.cuda.is_available()
+    cuda, total = torch.cuda.is_available(), args.steps
     activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
     profiler = torch.profiler.profile(activities=activities)
-    step_of_run = loop.train_step
+    starts, step_of_run = [], loop.train_step
 
-    def profiled(run, step, pending):
-        if step == first:
+    def watched(run, step, pending):
+        starts.append(time.process_time())
+        if args.profile and step == first:
             profiler.start()
         step_of_run(run, step, pending)
-        if step == total - 1:
+        if args.profile and step == total - 1:
             if cuda:
                 torch.cuda.synchronize()
             profiler.stop()
             sort = "self_device_time_total" if cuda else "self_cpu_time_total"
-            path.write_text(f"steps {first + 1}..{total}\n" + profiler.key_averages().table(sort_by=sort, row_limit=30))
+            table = profiler.key_averages().table(sort_by=sort, row_limit=30)
+            Path(args.profile).write_text(f"steps {first + 1}..{total}\n" + table)
 
-    loop.train_step = profiled
+    loop.train_step = watched
+    return starts
 
 
 def _rss_bytes() -> int:
@@ -236,9 +244,9 @@ def worker_plain(args) -> dict:
                             lr=1e-4, betas=(0.9, 0.95), fused=True)
     micro = args.batch_tokens // args.seq_len // args.micro_batch
     vocab = 4096  # the ids the renewlm run reads come from the same 4096-token tokenizer
-    times = []
+    times, cpu = [], []  # wall and CPU seconds per step
     for step in range(args.steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(micro):
             x = torch.randint(0, vocab, (args.micro_batch, args.seq_len + 1), device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
@@ -250,12 +258,14 @@ def worker_plain(args) -> dict:
         opt.zero_grad(set_to_none=True)
         loss.item()
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     seconds = statistics.median(times[args.warmup:])
     peak = peak_flops(device)
     tps = args.batch_tokens / seconds
     return {
         "tokens_per_second": tps,
         "seconds_per_step": seconds,
+        "cpu_seconds_per_step": statistics.median(cpu[args.warmup:]),
         "mfu": flops_per_token(model.config, args.seq_len) * tps / peak if peak else None,
     }
 
@@ -336,7 +346,7 @@ def main() -> None:
     print(f"\ndevice: {device}; seq_len {args.seq_len}, batch {args.batch_tokens} tokens, micro-batch {args.micro_batch}, "
           f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, document_mask {args.document_mask}, "
           f"median of steps {args.warmup + 1}..{measured_to(args)}")
-    header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
+    header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'CPU s/step':>11} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -344,9 +354,10 @@ def main() -> None:
             r = row[loop]
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "–"
             data = f"{r['data_seconds_per_step'] / r['seconds_per_step']:.2%}" if "data_seconds_per_step" in r else "–"
-            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {mfu:>7} {r['peak_memory_gib']:13.2f} {data:>15}")
+            print(f"{row['preset']:8} {loop:8} {r['tokens_per_second']:12,.0f} {r['cpu_seconds_per_step']:11.3f} {mfu:>7} {r['peak_memory_gib']:13.2f} {data:>15}")
         ratio = row["renewlm"]["tokens_per_second"] / row["plain"]["tokens_per_second"]
-        print(f"{'':8} renewlm / plain: {ratio:.3f}")
+        by_cpu = row["plain"]["cpu_seconds_per_step"] / row["renewlm"]["cpu_seconds_per_step"]
+        print(f"{'':8} renewlm / plain: {ratio:.3f} in tokens/s, {by_cpu:.3f} in CPU time per step")
     out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile", "document_mask")}, "rows": rows}
     path = args.out or RESULTS / "throughput.json"
     path.parent.mkdir(parents=True, exist_ok=True)

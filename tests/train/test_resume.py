@@ -66,9 +66,12 @@ def test_two_gloo_processes_start_from_the_same_weights_and_end_where_one_proces
     assert len(one) == len(two) == 6
     # The same starting weights: the first loss differs only by the order of a sum over processes.
     assert two[0]["loss"] == pytest.approx(one[0]["loss"], abs=1e-6)
+    # The head's norm: each process's shard squared, summed in the step's all-reduce, is the whole head's.
+    assert two[0]["head_norm"] == pytest.approx(one[0]["head_norm"], rel=1e-6)
     for a, b in zip(one, two):
         assert a["batch_token_sum"] == b["batch_token_sum"]  # the same samples, split over two processes
         assert b["loss"] == pytest.approx(a["loss"], abs=1e-4)
+        assert b["head_norm"] == pytest.approx(a["head_norm"], rel=1e-4)
     a, b = weights(train_store, "w1"), weights(train_store, "w2")
     assert a.keys() == b.keys()
     for key in a:  # Adam turns the order of the gradient sums (~1e-7) into ~1e-5 where a gradient is near 0

@@ -46,3 +46,11 @@ def test_a_run_file_says_continue_or_switch_and_single_still_reads_as_continue(t
         validate_run(run_dict("p", paradigm="retrain"))
     with pytest.raises(ConfigError, match=r"paradigm: Input should be 'continue' or 'switch' \(got 'rebase'\)"):
         validate_run(run_dict("p", paradigm="rebase"))
+
+
+@pytest.mark.parametrize("value", [-1e-4, float("inf"), float("nan")])
+def test_a_z_loss_weight_is_zero_or_a_finite_positive_number(value):
+    with pytest.raises(ConfigError, match=r"^run: z_loss: .* is not a z-loss weight; give 0 \(off\) or a small positive number such as 1e-4"):
+        validate_run(run_dict("z", z_loss=value))
+    assert validate_run(run_dict("z")).z_loss == 0
+    assert validate_run(run_dict("z", z_loss=1e-4)).z_loss == 1e-4

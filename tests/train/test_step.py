@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from renewlm.errors import TrainingError
+from renewlm.model import loss as loss_module
+from renewlm.model.loss import Loss
 from renewlm.train import loop
 from renewlm.train import step as step_module
 from renewlm.train import version as version_module
@@ -73,9 +75,9 @@ def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_stor
     real = step_module.token_loss
     poisoned = {2}  # the third step's loss is NaN
 
-    def loss(model, tokens, document_eos=None):
-        value = real(model, tokens, document_eos)
-        return value * float("nan") if len(steps) in poisoned else value
+    def loss(model, tokens, document_eos, z_loss):
+        value = real(model, tokens, document_eos, z_loss)
+        return Loss(value.cross_entropy * float("nan")) if len(steps) in poisoned else value
 
     steps = []
     real_step = loop.train_step
@@ -94,6 +96,34 @@ def test_a_non_finite_step_leaves_weights_and_adam_state_as_they_were(train_stor
     # The same run with step 3 left out of the data entirely ends with 4 real steps' worth of AdamW: the
     # skipped step changed nothing, so the last losses stay finite and below the first.
     assert records[-1]["loss"] < records[0]["loss"]
+
+
+def _steps(store, name):
+    return [r for r in read_metrics(store.path("runs", name) / "metrics.jsonl") if "loss" in r]
+
+
+def test_a_z_loss_run_logs_it_beside_the_cross_entropy_and_the_head_norm(train_store, monkeypatch):
+    train(validate_run(run_dict("ce", steps=4)), train_store, fresh=True)
+    train(validate_run(run_dict("z", steps=4, z_loss=0.3)), train_store, fresh=True)
+    off, on = _steps(train_store, "ce"), _steps(train_store, "z")
+    assert all("z_loss" not in r for r in off)
+    assert all(r["z_loss"] > 0 for r in on)
+    # The logged loss stays the cross-entropy: step 1 (the same weights and data) logs the same loss.
+    assert on[0]["loss"] == off[0]["loss"]
+    assert on[-1]["z_loss"] < on[0]["z_loss"]  # the term trains: log Z is pulled towards 0
+    # The head's (the tied embedding's) norm, logged every step, is the weights' before the step: the same at step 1.
+    assert on[0]["head_norm"] == off[0]["head_norm"] > 0
+    assert off[1]["head_norm"] != off[0]["head_norm"]
+    weights_on, weights_off = _weights(train_store, "z"), _weights(train_store, "ce")
+    assert any(not torch.equal(weights_on[k], weights_off[k]) for k in weights_off)
+
+    # z_loss 0 is training without the term, bit for bit: a run whose term is removed at its source
+    # (whatever its weight) ends where the z_loss 0 run ends.
+    monkeypatch.setattr(loss_module, "_z_term", lambda lse, z_loss: None)
+    train(validate_run(run_dict("cut", steps=4, z_loss=0.3)), train_store, fresh=True)
+    cut = _weights(train_store, "cut")
+    assert all(torch.equal(cut[k], weights_off[k]) for k in weights_off)
+    assert [r["loss"] for r in _steps(train_store, "cut")] == [r["loss"] for r in off]
 
 
 def test_the_guard_still_stops_a_run_of_non_finite_steps(train_store):

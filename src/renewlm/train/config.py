@@ -7,6 +7,7 @@ with `renewlm train`.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -48,6 +49,16 @@ def _run_paradigm(value: object) -> object:
 
 # Two of the update paradigms (renewlm.versions.PARADIGMS): a run file's retrain is `from_scratch: true`, one way to say it.
 RunParadigm = Annotated[Literal["continue", "switch"], BeforeValidator(_run_paradigm)]
+
+
+def _z_loss(value: float) -> float:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{value} is not a z-loss weight; give 0 (off) or a small positive number such as 1e-4 "
+                         f"(PaLM's and OLMo 2's)")
+    return value
+
+
+ZLoss = Annotated[float, AfterValidator(_z_loss)]
 
 
 class OptimizerConfig(Config):
@@ -144,6 +155,11 @@ class RunConfig(Config):
         False,
         description="Each token attends only to earlier tokens of its own document (position ids restart after every EOS), "
         "not to the documents packed before it in the sequence; see docs/training.md for the cost and why it is off.",
+    )
+    z_loss: ZLoss = Field(
+        0.0,
+        description="Add z_loss · mean(logsumexp(logits)²) over the trained tokens to the loss (0: off; PaLM and "
+        "OLMo 2 use 1e-4); metrics.jsonl then logs it as z_loss beside the cross-entropy, logged as loss.",
     )
     log_every: PositiveInt = Field(10, description="Read the loss and gradient norm from the device, log them and print a progress line (when not on a terminal) every N steps.")
     trackers: list[TrackerName] = Field(

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 from torch.distributed.fsdp import FSDPModule
 
 from renewlm.data.stream import rank_indices
@@ -58,8 +59,8 @@ def train_step(run: Run, step: int, pending: Pending) -> None:
     No host sync: the loss and gradient norm stay on the device until `pending.flush` reads a whole
     window of steps at once, and a non-finite step is skipped on the device: fused AdamW's
     `found_inf` leaves the weights, moments and step count as they were (GradScaler's mechanism).
-    Collectives (more than one process): the all-reduce of [loss, non-finite] below, and under FSDP
-    the gradient norm's (`full_tensor`) besides FSDP's own gathers and reduce-scatters.
+    Collectives (more than one process): the all-reduce of [loss, non-finite, head norm², z-loss] below,
+    and under FSDP the gradient norm's (`full_tensor`) besides FSDP's own gathers and reduce-scatters.
     """
     cfg, d, model, optimizer = run.cfg, run.dist, run.model, run.optimizer
     lr = run.schedule.lr(step)
@@ -68,6 +69,7 @@ def train_step(run: Run, step: int, pending: Pending) -> None:
     hold_gradients = isinstance(model, FSDPModule) and cfg.grad_sync == "last_micro_batch"
     mine = rank_indices(cfg.data_offset + step * cfg.batch_samples, cfg.batch_samples, d.rank, d.world)
     loss_sum = torch.zeros((), device=d.device)
+    z_sum = torch.zeros((), device=d.device)
     token_sum = 0
     for m, (block_sum, tokens) in enumerate(micro_batches(run, mine)):
         token_sum += block_sum
@@ -75,20 +77,33 @@ def train_step(run: Run, step: int, pending: Pending) -> None:
             last = m == run.micro_steps - 1
             model.set_requires_gradient_sync(last)
             model.set_reshard_after_backward(last)
-        loss = token_loss(model, tokens, run.document_eos) / run.micro_steps
-        loss.backward()
-        loss_sum += loss.detach()
+        loss = token_loss(model, tokens, run.document_eos, cfg.z_loss)
+        (loss.total / run.micro_steps).backward()
+        loss_sum += loss.cross_entropy.detach() / run.micro_steps
+        if loss.z_loss is not None:
+            z_sum += loss.z_loss.detach() / run.micro_steps
     grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optimizer.grad_clip or math.inf)
     if hasattr(grad_norm, "full_tensor"):  # a DTensor under FSDP: the same global norm on every process
         grad_norm = grad_norm.full_tensor()
-    # [mean loss, non-finite anywhere]: every process skips the same steps.
-    stats = torch.stack([loss_sum / d.world, (~torch.isfinite(loss_sum) | ~torch.isfinite(grad_norm)).float()])
+    # [mean loss, non-finite anywhere, the head's squared norm (summed over shards), mean z-loss]: every
+    # process skips the same steps.
+    bad = ~torch.isfinite(loss_sum + z_sum) | ~torch.isfinite(grad_norm)
+    stats = torch.stack([loss_sum / d.world, bad.float(), head_square(model), z_sum / d.world])
     if d.distributed:
         torch.distributed.all_reduce(stats)
     optimizer.found_inf = (stats[1] > 0).float()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     pending.add(step, lr, stats, grad_norm.detach(), token_sum, time.perf_counter() - started)
+
+
+def head_square(model: nn.Module) -> torch.Tensor:
+    """The squared norm of this process's part of the output projection's weight (lm_head; the input
+    embedding where tied), summed over processes by the step's all-reduce: its square root is logged as
+    `head_norm`, the norm Marin watched when it tried the z-loss (its report "ZLoss vs Not 1.4B")."""
+    weight = model.get_output_embeddings().weight.detach()
+    local = weight.to_local() if hasattr(weight, "to_local") else weight  # a DTensor shard under FSDP
+    return torch.linalg.vector_norm(local, dtype=torch.float32).square()
 
 
 class Pending:
@@ -120,7 +135,7 @@ class Pending:
         seconds = self.seconds / max(1, len(self.steps))  # the device's time per step, averaged over the window
         batch_tokens = run.cfg.batch_samples * run.cfg.seq_len
         last, memory = (self.steps[-1][0] if self.steps else 0), _peak_memory_gib(d.device)
-        for (step, lr, _), (loss, bad, norm), token_sum in zip(self.steps, values, token_sums):
+        for (step, lr, _), (loss, bad, head, z, norm), token_sum in zip(self.steps, values, token_sums):
             if bad:
                 state["bad_steps"] += 1
                 state["skipped_steps"] += 1
@@ -129,9 +144,12 @@ class Pending:
             state["seconds"] += seconds
             record = {
                 "step": step + 1, "tokens": state["tokens"] - batch_tokens * (last - step),
-                "lr": lr, "loss": loss, "grad_norm": norm, "tokens_per_second": batch_tokens / seconds, "seconds": seconds,
+                "lr": lr, "loss": loss, "grad_norm": norm, "head_norm": math.sqrt(head),
+                "tokens_per_second": batch_tokens / seconds, "seconds": seconds,
                 "skipped_steps": state["skipped_steps"], "batch_token_sum": int(token_sum),
             }
+            if run.cfg.z_loss:
+                record["z_loss"] = z
             if self.peak:
                 record["mfu"] = run.flops_per_token * record["tokens_per_second"] / (self.peak * d.world)
             record["memory_gib"] = memory
