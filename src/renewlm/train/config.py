@@ -144,6 +144,11 @@ class RunConfig(Config):
     trackers: list[TrackerName] = Field(
         default_factory=list, description="Experiment trackers beside metrics.jsonl, each writing under runs/NAME (offline)."
     )
+    ema: float | None = Field(
+        None, gt=0, lt=1,
+        description="Keep an fp32 exponential moving average of the weights with this decay (e.g. 0.999; none: off), "
+        "written at the end as version NAME-ema beside NAME (train/ema.py; docs/training.md).",
+    )
     max_bad_steps: PositiveInt = Field(
         5, description="Stop after this many non-finite losses in a row (each one skips its step)."
     )

@@ -35,6 +35,7 @@ from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
 from renewlm.train.config import RunConfig, validate_run
+from renewlm.train.ema import EMA
 from renewlm.train.run_record import RUN_FILE, RUN_YAML, read_identity
 from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
@@ -63,6 +64,7 @@ class Run:
     state: dict = field(default_factory=dict)  # step, tokens, seconds, bad_steps, skipped_steps, start, resumed_at
     unmeasured: list[str] = field(default_factory=list)  # lineage corpora no longer in the store
     notes: list[str] = field(default_factory=list)  # sentences to print before the first step (refused checkpoints)
+    ema: EMA | None = None  # the moving average of the weights (`ema`), saved in checkpoints, written as NAME-ema
 
     @property
     def micro_steps(self) -> int:
@@ -121,10 +123,11 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     problems: list[str] = []
     for kind in ("runs", "versions"):  # the name (characters, length, a look-alike of another) before anything else
         store.check_new(kind, cfg.name)
-    if store.exists("versions", cfg.name):
-        problems.append(
-            f"version {cfg.name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {cfg.name}`"
-        )
+    for name in [cfg.name] + ([ema_version_name(cfg.name)] if cfg.ema is not None else []):
+        if store.exists("versions", name):
+            problems.append(
+                f"version {name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {name}`"
+            )
     problems += check_trackers(cfg.trackers)
     if cfg.batch_samples % (dist_.world * cfg.micro_batch):
         problems.append(
@@ -279,10 +282,11 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
     )
     per_token = flops_per_token(model.config, cfg.seq_len, blocks=block_parameters(model))
     optimizer = build_optimizer(model, cfg)
+    ema = EMA(model, cfg.ema) if cfg.ema is not None else None  # the starting weights; a resume loads the saved average
 
     latest, notes = pending.result()
     if latest is not None:
-        state = checkpointer.load(latest, model, optimizer, verified=True)
+        state = checkpointer.load(latest, model, optimizer, verified=True, ema=ema)
         state["resumed_at"] = [*state.get("resumed_at", []), state["step"]]
         start, resumed = state.get("start", "weights" if cfg.parent else "fresh"), True
     else:
@@ -295,8 +299,13 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
         optimizer=optimizer, schedule=checked.schedule, stream=checked.stream, eval_corpora=checked.eval_corpora,
         evaluators=checked.evaluators, checkpointer=checkpointer, flops_per_token=per_token,
         parameters=info["parameters"], model_info=info, start=start, resumed=resumed, state=state,
-        unmeasured=checked.unmeasured, notes=notes,
+        unmeasured=checked.unmeasured, notes=notes, ema=ema,
     )
+
+
+def ema_version_name(name: str) -> str:
+    """The version a run that keeps an EMA writes its average as, beside version `name`."""
+    return f"{name}-ema"
 
 
 def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:

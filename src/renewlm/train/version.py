@@ -14,10 +14,11 @@ import shutil
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from renewlm.errors import TrainingError
+from renewlm.eval.evaluator import HeldOut
 from renewlm.model.parallel import tied_head_key, unwrapped
 from renewlm.train.checkpoint import save_optimizer
 from renewlm.train.config import RunConfig
-from renewlm.train.run import Run
+from renewlm.train.run import Run, ema_version_name
 from renewlm.train.step import heldout_name, save_checkpoint
 from renewlm.versions import Paradigm, lineage_corpora, write_version
 
@@ -69,11 +70,39 @@ def version_info(run: Run, results: dict[str, dict]) -> dict:
     }
 
 
-def write_run_version(run: Run, results: dict[str, dict]) -> dict:
-    """Write the finished run as version `cfg.name` (every process calls this) and return its record."""
-    cfg, d = run.cfg, run.dist
+def _full_weights(run: Run) -> dict:
+    """The whole model's weights on the main process's CPU (a collective under FSDP)."""
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     full.pop(tied_head_key(run.model), None)  # gathered as its own copy: saved, it would double a tied embedding
+    return full
+
+
+def ema_record(run: Run, info: dict, losses: dict[str, float]) -> dict:
+    """NAME-ema's record: NAME's, less what only training has (0 tokens and FLOPs beyond NAME's run, whose id it
+    keeps), with NAME as its one parent, the decay, and the held-out losses of the average at the run's end."""
+    cfg = run.cfg
+    return {
+        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": None, "ema": cfg.ema,
+        "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0,
+        "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
+    }
+
+
+def _ema_weights(run: Run) -> tuple[dict, dict[str, float]]:
+    """The EMA's whole weights and its held-out losses (every process joins both)."""
+    heldout = next((e for e in run.evaluators if isinstance(e, HeldOut)), None)
+    with run.ema.applied():
+        # Copied: in one process without FSDP the state dict holds the parameters themselves, given their weights back after.
+        full = {key: tensor.clone() for key, tensor in _full_weights(run).items()}
+        return full, (heldout.evaluate(run.model) if heldout is not None else {})
+
+
+def write_run_version(run: Run, results: dict[str, dict]) -> dict:
+    """Write the finished run as version `cfg.name`, and a run with `ema` its average as NAME-ema first (every
+    process calls this); return NAME's record. Either both are written or, on a failure, neither is kept."""
+    cfg, d = run.cfg, run.dist
+    full = _full_weights(run)
+    averaged = _ema_weights(run) if run.ema is not None else None
     trunk = cfg.kind == "trunk"
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
@@ -88,7 +117,16 @@ def write_run_version(run: Run, results: dict[str, dict]) -> dict:
 
         try:
             with unwrapped(run.model) as model:  # config.json and version.json name LlamaForCausalLM, not FSDPLlamaForCausalLM
-                path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+                if averaged is not None:
+                    ema_weights, ema_losses = averaged
+                    ema_name = ema_version_name(cfg.name)
+                    write_version(run.store, ema_name, model, run.tokenizer, ema_record(run, info, ema_losses), state_dict=ema_weights)
+                try:
+                    path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+                except BaseException:
+                    if averaged is not None:  # its parent was not written: a rerun resumes and writes both
+                        shutil.rmtree(run.store.path("versions", ema_name), ignore_errors=True)
+                    raise
             info["path"] = str(path)
         except Exception as e:  # told to every process below, so none waits for the main one forever
             failure = e
