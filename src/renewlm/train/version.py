@@ -82,7 +82,8 @@ def ema_record(run: Run, info: dict, losses: dict[str, float]) -> dict:
     keeps), with NAME as its one parent, the decay, and the held-out losses of the average at the run's end."""
     cfg = run.cfg
     return {
-        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": None, "ema": cfg.ema,
+        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "ema": cfg.ema,
+        "trunk": cfg.name if cfg.kind == "trunk" else None,  # a trunk's average is a release branched off it at no cost
         "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0,
         "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
     }
