@@ -37,7 +37,7 @@ def test_the_average_matches_one_computed_by_hand_and_a_skipped_step_leaves_it_u
         skipped = step == 2
         _step(model, optimizer, 1.0 if skipped else 0.0)
         before = [t.clone() for t in ema.average]
-        ema.update(optimizer.found_inf)
+        ema.update(step, optimizer.found_inf)
         if skipped:  # fused AdamW left the weights as they were, and the average stays too
             assert all(a.equal(b) for a, b in zip(ema.average, before))
             continue
@@ -52,9 +52,9 @@ def test_applied_holds_the_average_inside_and_gives_the_weights_back_bit_for_bit
     model = _model()
     optimizer = torch.optim.AdamW(model.parameters(), lr=0.05, fused=True)
     ema = EMA(model, 0.5)
-    for _ in range(3):
+    for step in range(3):
         _step(model, optimizer, 0.0)
-        ema.update(optimizer.found_inf)
+        ema.update(step, optimizer.found_inf)
     trained = [p.detach().clone() for p in model.parameters()]
     with ema.applied():
         assert all(p.equal(a) for p, a in zip(model.parameters(), ema.average))

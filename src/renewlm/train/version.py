@@ -77,38 +77,47 @@ def _full_weights(run: Run) -> dict:
     return full
 
 
-def ema_record(run: Run, info: dict, losses: dict[str, float]) -> dict:
-    """NAME-ema's record: NAME's, less what only training has (0 tokens and FLOPs beyond NAME's run, whose id it
-    keeps), with NAME as its one parent, the decay, and the held-out losses of the average at the run's end."""
-    cfg = run.cfg
-    return {
-        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "ema": cfg.ema,
-        "trunk": cfg.name if cfg.kind == "trunk" else None,  # a trunk's average is a release branched off it at no cost
+def _average_record(run: Run, info: dict, key: str, losses: dict[str, float]) -> dict:
+    """The record of an average written beside NAME: NAME's, less what only training has (0 tokens, FLOPs and steps
+    beyond NAME's run, whose id it keeps), with NAME as its one parent and the average's held-out losses at the end.
+    An EMA (`ema`) records its decay, and a trunk's is a release branched off it; a window (`average`) is an
+    averaged release of the trunk, recording the steps it averages (1-based, as metrics.jsonl counts them)."""
+    cfg, trunk = run.cfg, run.cfg.kind == "trunk"
+    record = {
+        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": cfg.name if trunk else None,
         "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0,
         "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
     }
+    if key == "ema":
+        return {**record, "ema": cfg.ema}
+    return {**record, "paradigm": "switch", "averaged_steps": [run.window.first_step + 1, run.state["step"]]}
 
 
-def _ema_weights(run: Run) -> tuple[dict, dict[str, float]]:
-    """The EMA's whole weights and its held-out losses (every process joins both)."""
+def _averages(run: Run, info: dict) -> list[tuple[str, dict, dict]]:
+    """(version name, record, whole weights) of each average the run keeps; every process joins (gathers, evaluation)."""
     heldout = next((e for e in run.evaluators if isinstance(e, HeldOut)), None)
-    with run.ema.applied():
-        # Copied: in one process without FSDP the state dict holds the parameters themselves, given their weights back after.
-        full = {key: tensor.clone() for key, tensor in _full_weights(run).items()}
-        return full, (heldout.evaluate(run.model) if heldout is not None else {})
+    out = []
+    for key, average in run.averages.items():
+        with average.applied():
+            # Copied: in one process without FSDP the state dict holds the parameters themselves, given their weights back after.
+            weights = {name: tensor.clone() for name, tensor in _full_weights(run).items()}
+            losses = heldout.evaluate(run.model) if heldout is not None else {}
+        name = ema_version_name(run.cfg.name) if key == "ema" else run.cfg.average.release
+        out.append((name, _average_record(run, info, key, losses), weights))
+    return out
 
 
 def write_run_version(run: Run, results: dict[str, dict]) -> dict:
-    """Write the finished run as version `cfg.name`, and a run with `ema` its average as NAME-ema first (every
-    process calls this); return NAME's record. Either both are written or, on a failure, neither is kept."""
+    """Write the finished run as version `cfg.name`, and first each average it keeps (NAME-ema, the `average`
+    release); every process calls this; return NAME's record. All are written or, on a failure, none is kept."""
     cfg, d = run.cfg, run.dist
     full = _full_weights(run)
-    averaged = _ema_weights(run) if run.ema is not None else None
+    info = version_info(run, results)
+    averages = _averages(run, info)
     trunk = cfg.kind == "trunk"
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
         save_optimizer(optimizer_folder, run.model, run.optimizer)
-    info = version_info(run, results)
     failure = None
     if d.is_main:
 
@@ -118,15 +127,14 @@ def write_run_version(run: Run, results: dict[str, dict]) -> dict:
 
         try:
             with unwrapped(run.model) as model:  # config.json and version.json name LlamaForCausalLM, not FSDPLlamaForCausalLM
-                if averaged is not None:
-                    ema_weights, ema_losses = averaged
-                    ema_name = ema_version_name(cfg.name)
-                    write_version(run.store, ema_name, model, run.tokenizer, ema_record(run, info, ema_losses), state_dict=ema_weights)
+                written = []
                 try:
+                    for name, record, weights in averages:
+                        written.append(write_version(run.store, name, model, run.tokenizer, record, state_dict=weights))
                     path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
                 except BaseException:
-                    if averaged is not None:  # its parent was not written: a rerun resumes and writes both
-                        shutil.rmtree(run.store.path("versions", ema_name), ignore_errors=True)
+                    for folder in written:  # their parent was not written: a rerun resumes and writes them all
+                        shutil.rmtree(folder, ignore_errors=True)
                     raise
             info["path"] = str(path)
         except Exception as e:  # told to every process below, so none waits for the main one forever
