@@ -184,6 +184,9 @@ class RunConfig(Config):
                 f"a trunk never decays (it stays at its peak LR for releases to branch off), but this {self.schedule.name} "
                 f"schedule {why}; use constant, or wsd with decay_fraction: 0"
             )
+        if self.average is not None and self.kind != "trunk":
+            problems.append("average releases a trunk's averaged weights, but this run is a release; set kind: trunk "
+                            "(renewlm update --paradigm switch --release average does)")
         if self.average is not None and (self.steps is None) != (self.tokens is None) and self.average.steps > self.total_steps:
             problems.append(f"average.steps {self.average.steps} is longer than the run's {self.total_steps} steps; "
                             f"average at most its {self.total_steps} steps (--average-window)")
