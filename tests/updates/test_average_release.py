@@ -42,12 +42,16 @@ def test_the_averaged_release_is_the_mean_of_the_window_s_weights(train_store, t
     assert meta.tokens == 0 and meta.flops == 0 and set(meta.losses) == {"prose"}
 
 
-def test_an_averaged_update_costs_the_trunk_alone_and_a_later_update_continues_the_trunk(train_store):
+def test_an_averaged_update_costs_the_trunk_alone_and_a_later_update_continues_the_trunk(train_store, cli):
     if not train_store.exists("versions", "av-base"):
         train(validate_run(run_dict("av-base", steps=3)), train_store, fresh=True)
-    info = run_update(train_store, UpdateRequest(name="av2", parent="av-base", data=["code"], paradigm="switch",
-                                                 release="average", average_window=2, steps=4, micro_batch=4))
-    assert info["name"] == "av2" and info["tokens"] == 0
+    update = ("update", "av2", "--from", "av-base", "--data", "code", "--paradigm", "switch", "--steps", "4",
+              "--micro-batch", "4", "--store", train_store.root)
+    code, _, err = cli(*update, "--average-window", "2")
+    assert code == 2 and err.startswith("error: --average-window") and not train_store.exists("runs", "av2-trunk")
+    code, out, err = cli(*update, "--release", "average", "--average-window", "2")
+    assert code == 0, err
+    assert f"version written: {train_store.path('versions', 'av2')}" in out.replace("\n", "")
     release, trunk = read_version(train_store, "av2"), read_version(train_store, "av2-trunk")
     assert release.trunk == "av2-trunk" and release.averaged_steps == [3, 4] and trunk.kind == "trunk"
     assert not train_store.exists("runs", "av2")  # no decay run
