@@ -13,6 +13,7 @@ setting) in separate processes, so peak memory is each one's own.
     python benchmarks/throughput.py --startup --presets 125m --procs 2   # peak host memory of each process's start-up
     python benchmarks/throughput.py --presets tiny --profile /tmp/prof   # also /tmp/prof-tiny.txt: where renewlm's steps go
     python benchmarks/throughput.py --presets tiny --document-mask      # renewlm's loop with document_mask: true
+    python benchmarks/throughput.py --presets tiny --ema 0.999          # renewlm's loop keeping an EMA of the weights
 
 Prints a table and writes benchmarks/results/throughput.json (or startup.json), and the same JSON to
 stdout with --json.
@@ -103,6 +104,7 @@ def worker_renewlm(args) -> dict:
         "schedule": {"name": "constant", "lr": 1e-4}, "seq_len": args.seq_len, "batch_tokens": args.batch_tokens,
         "micro_batch": args.micro_batch, "steps": args.steps, "eval_tokens": args.seq_len,
         "compile": args.compile, "precision": args.precision, "document_mask": args.document_mask,
+        "ema": args.ema,
         # Steps are read from the device in windows of log_every (their times are the window's average):
         # windows of `warmup` steps keep the warm-up steps out of the windows measured.
         "log_every": max(1, args.warmup),
@@ -282,6 +284,8 @@ def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
         cmd += ["--compile" if args.compile else "--no-compile"]
     if args.document_mask and kind == "renewlm":
         cmd += ["--document-mask"]
+    if args.ema is not None and kind == "renewlm":
+        cmd += ["--ema", str(args.ema)]
     if args.profile and kind == "renewlm":
         cmd += ["--profile", f"{args.profile}-{args.preset_now}.txt"]
     out = subprocess.run(cmd, capture_output=True, text=True)
@@ -302,6 +306,7 @@ def main() -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--procs", type=int, default=1, help="processes for renewlm's loop (torchrun, FSDP)")
     p.add_argument("--document-mask", action="store_true", help="renewlm's loop masks attention per document (document_mask)")
+    p.add_argument("--ema", type=float, help="renewlm's loop keeps an EMA of the weights with this decay (ema)")
     p.add_argument("--startup", action="store_true", help="measure start-up host memory per process instead")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
     p.add_argument("--out", type=Path, help="write the JSON here (default benchmarks/results/throughput.json or startup.json)")
@@ -344,7 +349,7 @@ def main() -> None:
             rows.append({"preset": preset, "vocab": VOCAB[preset], "plain": plain, "renewlm": ours})
 
     print(f"\ndevice: {device}; seq_len {args.seq_len}, batch {args.batch_tokens} tokens, micro-batch {args.micro_batch}, "
-          f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, document_mask {args.document_mask}, "
+          f"precision {args.precision}, compile {args.compile if args.compile is not None else 'auto'}, document_mask {args.document_mask}, ema {args.ema}, "
           f"median of steps {args.warmup + 1}..{measured_to(args)}")
     header = f"{'preset':8} {'loop':8} {'tokens/s':>12} {'CPU s/step':>11} {'MFU':>7} {'peak mem GiB':>13} {'data % of step':>15}"
     print(header)
@@ -358,7 +363,7 @@ def main() -> None:
         ratio = row["renewlm"]["tokens_per_second"] / row["plain"]["tokens_per_second"]
         by_cpu = row["plain"]["cpu_seconds_per_step"] / row["renewlm"]["cpu_seconds_per_step"]
         print(f"{'':8} renewlm / plain: {ratio:.3f} in tokens/s, {by_cpu:.3f} in CPU time per step")
-    out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile", "document_mask")}, "rows": rows}
+    out = {"device": device, "settings": {k: v for k, v in vars(args).items() if k in ("seq_len", "batch_tokens", "micro_batch", "steps", "warmup", "precision", "compile", "document_mask", "ema")}, "rows": rows}
     path = args.out or RESULTS / "throughput.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2))

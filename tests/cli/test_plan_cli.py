@@ -29,7 +29,8 @@ def test_four_releases_table_says_58_percent(cli, tmp_path):
     code, out, err = cli("plan", "--releases", "4", "--tokens-per-release", "10B", "--decay-fraction", "0.45", "--store", tmp_path / "s")
     assert code == 0, err
     # (1 + 0.45)·4 / (4·5/2) = 0.58; continuing: 4/10
-    assert totals(out) == {"retrain": "100%", "continue": "40%", "switch": "58%"}
+    # averaged releases: the trunk's 4·T alone, 4/10
+    assert totals(out) == {"retrain": "100%", "continue": "40%", "switch": "58%", "average": "40%"}
     body = rows(out)
     # retraining grows by T every release (quadratic in total), the others stay flat
     assert [r[2] for r in body[:5]] == ["10B", "20B", "30B", "40B", "100B"]
@@ -64,7 +65,7 @@ def test_a_pretraining_of_its_own_size(cli, tmp_path):
     code, out, err = cli("plan", "--releases", "4", "--pretrain-tokens", "4B", "--tokens-per-release", "1B", "--store", tmp_path / "s")
     assert code == 0, err
     # retraining: 4, 5, 6, 7 (22B); continuing: 4 + 3 × 1 = 7B, 7/22 = 32%; switch: 4 + 3 × 1.1 = 7.3B, 33%
-    assert totals(out) == {"retrain": "100%", "continue": "32%", "switch": "33%"}
+    assert totals(out) == {"retrain": "100%", "continue": "32%", "switch": "33%", "average": "32%"}
     assert [r[2] for r in rows(out)[10:15]] == ["4B", "1.1B", "1.1B", "1.1B", "7.3B"]
     assert "4 releases: a pre-training of 4B tokens, then 1B new tokens each" in out
     assert "P + (i−1)·T at release i" in out.replace("\n", " ")
@@ -82,7 +83,7 @@ def test_plot_is_a_png_with_the_ratios_annotated(cli, tmp_path, monkeypatch):
     assert code == 0, err
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"wrote {out_png}" in out.replace("\n", "")
-    assert [label for label, _ in lines] == ["retrain", "continue", "switch"]
+    assert [label for label, _ in lines] == ["retrain", "continue", "switch", "average"]
     # cumulative FLOPs: retraining 1, 3, 6, 10 × T × FLOPs per token
     assert lines[0][1] == pytest.approx([k * 1e9 * 8_220_192_768 for k in (1, 3, 6, 10)])
     assert notes == ["100%", "67%", "50%", "40%", "145%", "97%", "72%", "58%"]

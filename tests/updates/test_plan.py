@@ -55,6 +55,15 @@ def test_against_hand_computation(empty, n):
     assert sum(plan.hours("switch")) == pytest.approx(SWITCH[n - 1] * 20_000 / 3600)
 
 
+def test_averaged_releases_cost_their_trunk_alone(empty):
+    # The trunk reads T/(1−F) per update after the first (replay 20%); an averaged release trains 0 tokens beyond it.
+    plan = make_plan(empty, releases=3, tokens_per_release=100, replay=0.2, pretrain_tokens=1000)
+    assert list(plan.tokens["average"]) == pytest.approx([1000, 125, 125])
+    assert list(plan.tokens["switch"]) == pytest.approx([1000, 137.5, 137.5])
+    assert plan.ratios("average")[-1] == pytest.approx(1250 / 3300)
+    assert plan.to_dict()["paradigms"]["average"]["total_tokens"] == pytest.approx(1250)
+
+
 def test_six_releases_in_flops_and_hours(empty):
     plan = make_plan(empty, releases=6, tokens_per_release=1e9, tokens_per_second=50_000)
     # 21 · 1e9 · 8,220,192,768 = 1.72624048128e20; 21e9 / 50,000 = 420,000 s = 116.67 h

@@ -1,4 +1,4 @@
-"""`renewlm plan`: tokens, FLOPs and hours of retrain / continue / switch for N releases, before any compute is spent."""
+"""`renewlm plan`: tokens, FLOPs and hours of retrain / continue / switch / average for N releases, before any compute is spent."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ WHAT = {
     "retrain": "from scratch on all data so far: i·T at release i",
     "continue": "the last release on the new data: T per release",
     "switch": "trunk over the new data + branch decaying over A of it: (1+A)·T",
+    "average": "switch with averaged releases (--release average): trunk over the new data, its last steps averaged: T",
 }
 
 

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.cli.options import names
-from renewlm.updates.request import Recipe, UpdateRequest
+from renewlm.updates.request import Recipe, ReleaseKind, UpdateRequest
 from renewlm.versions import Paradigm
 
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
@@ -78,6 +78,12 @@ def update(
     decay_fraction: Annotated[
         float, typer.Option(help="switch: the release's decay, as a share of the update's tokens.")
     ] = 0.1,
+    release: Annotated[
+        ReleaseKind, typer.Option(help="switch: decay (a decay branch off the trunk) or average (the trunk's last steps averaged, no decay run).")
+    ] = "decay",
+    average_window: Annotated[
+        int | None, typer.Option("--average-window", help="With --release average: average the trunk's last N steps (default: 10%).")
+    ] = None,
     then: Annotated[
         list[str] | None, typer.Option("--then", help="reuse recipe: the second blend's corpora, from LR = start/5 on (see --switch-at).")
     ] = None,
@@ -94,6 +100,7 @@ def update(
 
     request = UpdateRequest(  # every flag checked before the store is opened
         name=name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction, recipe=recipe,
+        release=release, average_window=average_window,
         then=names(then) if then else None, switch_at=switch_at, replay=replay,
         replay_from=names(replay_from) if replay_from else None, tokenizer=tokenizer, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),

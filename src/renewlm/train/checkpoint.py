@@ -1,6 +1,6 @@
 """Checkpoints that resume a run exactly, with torch.distributed.checkpoint (DCP), verified before use.
 
-A checkpoint holds the model and optimizer (DCP files, sharded per process and loadable at another
+A checkpoint holds the model and optimizer, and a run's weight averages (DCP files, sharded per process and loadable at another
 world size), `train.json` (step, tokens, the data counter, the guard counters), every process's RNG
 states in `rng.safetensors`, and `manifest.json`, the sha256 of each of those files. Every process
 writes into one temporary folder, on a thread while training goes on (DCP's `async_save`, from a copy
@@ -227,7 +227,7 @@ class Checkpointer:
         """Start hashing the newest checkpoint now (build the model meanwhile); `.result()` as resume_point."""
         return PendingResume(self)
 
-    def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_state: dict) -> Path:
+    def save(self, model: nn.Module, optimizer: torch.optim.Optimizer, train_state: dict, averages=None) -> Path:
         """Start writing checkpoint `step-N` and return its path; training goes on while it is written.
 
         The model and optimizer state are copied to host memory now (DCP's `async_save`) and written
@@ -248,7 +248,8 @@ class Checkpointer:
         failure, future = None, None
         try:
             model_sd, optim_sd = get_state_dict(model, optimizer)
-            future = dcp.async_save({"model": model_sd, "optim": optim_sd}, checkpoint_id=str(tmp), process_group=self._group())
+            state = {"model": model_sd, "optim": optim_sd, **{k: a.state_dict() for k, a in (averages or {}).items()}}
+            future = dcp.async_save(state, checkpoint_id=str(tmp), process_group=self._group())
         except (Exception, CheckpointException) as e:
             _raise_if_interrupted(e)
             failure = e
@@ -324,8 +325,8 @@ class Checkpointer:
                 shutil.rmtree(tmp, ignore_errors=True)
             raise TrainingError(message)
 
-    def load(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, *, verified: bool = False) -> dict:
-        """Restore model, optimizer and RNG from `path` and return its train state.
+    def load(self, path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, *, verified: bool = False, averages=None) -> dict:
+        """Restore model, optimizer, RNG (and the run's weight averages, in place) from `path` and return its train state.
 
         The manifest is verified first unless `verified` (a path from `resume_point`).
         """
@@ -341,7 +342,7 @@ class Checkpointer:
         if not isinstance(train_state, dict) or type(train_state.get("step")) is not int:
             raise CorruptError(f"{what} has a {TRAIN_FILE} without a step count; remove it")
         model_sd, optim_sd = get_state_dict(model, optimizer)
-        state = {"model": model_sd, "optim": optim_sd}
+        state = {"model": model_sd, "optim": optim_sd, **{k: a.state_dict() for k, a in (averages or {}).items()}}
         _dcp_load(state, path, what, "rerun with --fresh to start over")
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
         rank = self.dist.rank

@@ -70,6 +70,14 @@ class OptimizerConfig(Config):
     grad_clip: float = Field(1.0, ge=0, description="Clip the global gradient norm to this (0: no clipping).")
 
 
+class AverageConfig(Config):
+    """An averaged release of this run (a trunk at constant LR): the uniform average of its weights after each of its
+    last `steps` steps, written as version `release` (path switching's release without a decay run)."""
+
+    release: str = Field(description="The version the average is written as (a release branched off this run's version).")
+    steps: PositiveInt = Field(description="The window: the run's last N steps, whose weights are averaged (skipped ones left out).")
+
+
 class RunConfig(Config):
     """One training run; at its end it writes version `name`."""
 
@@ -165,6 +173,15 @@ class RunConfig(Config):
     trackers: list[TrackerName] = Field(
         default_factory=list, description="Experiment trackers beside metrics.jsonl, each writing under runs/NAME (offline)."
     )
+    ema: float | None = Field(
+        None, gt=0, lt=1,
+        description="Keep an fp32 exponential moving average of the weights with this decay (e.g. 0.999; none: off), "
+        "written at the end as version NAME-ema beside NAME (train/ema.py; docs/training.md).",
+    )
+    average: AverageConfig | None = Field(
+        None, description="Also write the uniform average of the weights over the run's last steps as a release "
+        "(`renewlm update --paradigm switch --release average` sets it on the trunk; docs/versions.md).",
+    )
     max_bad_steps: PositiveInt = Field(
         5, description="Stop after this many non-finite losses in a row (each one skips its step)."
     )
@@ -188,6 +205,12 @@ class RunConfig(Config):
                 f"a trunk never decays (it stays at its peak LR for releases to branch off), but this {self.schedule.name} "
                 f"schedule {why}; use constant, or wsd with decay_fraction: 0"
             )
+        if self.average is not None and self.kind != "trunk":
+            problems.append("average releases a trunk's averaged weights, but this run is a release; set kind: trunk "
+                            "(renewlm update --paradigm switch --release average does)")
+        if self.average is not None and (self.steps is None) != (self.tokens is None) and self.average.steps > self.total_steps:
+            problems.append(f"average.steps {self.average.steps} is longer than the run's {self.total_steps} steps; "
+                            f"average at most its {self.total_steps} steps (--average-window)")
         if self.from_scratch and self.parent is None:
             problems.append("from_scratch needs a parent whose architecture to build (a preset run is from scratch already)")
         if self.from_scratch and self.load_optimizer:

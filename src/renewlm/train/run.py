@@ -36,6 +36,7 @@ from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, write_json
 from renewlm.train.checkpoint import Checkpointer, load_optimizer
 from renewlm.train.config import RunConfig, validate_run
+from renewlm.train.ema import EMA, Average, WindowAverage
 from renewlm.train.run_record import RUN_FILE, RUN_YAML, read_identity
 from renewlm.train.trackers import check_trackers
 from renewlm.versions import lineage_corpora, read_version
@@ -64,10 +65,17 @@ class Run:
     state: dict = field(default_factory=dict)  # step, tokens, seconds, bad_steps, skipped_steps, start, resumed_at
     unmeasured: list[str] = field(default_factory=list)  # lineage corpora no longer in the store
     notes: list[str] = field(default_factory=list)  # sentences to print before the first step (refused checkpoints)
+    ema: EMA | None = None  # the moving average of the weights (`ema`), saved in checkpoints, written as NAME-ema
+    window: WindowAverage | None = None  # the uniform average of the last steps (`average`), written as its release
 
     @property
     def micro_steps(self) -> int:
         return self.cfg.batch_samples // (self.dist.world * self.cfg.micro_batch)
+
+    @property
+    def averages(self) -> dict[str, Average]:
+        """The weight averages the run keeps, by their key in a checkpoint."""
+        return {key: a for key, a in (("ema", self.ema), ("average", self.window)) if a is not None}
 
     @property
     def document_eos(self) -> int | None:
@@ -128,10 +136,15 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
     problems: list[str] = []
     for kind in ("runs", "versions"):  # the name (characters, length, a look-alike of another) before anything else
         store.check_new(kind, cfg.name)
-    if store.exists("versions", cfg.name):
-        problems.append(
-            f"version {cfg.name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {cfg.name}`"
-        )
+    also = [ema_version_name(cfg.name)] if cfg.ema is not None else []
+    if cfg.average is not None:
+        store.check_new("versions", cfg.average.release)
+        also.append(cfg.average.release)
+    for name in [cfg.name, *also]:
+        if store.exists("versions", name):
+            problems.append(
+                f"version {name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {name}`"
+            )
     problems += check_trackers(cfg.trackers)
     if cfg.batch_samples % (dist_.world * cfg.micro_batch):
         problems.append(
@@ -324,10 +337,13 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
     )
     per_token = flops_per_token(model.config, cfg.seq_len, blocks=block_parameters(model))
     optimizer = build_optimizer(model, cfg)
+    ema = EMA(model, cfg.ema) if cfg.ema is not None else None  # the starting weights; a resume loads the saved average
+    window = WindowAverage(model, cfg.total_steps - cfg.average.steps) if cfg.average is not None else None
+    averages = {key: a for key, a in (("ema", ema), ("average", window)) if a is not None}
 
     latest, notes = pending.result()
     if latest is not None:
-        state = checkpointer.load(latest, model, optimizer, verified=True)
+        state = checkpointer.load(latest, model, optimizer, verified=True, averages=averages)
         state["resumed_at"] = [*state.get("resumed_at", []), state["step"]]
         start, resumed = state.get("start", "weights" if cfg.parent else "fresh"), True
     else:
@@ -340,8 +356,13 @@ def build(cfg: RunConfig, store: Store, dist_: Dist, checked: Checked, run_id: s
         optimizer=optimizer, schedule=checked.schedule, stream=checked.stream, eval_corpora=checked.eval_corpora,
         evaluators=checked.evaluators, checkpointer=checkpointer, flops_per_token=per_token,
         parameters=info["parameters"], model_info=info, start=start, resumed=resumed, state=state,
-        unmeasured=checked.unmeasured, notes=notes,
+        unmeasured=checked.unmeasured, notes=notes, ema=ema, window=window,
     )
+
+
+def ema_version_name(name: str) -> str:
+    """The version a run that keeps an EMA writes its average as, beside version `name`."""
+    return f"{name}-ema"
 
 
 def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optimizer: torch.optim.Optimizer) -> str:

@@ -93,6 +93,8 @@ def train_step(run: Run, step: int, pending: Pending) -> None:
         torch.distributed.all_reduce(stats)
     optimizer.found_inf = (stats[1] > 0).float()
     optimizer.step()
+    for average in run.averages.values():  # after the step, with its verdict: a skipped step leaves each as it was
+        average.update(step, optimizer.found_inf)
     optimizer.zero_grad(set_to_none=True)
     pending.add(step, lr, stats, grad_norm.detach(), token_sum, time.perf_counter() - started)
 
@@ -191,4 +193,6 @@ def evaluate(run: Run, step: int, metrics: MetricsLog, display: ProgressDisplay)
 def save_checkpoint(run: Run) -> None:
     """Start writing a checkpoint of the run as it is now (the data counter says where the stream goes on)."""
     cfg, state = run.cfg, run.state
-    run.checkpointer.save(run.model, run.optimizer, dict(state, next_sample=cfg.data_offset + state["step"] * cfg.batch_samples))
+    run.checkpointer.save(
+        run.model, run.optimizer, dict(state, next_sample=cfg.data_offset + state["step"] * cfg.batch_samples), averages=run.averages,
+    )

@@ -14,10 +14,11 @@ import shutil
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
 from renewlm.errors import TrainingError
+from renewlm.eval.evaluator import HeldOut
 from renewlm.model.parallel import tied_head_key, unwrapped
 from renewlm.train.checkpoint import save_optimizer
 from renewlm.train.config import RunConfig
-from renewlm.train.run import Run
+from renewlm.train.run import Run, ema_version_name
 from renewlm.train.step import heldout_name, save_checkpoint
 from renewlm.versions import Paradigm, lineage_corpora, write_version
 
@@ -69,16 +70,54 @@ def version_info(run: Run, results: dict[str, dict]) -> dict:
     }
 
 
-def write_run_version(run: Run, results: dict[str, dict]) -> dict:
-    """Write the finished run as version `cfg.name` (every process calls this) and return its record."""
-    cfg, d = run.cfg, run.dist
+def _full_weights(run: Run) -> dict:
+    """The whole model's weights on the main process's CPU (a collective under FSDP)."""
     full = get_model_state_dict(run.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     full.pop(tied_head_key(run.model), None)  # gathered as its own copy: saved, it would double a tied embedding
+    return full
+
+
+def _average_record(run: Run, info: dict, key: str, losses: dict[str, float]) -> dict:
+    """The record of an average written beside NAME: NAME's, less what only training has (0 tokens, FLOPs and steps
+    beyond NAME's run, whose id it keeps), with NAME as its one parent and the average's held-out losses at the end.
+    An EMA (`ema`) records its decay, and a trunk's is a release branched off it; a window (`average`) is an
+    averaged release of the trunk, recording the steps it averages (1-based, as metrics.jsonl counts them)."""
+    cfg, trunk = run.cfg, run.cfg.kind == "trunk"
+    record = {
+        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": cfg.name if trunk else None,
+        "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0,
+        "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
+    }
+    if key == "ema":
+        return {**record, "ema": cfg.ema}
+    return {**record, "paradigm": "switch", "averaged_steps": [run.window.first_step + 1, run.state["step"]]}
+
+
+def _averages(run: Run, info: dict) -> list[tuple[str, dict, dict]]:
+    """(version name, record, whole weights) of each average the run keeps; every process joins (gathers, evaluation)."""
+    heldout = next((e for e in run.evaluators if isinstance(e, HeldOut)), None)
+    out = []
+    for key, average in run.averages.items():
+        with average.applied():
+            # Copied: in one process without FSDP the state dict holds the parameters themselves, given their weights back after.
+            weights = {name: tensor.clone() for name, tensor in _full_weights(run).items()}
+            losses = heldout.evaluate(run.model) if heldout is not None else {}
+        name = ema_version_name(run.cfg.name) if key == "ema" else run.cfg.average.release
+        out.append((name, _average_record(run, info, key, losses), weights))
+    return out
+
+
+def write_run_version(run: Run, results: dict[str, dict]) -> dict:
+    """Write the finished run as version `cfg.name`, and first each average it keeps (NAME-ema, the `average`
+    release); every process calls this; return NAME's record. All are written or, on a failure, none is kept."""
+    cfg, d = run.cfg, run.dist
+    full = _full_weights(run)
+    info = version_info(run, results)
+    averages = _averages(run, info)
     trunk = cfg.kind == "trunk"
     optimizer_folder = run.folder / "optimizer"
     if trunk:  # a collective: every process writes its shard of the optimizer state
         save_optimizer(optimizer_folder, run.model, run.optimizer)
-    info = version_info(run, results)
     failure = None
     if d.is_main:
 
@@ -88,7 +127,15 @@ def write_run_version(run: Run, results: dict[str, dict]) -> dict:
 
         try:
             with unwrapped(run.model) as model:  # config.json and version.json name LlamaForCausalLM, not FSDPLlamaForCausalLM
-                path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+                written = []
+                try:
+                    for name, record, weights in averages:
+                        written.append(write_version(run.store, name, model, run.tokenizer, record, state_dict=weights))
+                    path = write_version(run.store, cfg.name, model, run.tokenizer, info, state_dict=full, extra=add_optimizer)
+                except BaseException:
+                    for folder in written:  # their parent was not written: a rerun resumes and writes them all
+                        shutil.rmtree(folder, ignore_errors=True)
+                    raise
             info["path"] = str(path)
         except Exception as e:  # told to every process below, so none waits for the main one forever
             failure = e

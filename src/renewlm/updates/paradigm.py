@@ -40,5 +40,6 @@ def run_update(store: Store, request: UpdateRequest, *, fresh: bool = False) -> 
             )
         main_path = request.model_copy(update={"name": trunk_name(name), "parent": main_path_of(store, request.parent)})
         trunk = update_config(store, main_path, kind="trunk")
-        return run_switch(store, name, trunk, request.decay_fraction, train, fresh=fresh)
+        return run_switch(store, name, trunk, request.decay_fraction, train, fresh=fresh, release=request.release,
+                          average_window=request.average_window)
     return train(update_config(store, request), store, fresh=fresh)

@@ -5,6 +5,8 @@ N releases, each adding T new tokens. Per release, the tokens each paradigm trai
 - continue: release 1 is pre-training on T; every later release continues the last one on its new data.
 - switch: a main path (trunk) at high LR continues over each release's data, and each release is a
   branch off it with a complete, fast decay over A × the update's tokens.
+- average: path switching whose releases are the trunk's last steps averaged (`--release average`):
+  the trunk's tokens alone, counted once, and 0 training tokens for the release.
 A pre-training of P tokens (`pretrain_tokens`) makes release 1 that one run, shared by all three, and
 release i of retrain P + (i−1)·T; switch then starts its main path at release 2, as an update from a
 release with no trunk does.
@@ -30,8 +32,10 @@ from renewlm.train.run_record import Speed, measured_speed, read_run_config
 from renewlm.updates.request import checked, decay_share, known_paradigm, replay_share
 from renewlm.versions import PARADIGMS, read_version
 
-# The order of the plan's table, JSON and chart: the baseline first, then the updates measured against it.
-SHOWN = tuple(sorted(PARADIGMS, key=lambda p: p != "retrain"))
+# The order of the plan's table, JSON and chart: the baseline first, then the updates measured against it, then
+# path switching with averaged releases (a kind of release, not a paradigm of its own: `--release average`).
+AVERAGE = "average"
+SHOWN = (*sorted(PARADIGMS, key=lambda p: p != "retrain"), AVERAGE)
 DEFAULT_PRESET = "1b"
 # Llama 3's vocabulary, the one the 1b preset (Llama-3.2-1B's shape) is meant for.
 DEFAULT_VOCAB_SIZE = 128_256
@@ -123,15 +127,16 @@ def release_tokens(
     paradigm: str, release: int, tokens_per_release: float, decay_fraction: float, replay: float,
     pretrain_tokens: float | None = None,
 ) -> float:
-    """Tokens trained for release `release` (1-based) under `paradigm`."""
-    checked(known_paradigm, paradigm)
+    """Tokens trained for release `release` (1-based) under `paradigm` (or `average`: switch, averaged releases)."""
+    if paradigm != AVERAGE:
+        checked(known_paradigm, paradigm)
     if pretrain_tokens is not None and release == 1:  # one pre-training, the same run in every paradigm
         return pretrain_tokens
     first = tokens_per_release if pretrain_tokens is None else pretrain_tokens
     if paradigm == "retrain":
         return first + (release - 1) * tokens_per_release
     update = tokens_per_release if release == 1 else tokens_per_release / (1 - replay)
-    if paradigm == "continue":
+    if paradigm in ("continue", AVERAGE):  # an averaged release trains nothing beyond its trunk's update
         return update
     return (1 + decay_fraction) * update  # switch: the trunk over the update, then the branch's decay over A of it
 
@@ -271,8 +276,8 @@ def plot_plan(plan: Plan, output: Path) -> Path:
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
     for paradigm in SHOWN:
         ys = cumulative(plan.flops(paradigm))
-        (line,) = ax.plot(xs, ys, marker="o", label=paradigm)
-        if paradigm == "retrain":
+        (line,) = ax.plot(xs, ys, marker="o", linestyle="--" if paradigm == AVERAGE else "-", label=paradigm)
+        if paradigm in ("retrain", AVERAGE):  # average's points are continue's: its ratios are in the table
             continue
         # continue runs below switch: its labels go under its points so the two never overlap
         below = paradigm == "continue"

@@ -26,6 +26,7 @@ from renewlm.optim.schedule import validate_schedule
 from renewlm.versions import PARADIGMS, Paradigm
 
 Recipe = Literal["cosine", "wsd", "reuse", "constant"]
+ReleaseKind = Literal["decay", "average"]  # how a switch update makes its release from the trunk
 T = TypeVar("T")
 
 # The reuse cosine falls from its start to its floor (1/100 of it), so a blend switch at LR = start/R needs
@@ -94,6 +95,7 @@ _TAKE_THE_PARENTS = "leave it out to take the parent's"
 _SIZES = {
     "seq_len": ("tokens", _TAKE_THE_PARENTS), "batch_tokens": ("tokens", _TAKE_THE_PARENTS),
     "micro_batch": ("sequences", _TAKE_THE_PARENTS), "tokens": ("tokens", "e.g. --tokens 2e9"), "steps": ("steps", "e.g. --steps 1000"),
+    "average_window": ("steps", "e.g. --average-window 50, or leave it out for the trunk's last 10%"),
 }
 
 
@@ -124,6 +126,12 @@ class UpdateRequest(Config):
     checkpoint_every: int = Field(0, description="Checkpoint every N steps (0: only where a run stops).")
     seed: int = Field(0, description="Data-order seed.")
     decay_fraction: DecayFraction = Field(0.1, description="switch: the release's decay, as a share of the update's tokens.")
+    release: ReleaseKind = Field(
+        "decay", description="switch: decay (a branch with a complete decay) or average (the trunk's last steps averaged, no decay run).",
+    )
+    average_window: Whole | None = Field(
+        None, description="switch with --release average: the trunk's last N steps averaged (default: its last 10%).",
+    )
     then: list[str] | None = Field(
         None, description="reuse recipe: the second blend's corpora, NAME or NAME:WEIGHT, from LR = start/5 on (see switch_at).",
     )
@@ -191,6 +199,12 @@ class UpdateRequest(Config):
     def _paradigm_problems(self) -> list[str]:
         """The flags the paradigm does not take, and the reuse recipe's second blend given without its parts."""
         p, problems = self.paradigm, []
+        if p != "switch" and self.release != "decay":
+            problems.append(f"--release average releases a path-switching trunk's averaged weights, which --paradigm {p} "
+                            f"does not keep; add --paradigm switch or leave --release out")
+        if self.average_window is not None and self.release != "average":
+            problems.append("--average-window sets how many of the trunk's last steps an averaged release averages; add "
+                            "--paradigm switch --release average or leave it out")
         if p != "continue" and self.switch_at is not None:
             problems.append(f"--switch-at moves the reuse recipe's blend switch, which --paradigm {p} does not use; leave it out")
         if p == "retrain":

@@ -7,6 +7,11 @@ branches off that new trunk: its weights and optimizer state, the same mixture, 
 decay over `decay_fraction` of the trunk update's tokens (MiniCPM: 10% is enough; recipes.md §3).
 The next update continues the trunk, never the release. Re-running the command skips a finished
 trunk and resumes whatever was interrupted.
+
+An averaged release (`--release average`) needs no decay run: the trunk run keeps the uniform average
+of its weights over its last `--average-window` steps (train/ema.py's WindowAverage) and writes it as
+release `NEW` beside trunk `NEW-trunk` (PMA, Li et al. 2025; WSM, Tian et al. 2025). Either kind of
+release records the trunk, so the next update, of either kind, continues it.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ TRUNK_SUFFIX = "-trunk"
 # A decay's first step runs at the LR it starts from, so a one-step branch is the trunk's LR again: no
 # decay at all. Two steps end at 29% of the trunk's LR (1-sqrt: 1 − √(1/2)), five at 11%, ten at 5%.
 MIN_DECAY_STEPS = 2
+# Without --average-window: the trunk update's last 10% of steps, the share a decay branch would train (MiniCPM).
+DEFAULT_AVERAGE_FRACTION = 0.1
 
 
 def trunk_name(release: str) -> str:
@@ -64,10 +71,31 @@ def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConf
     return validate_run(run, f"release {name}")
 
 
-def run_switch(store: Store, name: str, trunk: RunConfig, decay_fraction: float, train: Callable, *, fresh: bool) -> dict:
-    """Write trunk `trunk.name` (unless a finished trunk of the same config exists), then release `name`."""
+def averaging_trunk(name: str, trunk: RunConfig, window: int | None) -> RunConfig:
+    """`trunk` keeping the uniform average of its last `window` steps (default: its last 10%), written as release `name`."""
+    steps = window if window is not None else max(1, round(DEFAULT_AVERAGE_FRACTION * trunk.total_steps))
+    return validate_run({**trunk.model_dump(mode="json"), "average": {"release": name, "steps": steps}}, f"trunk of {name}")
+
+
+def run_switch(
+    store: Store, name: str, trunk: RunConfig, decay_fraction: float, train: Callable, *, fresh: bool,
+    release: str = "decay", average_window: int | None = None,
+) -> dict:
+    """Write trunk `trunk.name` (unless a finished trunk of the same config exists), then release `name`: a decay
+    branch off it, or (`release="average"`) the trunk run's average of its last steps, written by that run."""
     if store.exists("versions", name):
         raise ConfigError(f"version {name!r} already exists in {store.root}; choose another name or remove it with `renewlm rm {name}`")
+    if release == "average":
+        trunk = averaging_trunk(name, trunk, average_window)
+        if store.exists("versions", trunk.name):
+            raise ConfigError(
+                f"trunk {trunk.name!r} already exists without the average release {name!r} needs; remove it with "
+                f"`renewlm rm {trunk.name}` or name the release differently"
+            )
+        info = train(trunk, store, fresh=fresh)
+        if "path" not in info:  # not the main process
+            return info
+        return {**read_version(store, name).model_dump(mode="json"), "path": str(store.path("versions", name))}
     release = branch_config(name, trunk, decay_fraction)  # its problems stop the command before the trunk trains
     if release.total_steps < MIN_DECAY_STEPS:
         need = next(n for n in range(trunk.total_steps, 10**9) if round(decay_fraction * n) >= MIN_DECAY_STEPS)

@@ -9,7 +9,7 @@
   replayed data and a release's decay re-read data already counted).
 - series: the releases in the version's history (release ancestors, every release branched off a
   trunk ancestor, and the version itself; a trunk, never released, has none; a soup that is a copy of
-  one version, all its weight on it, takes that version's place); what producing all of them cost (each run once) against
+  one version, all its weight on it, and a run's EMA version take that version's place); what producing all of them cost (each run once) against
   retraining each of them from scratch, the comparison of Wang et al. (four versions of path
   switching ≈ 58% of retraining, recipes.md §3).
 """
@@ -40,7 +40,10 @@ def _sum(metas, key: str) -> float:
 
 
 def copy_of(meta: VersionRecord) -> str | None:
-    """The version a soup's weights equal (linear or slerp with all the weight on one parent: α = 1), or None."""
+    """The version a soup's weights equal (linear or slerp with all the weight on one parent: α = 1), or the run
+    version whose moving average an EMA version is (another form of the same release, not a second one), or None."""
+    if meta.ema is not None and meta.parents:
+        return meta.parents[0].name
     if meta.kind != "soup" or (meta.method or "linear") not in ("linear", "slerp"):
         return None
     weighted = [p for p in meta.parents if p.weight]

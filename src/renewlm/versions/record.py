@@ -138,6 +138,12 @@ class VersionRecord(BaseModel):
     """For a soup merged against a base version, that version."""
     method_parameters: dict[str, Any] | None = None
     """For a soup, the method's own numbers (mergekit's density, say)."""
+    ema: float | None = None
+    """For a run's moving average of weights (its `ema`), the decay: its one parent is the run's version, whose run
+    it names; it trained no tokens of its own."""
+    averaged_steps: list[int] | None = None
+    """For an averaged release (`--release average`), the first and last steps of its trunk's run whose weights it
+    averages uniformly (1-based, as metrics.jsonl counts them); its one parent and `trunk` are that trunk."""
     evaluation: dict[str, Any] | None = None
     """For a soup measured on held-out data (`--on`), what it was measured with: corpora, `seq_len`, `eval_tokens`,
     `document_mask`."""
