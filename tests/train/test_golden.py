@@ -1,5 +1,5 @@
 """Golden loss curves: the tiny preset on fixed synthetic data for 50 steps, in one process and in two
-gloo processes, checked against tests/train/golden.json. A change that alters training shows here.
+gloo processes (and once with document masking and a z-loss), checked against tests/train/golden.json. A change that alters training shows here.
 
 A change meant to alter training rewrites the curves in the same commit and says why:
 
@@ -54,6 +54,7 @@ def synthetic_texts(seed: int, documents: int = 600) -> list[str]:
 RUNS = {  # name: (processes, run-file fields beyond the base run)
     "one_process": (1, {}),
     "two_processes": (2, {}),
+    "document_mask_z_loss": (1, {"document_mask": True, "z_loss": 1e-4}),  # the options that change the loss itself
 }
 
 

@@ -42,27 +42,38 @@ def train(
     _report(run_file(load_run(run), open_store(store), fresh=fresh))
 
 
+# update's flags whose help takes more than a line
+DataFlag = Annotated[list[str], typer.Option(
+    "--data", help="New corpus, NAME or NAME:WEIGHT (repeat, or comma-separated; default weights: token counts).")]
+ReplayFlag = Annotated[float, typer.Option("--replay", help="Share of every batch replayed from the lineage's corpora, in [0, 1).")]
+ReplayFromFlag = Annotated[list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")]
+TokenizerFlag = Annotated[str | None, typer.Option(
+    "--tokenizer", help="An extension of the parent's tokenizer (tokenizer extend): embeddings grow to it.")]
+RecipeFlag = Annotated[Recipe | None, typer.Option(
+    "--recipe", help="Learning-rate recipe (default cosine: re-warm and re-decay).", show_default=False)]
+ParadigmFlag = Annotated[Paradigm, typer.Option(
+    "--paradigm", help="continue: from the weights; switch: path switching (trunk + release); retrain: from scratch.")]
+DecayFractionFlag = Annotated[float, typer.Option(
+    "--decay-fraction", help="switch: the release's decay, as a share of the update's tokens.")]
+ReleaseFlag = Annotated[ReleaseKind, typer.Option(
+    "--release", help="switch: decay (a decay branch off the trunk) or average (the trunk's last steps averaged, no decay run).")]
+AverageWindowFlag = Annotated[int | None, typer.Option(
+    "--average-window", help="With --release average: average the trunk's last N steps (default: 10%).")]
+ThenFlag = Annotated[list[str] | None, typer.Option(
+    "--then", help="reuse recipe: the second blend's corpora, from LR = start/5 on (see --switch-at).")]
+SwitchAtFlag = Annotated[float | None, typer.Option(
+    "--switch-at", help="With --then: start the second blend at LR = start/R (default 5).")]
+
+
 @app.command()
 def update(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
     parent: Annotated[str, typer.Option("--from", help="The version to update.")],
-    data: Annotated[
-        list[str],
-        typer.Option("--data", help="New corpus, NAME or NAME:WEIGHT (repeat, or comma-separated; default weights: token counts)."),
-    ],
-    replay: Annotated[
-        float, typer.Option(help="Share of every batch replayed from the lineage's corpora, in [0, 1).")
-    ] = 0.0,
-    replay_from: Annotated[
-        list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")
-    ] = None,
-    tokenizer: Annotated[
-        str | None, typer.Option("--tokenizer", help="An extension of the parent's tokenizer (tokenizer extend): embeddings grow to it.")
-    ] = None,
-    recipe: Annotated[
-        Recipe | None,
-        typer.Option(help="Learning-rate recipe (default cosine: re-warm and re-decay).", show_default=False),
-    ] = None,
+    data: DataFlag,
+    replay: ReplayFlag = 0.0,
+    replay_from: ReplayFromFlag = None,
+    tokenizer: TokenizerFlag = None,
+    recipe: RecipeFlag = None,
     lr: Annotated[float | None, typer.Option(help="Top LR of the recipe (default: from the parent's schedule).")] = None,
     tokens: Annotated[str | None, typer.Option(help="Training tokens: 2000000000, 2e9 or 2B.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (instead of --tokens).")] = None,
@@ -71,25 +82,12 @@ def update(
     micro_batch: Annotated[int | None, typer.Option(help="Sequences per forward pass per process.")] = None,
     eval_every: Annotated[int, typer.Option(help="Held-out evaluation every N steps.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 0,
-    paradigm: Annotated[
-        Paradigm,
-        typer.Option(help="continue: from the weights; switch: path switching (trunk + release); retrain: from scratch."),
-    ] = "continue",
-    decay_fraction: Annotated[
-        float, typer.Option(help="switch: the release's decay, as a share of the update's tokens.")
-    ] = 0.1,
-    release: Annotated[
-        ReleaseKind, typer.Option(help="switch: decay (a decay branch off the trunk) or average (the trunk's last steps averaged, no decay run).")
-    ] = "decay",
-    average_window: Annotated[
-        int | None, typer.Option("--average-window", help="With --release average: average the trunk's last N steps (default: 10%).")
-    ] = None,
-    then: Annotated[
-        list[str] | None, typer.Option("--then", help="reuse recipe: the second blend's corpora, from LR = start/5 on (see --switch-at).")
-    ] = None,
-    switch_at: Annotated[
-        float | None, typer.Option("--switch-at", help="With --then: start the second blend at LR = start/R (default 5).")
-    ] = None,
+    paradigm: ParadigmFlag = "continue",
+    decay_fraction: DecayFractionFlag = 0.1,
+    release: ReleaseFlag = "decay",
+    average_window: AverageWindowFlag = None,
+    then: ThenFlag = None,
+    switch_at: SwitchAtFlag = None,
     seed: Annotated[int, typer.Option(help="Data-order seed.")] = 0,
     fresh: Fresh = False,
     store: StoreOption = None,
