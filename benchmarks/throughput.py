@@ -12,7 +12,7 @@ setting) in separate processes, so peak memory is each one's own.
     python benchmarks/throughput.py --presets 125m 1b --seq-len 2048 --micro-batch 8 --batch-tokens 131072
     python benchmarks/throughput.py --startup --presets 125m --procs 2   # peak host memory of each process's start-up
     python benchmarks/throughput.py --presets tiny --profile /tmp/prof   # also /tmp/prof-tiny.txt: where renewlm's steps go
-    python benchmarks/throughput.py --presets tiny --document-mask      # renewlm's loop with document_mask: true
+    python benchmarks/throughput.py --presets tiny --document-mask      # both loops attend within documents
     python benchmarks/throughput.py --presets tiny --ema 0.999          # renewlm's loop keeping an EMA of the weights
 
 Prints a table and writes benchmarks/results/throughput.json (or startup.json), and the same JSON to
@@ -245,14 +245,35 @@ def worker_plain(args) -> dict:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": other, "weight_decay": 0.0}],
                             lr=1e-4, betas=(0.9, 0.95), fused=True)
     micro = args.batch_tokens // args.seq_len // args.micro_batch
-    vocab = 4096  # the ids the renewlm run reads come from the same 4096-token tokenizer
+    # The same packed documents renewlm's run reads, in order: windows of seq_len + 1 tokens of the corpus.
+    from renewlm.data.corpus import Corpus
+    from renewlm.store import Store
+
+    corpus = Corpus.open(Store(args.store), "bench", verify=False)
+    window = args.seq_len + 1
+    read = 0
+
+    def batch() -> torch.Tensor:
+        nonlocal read
+        block = corpus.train.read(read * window, args.micro_batch * window).astype("int64")
+        read = (read + args.micro_batch) % (corpus.train.num_tokens // window - args.micro_batch)
+        return torch.from_numpy(block).view(args.micro_batch, window).to(device)
+
+    def positions(x: torch.Tensor) -> torch.Tensor:
+        """Each token's place in its document, restarting after every EOS (packing without padding)."""
+        index = torch.arange(x.shape[1], device=x.device).expand_as(x)
+        starts = torch.zeros_like(x)
+        starts[:, 1:] = torch.where(x[:, :-1] == corpus.eos_id, index[:, 1:], 0)
+        return index - starts.cummax(dim=1).values
+
     times, cpu = [], []  # wall and CPU seconds per step
     for step in range(args.steps):
         t, c = time.perf_counter(), time.process_time()
         for _ in range(micro):
-            x = torch.randint(0, vocab, (args.micro_batch, args.seq_len + 1), device=device)
+            x = batch()
+            extra = {"position_ids": positions(x[:, :-1])} if args.document_mask else {}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                logits = model(input_ids=x[:, :-1]).logits
+                logits = model(input_ids=x[:, :-1], **extra).logits
             loss = F.cross_entropy(logits.flatten(0, 1).float(), x[:, 1:].flatten()) / micro
             loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -282,7 +303,7 @@ def run_worker(kind: str, args, store: Path, parent: Path) -> dict:
            "--precision", args.precision]
     if args.compile is not None:
         cmd += ["--compile" if args.compile else "--no-compile"]
-    if args.document_mask and kind == "renewlm":
+    if args.document_mask and kind in ("renewlm", "plain"):  # the plain loop passes the same restarting positions
         cmd += ["--document-mask"]
     if args.ema is not None and kind == "renewlm":
         cmd += ["--ema", str(args.ema)]
@@ -305,7 +326,8 @@ def main() -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--procs", type=int, default=1, help="processes for renewlm's loop (torchrun, FSDP)")
-    p.add_argument("--document-mask", action="store_true", help="renewlm's loop masks attention per document (document_mask)")
+    p.add_argument("--document-mask", action="store_true",
+                   help="both loops mask attention per document (renewlm: document_mask; plain: restarting position ids)")
     p.add_argument("--ema", type=float, help="renewlm's loop keeps an EMA of the weights with this decay (ema)")
     p.add_argument("--startup", action="store_true", help="measure start-up host memory per process instead")
     p.add_argument("--json", action="store_true", help="also print the result as JSON")
