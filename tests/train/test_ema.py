@@ -113,3 +113,15 @@ def test_two_gloo_processes_keep_the_average_one_process_keeps(train_store, tmp_
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=0)
+
+
+def test_the_ema_of_a_release_branched_off_a_trunk_names_that_trunk(train_store):
+    from renewlm.train.config import validate_run as run_config
+    from renewlm.updates.paradigm import run_file
+    from renewlm.versions import read_version
+
+    cfg = run_config(run_dict("ema-sw", paradigm="switch", schedule={"name": "constant", "lr": 1e-3}, steps=10,
+                              decay_fraction=0.2, ema=0.9))
+    run_file(cfg, train_store, fresh=True)
+    release, ema = read_version(train_store, "ema-sw"), read_version(train_store, "ema-sw-ema")
+    assert release.trunk == "ema-sw-trunk" and ema.trunk == "ema-sw-trunk"  # an update from either continues the trunk

@@ -137,3 +137,20 @@ def test_update_takes_the_extended_tokenizer_and_grows_the_parent(grown, cli):
     code, _, err = cli("update", "vb-re", "--from", "vb-base", "--data", "nl", "--tokenizer", "tok-nl", "--steps", "2",
                        "--paradigm", "retrain", "--store", store.root)
     assert code == 2 and "--paradigm retrain trains from scratch on all the data, so it takes no --tokenizer" in err
+
+
+def test_a_damaged_extension_record_is_refused_before_anything_is_built(grown):
+    import shutil
+
+    store, _, _ = grown
+    damaged = store.path("tokenizers", "tok-damaged")
+    shutil.copytree(store.path("tokenizers", "tok-nl"), damaged, dirs_exist_ok=True)
+    record = json.loads((damaged / EXTENSION).read_text())
+    for base in record["bases"]:
+        base["ids"] = 10**6  # more ids than the tokenizer holds
+    (damaged / EXTENSION).write_text(json.dumps(record))
+    cfg = run_dict("vb-damaged", preset=None, parent="vb-base", tokenizer="tok-damaged", steps=1,
+                   mixture={"phases": [{"corpora": {"nl": 1.0}}]})
+    with pytest.raises(ConfigError, match=r"records a base of 1000000 ids but holds 612; its extension record is damaged"):
+        train(validate_run(cfg), store, fresh=True)
+    assert not store.path("runs", "vb-damaged").exists()

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from renewlm.errors import ConfigError
+
 
 def grow_vocabulary(model: nn.Module, vocab_size: int, old_ids: int) -> int:
     """Give `model` at least `vocab_size` embedding rows and set rows [old_ids, vocab_size) of its input
@@ -27,7 +29,10 @@ def grow_vocabulary(model: nn.Module, vocab_size: int, old_ids: int) -> int:
     """
     rows = model.get_input_embeddings().weight.shape[0]
     if not 0 < old_ids <= min(rows, vocab_size):
-        raise ValueError(f"old_ids {old_ids} must lie in (0, min(rows {rows}, vocab_size {vocab_size})]")
+        raise ConfigError(
+            f"the tokenizer's extension record says its base has {old_ids} ids, but the model has {rows} embedding rows and "
+            f"the tokenizer {vocab_size} ids; extend the model's own tokenizer again with `renewlm tokenizer extend`"
+        )
     if vocab_size > rows:
         model.resize_token_embeddings(vocab_size, mean_resizing=False)
     head = model.get_output_embeddings()

@@ -23,7 +23,7 @@ from torch import nn
 from renewlm.data.corpus import Corpus, open_corpora
 from renewlm.data.stream import MixtureStream
 from renewlm.data.tokenizer import fingerprint, load_tokenizer
-from renewlm.data.tokenizer_extend import base_ids, read_extension, reads
+from renewlm.data.tokenizer_extend import reads
 from renewlm.distributed import Dist
 from renewlm.eval.config import build_evaluators, default_evaluations
 from renewlm.eval.evaluator import Evaluator
@@ -39,6 +39,7 @@ from renewlm.train.config import RunConfig, validate_run
 from renewlm.train.ema import EMA, Average, WindowAverage
 from renewlm.train.run_record import RUN_FILE, RUN_YAML, read_identity
 from renewlm.train.trackers import check_trackers
+from renewlm.train.vocabulary import vocabulary_growth
 from renewlm.versions import lineage_corpora, read_version
 
 
@@ -161,7 +162,7 @@ def preflight(cfg: RunConfig, store: Store, dist_: Dist) -> Checked:
         problems.append(str(e))
 
     corpora, eval_corpora, missing = _check_corpora(cfg, store, tokenizer, tokenizer_ref, problems)
-    grow_from = _vocabulary_growth(cfg, store, source, tokenizer, problems)
+    grow_from = vocabulary_growth(cfg, store, source, tokenizer, problems)
     schedule, stream = _check_stream(cfg, corpora, problems)
     evaluators = []
     if not problems:  # lm-eval tasks are looked up here: an unknown task stops the run before any work
@@ -220,31 +221,6 @@ def _check_stream(cfg: RunConfig, corpora: dict, problems: list[str]):
         except RenewError as e:
             problems.append(str(e))
     return schedule, stream
-
-
-def _vocabulary_growth(cfg: RunConfig, store: Store, source: ModelSource | None, tokenizer, problems: list[str]) -> int | None:
-    """The parent tokenizer's ids when the run's tokenizer is a `renewlm tokenizer extend` of it (the
-    parent's embeddings then grow to the new ids, model/resize.py); None when there is nothing to grow."""
-    if cfg.tokenizer is None or tokenizer is None or source is None or source.kind == "preset":
-        return None
-    try:
-        parent = fingerprint(load_tokenizer(store, cfg.parent))
-    except RenewError:
-        return None  # a parent without a tokenizer: the run's own tokenizer is checked against the model's rows
-    if parent == fingerprint(tokenizer):
-        return None
-    old_ids = base_ids(tokenizer, parent)
-    if old_ids is None and read_extension(tokenizer.name_or_path) is not None:
-        problems.append(
-            f"tokenizer {cfg.tokenizer!r} extends another tokenizer than the one of parent {cfg.parent!r}, so its ids mean other "
-            f"strings to this model; extend the parent's own: `renewlm tokenizer extend NEW --from {cfg.parent} --input ...`"
-        )
-    elif old_ids is not None and cfg.load_optimizer:
-        problems.append(
-            f"load_optimizer cannot carry {cfg.parent!r}'s optimizer state into embeddings grown to tokenizer {cfg.tokenizer!r}'s "
-            f"new ids; set load_optimizer: false"
-        )
-    return old_ids
 
 
 def _check_source(cfg: RunConfig, store: Store, dist_: Dist, problems: list[str]) -> ModelSource | None:

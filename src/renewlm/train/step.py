@@ -103,7 +103,10 @@ def head_square(model: nn.Module) -> torch.Tensor:
     """The squared norm of this process's part of the output projection's weight (lm_head; the input
     embedding where tied), summed over processes by the step's all-reduce: its square root is logged as
     `head_norm`, the norm Marin watched when it tried the z-loss (its report "ZLoss vs Not 1.4B")."""
-    weight = model.get_output_embeddings().weight.detach()
+    head = model.get_output_embeddings()
+    if head is None:  # a model with no output projection of its own: nothing to watch
+        return torch.zeros((), device=next(model.parameters()).device)
+    weight = head.weight.detach()
     local = weight.to_local() if hasattr(weight, "to_local") else weight  # a DTensor shard under FSDP
     return torch.linalg.vector_norm(local, dtype=torch.float32).square()
 

@@ -84,7 +84,7 @@ def _average_record(run: Run, info: dict, key: str, losses: dict[str, float]) ->
     averaged release of the trunk, recording the steps it averages (1-based, as metrics.jsonl counts them)."""
     cfg, trunk = run.cfg, run.cfg.kind == "trunk"
     record = {
-        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": cfg.name if trunk else None,
+        **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": cfg.name if trunk else info.get("trunk"),
         "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0,
         "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
     }
