@@ -5,6 +5,7 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
+from renewlm.errors import ConfigError
 from renewlm.model.resize import grow_vocabulary
 
 
@@ -52,5 +53,5 @@ def test_rows_a_model_already_has_are_set_in_place_and_its_padding_is_left_alone
 
 
 def test_growing_below_the_old_ids_is_refused():
-    with pytest.raises(ValueError, match="old_ids 600"):
+    with pytest.raises(ConfigError, match="its base has 600 ids, but the model has .* embedding rows and the tokenizer 550 ids"):
         grow_vocabulary(_model("gpt2"), 550, 600)
