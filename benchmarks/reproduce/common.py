@@ -219,8 +219,8 @@ def write_results(study: str, args, payload: dict, started: float) -> Path:
 
 
 def training_seconds(store: Store, study: str) -> float:
-    """Seconds in training steps of every version of study `sNN_...` (its versions are named `sN-...`)."""
-    prefix = f"s{int(study[1:3])}-"
+    """Seconds in training steps of every version of study `sNN_...` or `cNN_...` (named `sN-...`, `cN-...`)."""
+    prefix = f"{study[0]}{int(study[1:3])}-"
     return round(sum(m.seconds or 0 for m in list_versions(store) if m.name.startswith(prefix)), 1)
 
 
