@@ -142,3 +142,19 @@ def test_plan_and_sweep_check_replay_and_decay_with_the_requests_rules(store):
     with pytest.raises(ConfigError) as sweep:
         check_settings(store, "s", SweepSettings(parent="v1", data=["code"], durations=[100], decay_fraction=0))
     assert str(plan.value) == str(sweep.value) == DECAY_0
+
+
+def test_a_replay_sampled_from_the_parent_needs_a_share_and_no_corpora():
+    assert request(replay=0.05, replay_source="parent").replay_source == "parent"
+    assert refusal(replay_source="parent") == (
+        "--replay-source parent samples the replay share from the parent, so it needs a share; add --replay, e.g. --replay 0.05")
+    assert refusal(replay=0.05, replay_source="parent", replay_from=["prose"]) == (
+        "--replay-source parent samples the replay from the parent instead of reading corpora; leave out --replay-from, "
+        "or leave out --replay-source parent to replay those corpora")
+    assert refusal(replay=0.05, replay_temperature=0.7, replay_prompts="data") == (
+        "--replay-temperature and --replay-prompts set how the replay is sampled from the parent; add --replay-source "
+        "parent or leave them out")
+    assert refusal(replay=0.05, replay_source="parent", replay_temperature=0.0) == (
+        "--replay-temperature must be a positive temperature (got 0.0); 1 (the default) samples the parent's own distribution")
+    assert refusal(paradigm="retrain", replay_source="parent") == (
+        "--paradigm retrain trains from scratch on all the data, so it takes no --replay-source; leave it out")

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.cli.options import names
-from renewlm.updates.request import Recipe, ReleaseKind, UpdateRequest
+from renewlm.updates.request import Recipe, ReleaseKind, ReplayPrompts, ReplaySource, UpdateRequest
 from renewlm.versions import Paradigm
 
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
@@ -47,6 +47,13 @@ DataFlag = Annotated[list[str], typer.Option(
     "--data", help="New corpus, NAME or NAME:WEIGHT (repeat, or comma-separated; default weights: token counts).")]
 ReplayFlag = Annotated[float, typer.Option("--replay", help="Share of every batch replayed from the lineage's corpora, in [0, 1).")]
 ReplayFromFlag = Annotated[list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")]
+ReplaySourceFlag = Annotated[ReplaySource, typer.Option(
+    "--replay-source", help="data: replay corpora (the lineage's or --replay-from); parent: replay text sampled from the parent.")]
+ReplayTemperatureFlag = Annotated[float | None, typer.Option(
+    "--replay-temperature", help="With --replay-source parent: the sampling temperature [default: 1].", show_default=False)]
+ReplayPromptsFlag = Annotated[ReplayPrompts | None, typer.Option(
+    "--replay-prompts", help="With --replay-source parent: sample from BOS (bos) or from new-data documents' starts (data) "
+    "[default: bos].", show_default=False)]
 TokenizerFlag = Annotated[str | None, typer.Option(
     "--tokenizer", help="An extension of the parent's tokenizer (tokenizer extend): embeddings grow to it.")]
 RecipeFlag = Annotated[Recipe | None, typer.Option(
@@ -72,6 +79,9 @@ def update(
     data: DataFlag,
     replay: ReplayFlag = 0.0,
     replay_from: ReplayFromFlag = None,
+    replay_source: ReplaySourceFlag = "data",
+    replay_temperature: ReplayTemperatureFlag = None,
+    replay_prompts: ReplayPromptsFlag = None,
     tokenizer: TokenizerFlag = None,
     recipe: RecipeFlag = None,
     lr: Annotated[float | None, typer.Option(help="Top LR of the recipe (default: from the parent's schedule).")] = None,
@@ -100,7 +110,8 @@ def update(
         name=name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction, recipe=recipe,
         release=release, average_window=average_window,
         then=names(then) if then else None, switch_at=switch_at, replay=replay,
-        replay_from=names(replay_from) if replay_from else None, tokenizer=tokenizer, lr=lr, steps=steps,
+        replay_from=names(replay_from) if replay_from else None, replay_source=replay_source,
+        replay_temperature=replay_temperature, replay_prompts=replay_prompts, tokenizer=tokenizer, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
         checkpoint_every=checkpoint_every, seed=seed,

@@ -326,3 +326,29 @@ def prepare(
                              seconds=time.monotonic() - started, splits=(train_info, val.close()))
         write_json(tmp / "corpus.json", manifest)
     return Corpus.open(store, name, verify=False)
+
+
+def write_documents(store: Store, name: str, documents: Iterator[np.ndarray], tokenizer: str, *, train_tokens: int,
+                    heldout_tokens: int, record: dict) -> Corpus:
+    """Corpus `name` from documents of token ids (each ending with EOS) rather than text: the first documents until
+    `heldout_tokens` are held out, the next until `train_tokens` are trained on; `record` says where they came from
+    (corpus.json's `generated`). Written like a prepared corpus: nothing is left behind if anything fails."""
+    tok = load_tokenizer(store, tokenizer)
+    vocab_size = max(len(tok), tok.backend_tokenizer.get_vocab_size(with_added_tokens=True))
+    dtype = np.dtype(np.uint16 if vocab_size <= 2**16 else np.uint32)
+    started = time.monotonic()
+    with store.staging("corpora", name) as tmp:
+        train, val = ShardWriter(tmp / "train", dtype), ShardWriter(tmp / "val", dtype)
+        for doc in documents:
+            split = val if val.tokens < heldout_tokens else train
+            split.add(np.asarray(doc, dtype=dtype), np.array([len(doc)], dtype=np.int64))
+            if train.tokens >= train_tokens:
+                break
+        splits = (train.close(), val.close())
+        held = splits[1]["tokens"] / max(1, splits[0]["tokens"] + splits[1]["tokens"])
+        manifest = _manifest(name, tokenizer, tok, vocab_size, dtype, [], sources=([], []), counts={"replaced": 0, "empty": 0},
+                             options={"text_field": None, "input_format": None, "val_fraction": round(held, 6),
+                                      "min_heldout_tokens": heldout_tokens, "heldout_added": 0, "generated": record},
+                             seconds=time.monotonic() - started, splits=splits)
+        write_json(tmp / "corpus.json", manifest)
+    return Corpus.open(store, name, verify=False)

@@ -38,8 +38,6 @@ def generate(
     seed: int = 0,
 ) -> str:
     """The model's continuation of `prompt` (the new text only, special tokens left out)."""
-    from transformers import GenerationConfig
-
     check_sampling(prompt, max_new_tokens, temperature, top_p)
     device = next(model.parameters()).device
     inputs = tokenizer(prompt, return_tensors="pt").to(device)
@@ -52,17 +50,40 @@ def generate(
         )
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    # A fresh config, not the folder's generation_config.json: the flags alone decide the decoding.
+    output = sample_ids(model, inputs["input_ids"], max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
+                        seed=seed, eos=eos, pad=pad, attention_mask=inputs.get("attention_mask"))
+    return tokenizer.decode(output[0, length:], skip_special_tokens=True)
+
+
+def sample_ids(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    *,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+    eos: int | None,
+    pad: int | None,
+    top_p: float = 1.0,
+    attention_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Prompts (a batch of equally long rows) and their continuations, batched with the KV cache; a row that ends
+    (EOS) is padded with `pad` to the longest."""
+    from transformers import GenerationConfig
+
+    # A fresh config, not the folder's generation_config.json: the arguments alone decide the decoding.
     if temperature == 0:
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eos, pad_token_id=pad)
     else:
         config = GenerationConfig(
             max_new_tokens=max_new_tokens, do_sample=True, temperature=temperature, top_p=top_p, top_k=0,
-            eos_token_id=eos, pad_token_id=pad,
+            eos_token_id=eos, pad_token_id=pad, use_cache=True,
         )
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    device = input_ids.device
     model.eval()
     # the seed is this call's alone: the caller's random state is restored afterwards
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         torch.manual_seed(seed)
-        output = model.generate(**inputs, generation_config=config)
-    return tokenizer.decode(output[0, length:], skip_special_tokens=True)
+        return model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)

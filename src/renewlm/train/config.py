@@ -154,6 +154,11 @@ class RunConfig(Config):
         "only after the last (fewer collectives; parameters and fp32 gradients stay unsharded over the micro-batches).",
     )
     compile: bool | None = Field(None, description="torch.compile the model (default: on CUDA only).")
+    generation_flops: float = Field(
+        0.0, ge=0, allow_inf_nan=False,
+        description="FLOPs spent before the run sampling its replay corpus from the parent (`update --replay-source "
+        "parent`); its version's FLOPs count them.",
+    )
     peak_tflops: float | None = Field(
         None, gt=0, allow_inf_nan=False,
         description="The device's dense peak in TFLOP/s, for MFU (default: known NVIDIA parts by exact name).",

@@ -59,7 +59,8 @@ def version_info(run: Run, results: dict[str, dict]) -> dict:
         "steps": run.state["step"],
         "skipped_steps": run.state["skipped_steps"],
         "tokens": run.state["tokens"],
-        "flops": run.flops_per_token * run.state["tokens"],
+        "flops": run.flops_per_token * run.state["tokens"] + cfg.generation_flops,
+        "generation_flops": cfg.generation_flops,
         "seconds": round(run.state["seconds"], 3),
         "device": run.dist.hardware(),
         "losses": results.get(heldout, {}),
@@ -85,7 +86,7 @@ def _average_record(run: Run, info: dict, key: str, losses: dict[str, float]) ->
     cfg, trunk = run.cfg, run.cfg.kind == "trunk"
     record = {
         **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": cfg.name if trunk else info.get("trunk"),
-        "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0,
+        "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0, "generation_flops": 0.0,
         "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
     }
     if key == "ema":

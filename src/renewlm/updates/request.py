@@ -27,6 +27,8 @@ from renewlm.versions import PARADIGMS, Paradigm
 
 Recipe = Literal["cosine", "wsd", "reuse", "constant"]
 ReleaseKind = Literal["decay", "average"]  # how a switch update makes its release from the trunk
+ReplaySource = Literal["data", "parent"]  # replay read from corpora, or sampled from the parent (updates/generated.py)
+ReplayPrompts = Literal["bos", "data"]  # what a sampled replay document starts from
 T = TypeVar("T")
 
 # The reuse cosine falls from its start to its floor (1/100 of it), so a blend switch at LR = start/R needs
@@ -111,6 +113,15 @@ class UpdateRequest(Config):
     )
     replay: Replay = Field(0.0, description="Share of every batch replayed from the lineage's corpora, in [0, 1).")
     replay_from: list[str] | None = Field(None, description="Replay these corpora instead of the lineage's.")
+    replay_source: ReplaySource = Field(
+        "data", description="data: replay the lineage's corpora (or --replay-from); parent: replay a corpus sampled from "
+        "the parent version, for a model whose pre-training data is not at hand.",
+    )
+    replay_temperature: float | None = Field(None, description="--replay-source parent: the sampling temperature (default 1).")
+    replay_prompts: ReplayPrompts | None = Field(
+        None, description="--replay-source parent: start each sampled document from BOS (bos, the default) or from the "
+        "first tokens of a new-data document (data).",
+    )
     tokenizer: str | None = Field(
         None, description="continue, switch: train with this extension of the parent's tokenizer (`renewlm tokenizer extend`); "
         "the model's embeddings and head grow to its vocabulary.",
@@ -191,7 +202,7 @@ class UpdateRequest(Config):
         problems = []
         if (self.tokens is None) == (self.steps is None):
             problems.append("give exactly one of --tokens and --steps for the update's length")
-        problems += self._paradigm_problems()
+        problems += self._paradigm_problems() + self._replay_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -209,7 +220,8 @@ class UpdateRequest(Config):
             problems.append(f"--switch-at moves the reuse recipe's blend switch, which --paradigm {p} does not use; leave it out")
         if p == "retrain":
             unused = [flag for flag, given in (("--recipe", self.recipe), ("--then", self.then), ("--replay", self.replay),
-                                                ("--replay-from", self.replay_from), ("--tokenizer", self.tokenizer)) if given]
+                                                ("--replay-from", self.replay_from), ("--tokenizer", self.tokenizer),
+                                                ("--replay-source", self.replay_source != "data")) if given]
             if unused:
                 problems.append(f"--paradigm retrain trains from scratch on all the data, so it takes no {', '.join(unused)}; "
                                 f"leave {'it' if len(unused) == 1 else 'them'} out")
@@ -221,6 +233,27 @@ class UpdateRequest(Config):
                             "2024); add --recipe reuse, or use a run file with phases for other schedules")
         elif p == "continue" and self.switch_at is not None and not self.then:
             problems.append("--switch-at sets where the second blend starts; give that blend with --then (and --recipe reuse)")
+        return problems
+
+    def _replay_problems(self) -> list[str]:
+        """A replay sampled from the parent needs a share to fill and takes no corpora; its settings need it."""
+        problems = []
+        t = self.replay_temperature
+        if self.replay_source == "parent":
+            if self.replay == 0 and self.paradigm != "retrain":
+                problems.append("--replay-source parent samples the replay share from the parent, so it needs a share; "
+                                "add --replay, e.g. --replay 0.05")
+            if self.replay_from:
+                problems.append("--replay-source parent samples the replay from the parent instead of reading corpora; "
+                                "leave out --replay-from, or leave out --replay-source parent to replay those corpora")
+        else:
+            given = [flag for flag, value in (("--replay-temperature", t), ("--replay-prompts", self.replay_prompts)) if value]
+            if given:
+                problems.append(f"{' and '.join(given)} set how the replay is sampled from the parent; add "
+                                f"--replay-source parent or leave {'it' if len(given) == 1 else 'them'} out")
+        if t is not None and not (math.isfinite(t) and t > 0):
+            problems.append(f"--replay-temperature must be a positive temperature (got {t}); 1 (the default) samples the "
+                            f"parent's own distribution")
         return problems
 
 

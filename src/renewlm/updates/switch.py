@@ -66,6 +66,7 @@ def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConf
         "kind": "release", "load_optimizer": True, "paradigm": "continue",
         "schedule": {"name": "branch", "start_lr": end_lr, "decay_fraction": 1.0},
         "steps": max(1, round(decay_fraction * steps)), "tokens": None,
+        "generation_flops": 0.0,  # a sampled replay corpus is paid for once, by the trunk
         "data_offset": trunk.data_offset + steps * trunk.batch_samples,  # samples the trunk has not read
     }
     return validate_run(run, f"release {name}")

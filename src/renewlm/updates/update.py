@@ -124,8 +124,9 @@ def resolve_data(store: Store, items: list[str], flag: str = "--data") -> dict[s
 
 
 def update_config(store: Store, request: UpdateRequest, *, kind: Literal["release", "trunk"] = "release") -> RunConfig:
-    """The run of a `continue` update (weights only, re-warm + re-decay, replay from the lineage), or of a
-    trunk (`kind="trunk"`). `request.then` is Parmar et al.'s second blend, from the reuse recipe's `switch`
+    """The run of a `continue` update (weights only, re-warm + re-decay, replay from the lineage or sampled from
+    the parent: with `--replay-source parent` the replay corpus is sampled here, or reused), or of a trunk
+    (`kind="trunk"`). `request.then` is Parmar et al.'s second blend, from the reuse recipe's `switch`
     event to the end: LR at start/`switch_at` (default 5, the paper's best of 2, 5, 10, 50)."""
     store.path("runs", request.name)  # the name is checked (characters, length) before anything else
     if kind == "trunk" and request.recipe is not None:
@@ -138,7 +139,14 @@ def update_config(store: Store, request: UpdateRequest, *, kind: Literal["releas
     weights = resolve_data(store, request.data)
     second = resolve_data(store, request.then, "--then") if request.then else None
     new = list(dict.fromkeys([*weights, *(second or {})]))
-    old = _replay_weights(store, request.parent, new, request.replay, request.replay_from)
+    generation_flops = 0.0
+    if request.replay_source == "parent":  # sampled now, or reused (updates/generated.py)
+        from renewlm.updates.generated import generated_replay
+
+        sampled, generation_flops = generated_replay(store, request, shape, list(weights))
+        old = {sampled: 1.0}
+    else:
+        old = _replay_weights(store, request.parent, new, request.replay, request.replay_from)
     mixture = single(weights, replay=old, replay_fraction=request.replay).model_dump(mode="json")
     if second is not None:
         mixture["phases"] = [{"corpora": weights, "end": "switch"}, {"corpora": second, "end": 1.0}]
@@ -156,6 +164,7 @@ def update_config(store: Store, request: UpdateRequest, *, kind: Literal["releas
         "eval_every": request.eval_every,
         "checkpoint_every": request.checkpoint_every,
         "seed": request.seed,
+        "generation_flops": generation_flops,
     }
     return validate_run(run, f"update {request.name}")
 

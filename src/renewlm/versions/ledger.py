@@ -30,8 +30,8 @@ def data_tokens(meta: VersionRecord) -> int:
 def _flops_per_token(chain: list[VersionRecord]) -> float | None:
     """FLOPs per token of the version's architecture, from the newest record in its lineage that ran."""
     for meta in reversed(chain):
-        if meta.tokens and meta.flops:
-            return meta.flops / meta.tokens
+        if meta.tokens and meta.flops:  # training's alone: a sampled replay's FLOPs are not per trained token
+            return (meta.flops - meta.generation_flops) / meta.tokens
     return None
 
 

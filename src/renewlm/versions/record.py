@@ -120,8 +120,10 @@ class VersionRecord(BaseModel):
     device: dict[str, Any] | None = None
     """Device name, process count and host."""
     flops: float = 0.0
-    """Training FLOPs of this run (`6N + 12·L·d·T` per token); for an import, of its pre-training
-    (`--pretrain-tokens` at `pretrain_seq_len`)."""
+    """Training FLOPs of this run (`6N + 12·L·d·T` per token), with `generation_flops`; for an import, of its
+    pre-training (`--pretrain-tokens` at `pretrain_seq_len`)."""
+    generation_flops: float = 0.0
+    """Of `flops`, those spent sampling the run's replay corpus from its parent (`--replay-source parent`)."""
     losses: dict[str, float] = {}
     """Final held-out loss on every corpus of the mixture and of the lineage."""
     evaluations: dict[str, dict[str, Any]] = {}
