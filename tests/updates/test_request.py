@@ -151,6 +151,10 @@ def test_a_replay_sampled_from_the_parent_needs_a_share_and_no_corpora():
     assert refusal(replay=0.05, replay_source="parent", replay_from=["prose"]) == (
         "--replay-source parent samples the replay from the parent instead of reading corpora; leave out --replay-from, "
         "or leave out --replay-source parent to replay those corpora")
+    assert refusal(replay=0.05, replay_source="parent", tokenizer="tok2") == (
+        "--replay-source parent samples with the parent's tokenizer, but --tokenizer trains on corpora prepared with its "
+        "extension; sample the replay without --tokenizer, or prepare replay corpora with the extension and name them "
+        "with --replay-from")
     assert refusal(replay=0.05, replay_temperature=0.7, replay_prompts="data") == (
         "--replay-temperature and --replay-prompts set how the replay is sampled from the parent; add --replay-source "
         "parent or leave them out")

@@ -89,3 +89,13 @@ def test_the_tree_shows_releases_in_series_with_trunks_under_them(graph):
     metas = {m: read_version(graph, m) for m in graph.names("versions")}
     under = {name: display_parent(meta, metas) for name, meta in metas.items()}
     assert under == {"base": None, "t2": "r2", "r2": "base", "t3": "r3", "r3": "r2", "soup": "r2", "legacy": "base"}
+
+
+def test_a_sampled_replay_costs_its_update_but_not_the_flops_per_token_of_retraining(tmp_path):
+    store = Store(tmp_path / "store")
+    _record(store, **_run("base", corpora={"a": 100}, tokens=100, kind="pretrain"))
+    sampled = _run("gen", "base", corpora={"b": 9, "base.replay-x": 1}, tokens=10, data=9)
+    _record(store, **{**sampled, "flops": 20.0 + 7.0, "generation_flops": 7.0})
+    gen = cost(store, "gen")
+    assert (gen["flops"], gen["cumulative_flops"]) == (27.0, 227.0)  # the sampling is part of what the update cost
+    assert gen["retrain_flops"] == 2.0 * 109  # at the 2 FLOPs per trained token of its training alone

@@ -246,6 +246,10 @@ class UpdateRequest(Config):
             if self.replay_from:
                 problems.append("--replay-source parent samples the replay from the parent instead of reading corpora; "
                                 "leave out --replay-from, or leave out --replay-source parent to replay those corpora")
+            if self.tokenizer:
+                problems.append("--replay-source parent samples with the parent's tokenizer, but --tokenizer trains on "
+                                "corpora prepared with its extension; sample the replay without --tokenizer, or prepare "
+                                "replay corpora with the extension and name them with --replay-from")
         else:
             given = [flag for flag, value in (("--replay-temperature", t), ("--replay-prompts", self.replay_prompts)) if value]
             if given:
