@@ -3,8 +3,10 @@
     python benchmarks/reproduce/regime.py [--store DIR]      # resumable; prints and writes docs/results/regime.json
 
 The base is the `tiny` preset (950,912 parameters at the 4,096-token vocabulary) pre-trained on `cv-prose`
-(corpora.py) for 1,200 steps of 16,384 tokens: 19.7M tokens, 20.7 tokens per parameter, about one pass over
-its data, cosine from a 1% warmup to 0.1·peak. An update is half the base's length (600 steps).
+(corpora.py) for 4,200 steps of 16,384 tokens: 68.8M tokens, 72 tokens per parameter, about 3.4 passes over
+its data, cosine from a 1% warmup to 0.1·peak. An update is 600 steps (9.8M tokens). A first base of 1,200
+steps (20.7 tokens per parameter) failed the check below (gains 0.18, 0.09, 0.05 per further 9.8M tokens;
+docs/results/regime-20tpp.json), which is what set this length.
 
 The check, written into every study that uses the base: the base continued for one update's length on its own
 data (`renewlm update --from cv-base --data cv-prose --recipe cosine`, what an update with no new data would
@@ -42,7 +44,7 @@ class Regime:
     preset: str = "tiny"
     seq_len: int = 256
     batch_tokens: int = 16_384
-    base_steps: int = 1200
+    base_steps: int = 4200
     update_steps: int = 600
     peak_lr: float = 2e-3
 
