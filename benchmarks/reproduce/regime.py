@@ -33,6 +33,7 @@ from renewlm.store import Store  # noqa: E402
 from renewlm.train.config import validate_run  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
+from renewlm.versions import read_version  # noqa: E402
 
 BASE = "cv-base"
 CHECK = "cv-check"
@@ -140,7 +141,9 @@ def main() -> None:
         "regime": REGIME.__dict__, "base": BASE, "parameters": params, "corpora": counts,
         "tokens_per_parameter": REGIME.base_steps * REGIME.batch_tokens / params,
         "convergence": check, "curve": rows, "shifts": table, "machine": machine(), "threads": torch.get_num_threads(),
+        # this invocation's time (a rerun that trains nothing takes a minute) and the versions' training seconds
         "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
+        "training_seconds": {r["version"]: read_version(store, r["version"]).seconds for r in rows},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "regime.json").write_text(json.dumps(out, indent=2) + "\n")

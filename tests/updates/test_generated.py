@@ -41,7 +41,7 @@ def test_the_corpus_is_seeded_recorded_and_reused(base):
     name, flops = sample(base, said, seed=3)
     corpus = Corpus.open(base, name)
     record = corpus.manifest["generated"]
-    assert name.startswith("gen-base.replay-") and flops > 0 and record["flops"] == flops
+    assert name.startswith("gen-base.replay-") and flops > 0 and record["flops"] == flops and record["seconds"] > 0
     assert {k: record[k] for k in ("version", "seed", "temperature", "prompts", "tokens", "made_for")} == {
         "version": "gen-base", "seed": 3, "temperature": 1.0, "prompts": "bos", "tokens": 256, "made_for": "g1"}
     assert corpus.train.num_tokens >= 256 and corpus.val.num_tokens >= 33  # the replay share of 4 steps of 256, and a sequence

@@ -152,6 +152,7 @@ def _documents(store: Store, model, tokenizer, settings: dict, device, batch: in
     eos = tokenizer.eos_token_id
     bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
     limit = settings["document_tokens"]
+    started = time.monotonic()
     for k, prompts in enumerate(_prompts(store, settings, bos, batch)):
         ids = torch.tensor(prompts, dtype=torch.long, device=device)
         # each batch its own seed: the corpus does not depend on where a batch boundary falls in time
@@ -159,6 +160,7 @@ def _documents(store: Store, model, tokenizer, settings: dict, device, batch: in
                          seed=settings["seed"] * 1_000_003 + k, eos=eos, pad=eos)[:, ids.shape[1]:].cpu().numpy()
         record["sampled_tokens"] += out.size
         record["flops"] += per_token * out.size
+        record["seconds"] = round(time.monotonic() - started, 3)  # sampling alone, up to the last batch taken
         for row in out:
             ends = np.flatnonzero(row == eos)
             doc = row[: ends[0] + 1] if len(ends) else np.append(row, eos)
