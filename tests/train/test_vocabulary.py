@@ -74,6 +74,34 @@ def test_embedding_lr_scale_gives_the_embedding_and_head_their_own_group():
         validate_run(run_dict("x", embedding_lr_scale=0))
 
 
+@pytest.mark.parametrize("trunk_scale,branch_scale", [(1.0, 3.0), (3.0, 1.0)])
+def test_a_branch_groups_its_parameters_its_own_way_and_keeps_the_trunks_moments(train_store, tmp_path, trunk_scale, branch_scale):
+    """A trunk and its branch may differ in embedding_lr_scale (two optimizer groups against three): each
+    parameter's moments and step come from the trunk, the groups and their lr_scale from the branch."""
+    import torch
+    from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
+
+    from renewlm.train.checkpoint import load_optimizer
+
+    name = f"elr-trunk-{trunk_scale:g}"
+    train(validate_run(run_dict(name, kind="trunk", steps=3, embedding_lr_scale=trunk_scale,
+                                schedule={"name": "constant", "lr": 3e-3})), train_store, fresh=True)
+    folder = train_store.path("versions", name)
+    dcp_to_torch_save(folder / "optimizer", tmp_path / "trunk.pt")
+    saved = torch.load(tmp_path / "trunk.pt", weights_only=False)["optim"]["state"]
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    optimizer = build_optimizer(model, validate_run(run_dict("b", embedding_lr_scale=branch_scale)))
+    load_optimizer(folder / "optimizer", model, optimizer)
+    assert len(optimizer.param_groups) == (3 if branch_scale != 1 else 2)
+    names = {id(p): n for n, p in model.named_parameters()}
+    for group in optimizer.param_groups:
+        assert group.get("lr_scale", 1.0) in {1.0, branch_scale}
+        for p in group["params"]:
+            theirs = saved[names[id(p)]]
+            assert float(optimizer.state[p]["step"]) == float(theirs["step"]) == 3.0
+            assert torch.equal(optimizer.state[p]["exp_avg"], theirs["exp_avg"]) and torch.equal(optimizer.state[p]["exp_avg_sq"], theirs["exp_avg_sq"])
+
+
 def test_a_tokenizer_extended_from_another_tokenizer_is_refused(grown):
     store, _, tmp = grown
     train_tokenizer(store, "other", [write_jsonl(tmp / "other.jsonl", ["other text entirely " * 40] * 20)], 300, overwrite=True)

@@ -386,13 +386,18 @@ def save_optimizer(folder: Path, model: nn.Module, optimizer: torch.optim.Optimi
 
 
 def load_optimizer(folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, *, verified: bool = False) -> None:
-    """Load a trunk version's optimizer state, after checking its manifest unless `verified`."""
+    """Load a trunk version's optimizer state, after checking its manifest unless `verified`.
+
+    Each parameter's moments and step count come from the trunk; the parameter groups (their weight decay,
+    betas, `lr_scale`) are this run's, so a branch may group its parameters otherwise than its trunk did
+    (`embedding_lr_scale` gives the embeddings a group of their own)."""
     folder = Path(folder)
     if not verified:
         _verify_on_main(None, folder, f"the optimizer state in {folder}")
-    state = {"optim": get_optimizer_state_dict(model, optimizer)}
+    own = get_optimizer_state_dict(model, optimizer)
+    state = {"optim": {"state": own["state"]}}  # the trunk's groups are not read
     _dcp_load(
         state, folder, f"the optimizer state in {folder}",
         "branch from a trunk version of the same architecture, or set load_optimizer: false",
     )
-    set_optimizer_state_dict(model, optimizer, optim_state_dict=state["optim"])
+    set_optimizer_state_dict(model, optimizer, optim_state_dict={"state": state["optim"]["state"], "param_groups": own["param_groups"]})
