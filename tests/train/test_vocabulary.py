@@ -167,6 +167,27 @@ def test_update_takes_the_extended_tokenizer_and_grows_the_parent(grown, cli):
     assert code == 2 and "--paradigm retrain trains from scratch on all the data, so it takes no --tokenizer" in err
 
 
+def test_a_switch_update_grows_its_first_trunk_and_its_release_inherits_the_extended_tokenizer(grown, cli):
+    store, _, tmp = grown
+    code, out, err = cli("update", "vb-sw", "--from", "vb-base", "--data", "nl", "--tokenizer", "tok-nl", "--steps", "4",
+                         "--paradigm", "switch", "--decay-fraction", "0.5", "--store", store.root)
+    assert code == 0, err
+    for name in ("vb-sw-trunk", "vb-sw"):
+        model = AutoModelForCausalLM.from_pretrained(store.path("versions", name))
+        assert model.get_input_embeddings().weight.shape[0] == 612, name
+        assert (store.path("versions", name) / EXTENSION).is_file()
+    release = json.loads((store.path("versions", "vb-sw") / "version.json").read_text())
+    assert release["parents"] == [{"name": "vb-sw-trunk", "weight": 1.0}] and release["trunk"] == "vb-sw-trunk"
+    # The next release continues that trunk with its AdamW state, whose moments have the trunk's 612 rows:
+    # a further extension would need new rows the moments lack, and is refused before anything is written.
+    extend_tokenizer(store, "tok-nl2", "tok-nl", [tmp / "nl.jsonl"], 20, overwrite=True)
+    prepare(store, "nl2", [tmp / "nl.jsonl"], "tok-nl2", val_fraction=0.2, workers=1, overwrite=True)
+    code, _, err = cli("update", "vb-sw2", "--from", "vb-sw", "--data", "nl2", "--tokenizer", "tok-nl2", "--steps", "4",
+                       "--paradigm", "switch", "--decay-fraction", "0.5", "--store", store.root)
+    assert code == 2 and "load_optimizer cannot carry" in err and "--paradigm continue --tokenizer tok-nl2" in err, err
+    assert not store.path("runs", "vb-sw2-trunk").exists() and not store.exists("versions", "vb-sw2")
+
+
 def test_a_damaged_extension_record_is_refused_before_anything_is_built(grown):
     import shutil
 
