@@ -42,6 +42,18 @@ def test_the_averaged_release_is_the_mean_of_the_window_s_weights(train_store, t
     assert meta.tokens == 0 and meta.flops == 0 and set(meta.losses) == {"prose"}
 
 
+def test_a_trunk_that_keeps_an_average_also_branches_a_decay(train_store):
+    """One trunk serves both kinds of release: the decay branch off an averaging trunk keeps no average of its own."""
+    from renewlm.updates.switch import branch_config
+
+    cfg = validate_run(run_dict("avb", kind="trunk", schedule=CONSTANT, steps=4, average={"release": "avb-avg", "steps": 2}))
+    train(cfg, train_store, fresh=True)
+    branch = branch_config("avb-dec", cfg, 0.5)
+    assert branch.average is None and branch.kind == "release" and branch.load_optimizer
+    train(branch, train_store, fresh=True)
+    assert read_version(train_store, "avb-dec").trunk == "avb" and read_version(train_store, "avb-avg").trunk == "avb"
+
+
 def test_an_averaged_update_costs_the_trunk_alone_and_a_later_update_continues_the_trunk(train_store, cli):
     if not train_store.exists("versions", "av-base"):
         train(validate_run(run_dict("av-base", steps=3)), train_store, fresh=True)
