@@ -41,6 +41,7 @@ from renewlm.eval.compare import check, evaluate_versions  # noqa: E402
 from renewlm.store import Store  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
+from renewlm.versions import read_version  # noqa: E402
 
 EXTENDED = "cv-dex"
 OLD_CORPUS, NEW_CORPUS = "cv-de2", "cv-de2x"
@@ -75,10 +76,12 @@ def main() -> None:
     store = default_store()
     convergence = require_converged(store)
     train, heldout_texts = split_german(store)
+    extension_seconds = None  # when the extension is made by this invocation (a rerun reuses it)
     if not store.exists("tokenizers", EXTENDED):
         t0 = time.perf_counter()
         added = extend_tokenizer(store, EXTENDED, TOKENIZER, [train], args.add)
-        say(f"{EXTENDED}: {added['tokens']:,} tokens added in {time.perf_counter() - t0:.1f} s")
+        extension_seconds = round(time.perf_counter() - t0, 1)
+        say(f"{EXTENDED}: {added['tokens']:,} tokens added in {extension_seconds} s")
     old_tok, new_tok = load_tokenizer(store, TOKENIZER), load_tokenizer(store, EXTENDED)
     chars = sum(len(t) for t in heldout_texts)
     counts = {name: sum(len(ids) for ids in tok(heldout_texts, add_special_tokens=False)["input_ids"])
@@ -97,8 +100,6 @@ def main() -> None:
         )))
     old, ext = f"x-de-old-{args.steps}", f"x-de-ext-{args.steps}"
     measured = {**per_byte(store, [BASE, old], [PROSE, OLD_CORPUS]), **per_byte(store, [ext], [PROSE, NEW_CORPUS])}
-    from renewlm.versions import read_version
-
     rows = {}
     for version, corpus in ((BASE, OLD_CORPUS), (old, OLD_CORPUS), (ext, NEW_CORPUS)):
         record = read_version(store, version)
@@ -110,7 +111,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "study": "vocab_extension", "base": BASE, "regime": REGIME.__dict__, "convergence": convergence,
-        "add": args.add, "steps": args.steps, "heldout_documents": len(heldout_texts), "heldout_characters": chars,
+        "add": args.add, "extension_seconds": extension_seconds, "steps": args.steps, "heldout_documents": len(heldout_texts), "heldout_characters": chars,
         "heldout_tokens": counts, "fewer_tokens": fewer, "goal_fewer_tokens_met": fewer >= 0.15, "versions": rows,
         "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
     }

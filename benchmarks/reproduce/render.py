@@ -1,0 +1,178 @@
+"""The tables of the docs, rendered from the studies' JSON (docs/results/*.json), never copied by hand.
+
+A table lives in a doc between two markers, `<!-- render:NAME -->` and `<!-- /render:NAME -->`; NAME is one of
+RENDERERS, each a function of the JSON it reads. This script rewrites every marked block from the JSON;
+`--check` changes nothing and exits 1 naming each block the JSON no longer gives (tests/test_results_docs.py
+runs it, so the docs and the JSON cannot disagree).
+
+    python benchmarks/reproduce/render.py [--check]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from stats import cell, summary  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results"
+DOCS = ROOT / "docs"
+BLOCK = re.compile(r"(?P<open><!-- render:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(?P<close><!-- /render:(?P=name) -->)", re.S)
+
+WHAT = {
+    "cv-prose": "docstrings (200+ characters) of every installed module + the Python 3.11 documentation",
+    "cv-man": "Linux manual pages, sections 2-8, formatted by groff",
+    "cv-code": "Python source of the installed packages",
+    "cv-de": "German manual pages (not in the tokenizer's data)",
+}
+
+
+def _json(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text())
+
+
+def _table(header: list[str], rows: list[list[str]], right: int = 1) -> str:
+    """A markdown table; columns from `right` on are right-aligned."""
+    align = ["---" if i < right else "---:" for i in range(len(header))]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def corpora() -> str:
+    data = _json("corpora")
+    rows = []
+    for name, c in data["corpora"].items():
+        label = f"`{name}` (the base's)" if name == "cv-prose" else f"`{name}`"
+        per_token = c["source_bytes"] / (c["train_tokens"] + c["heldout_tokens"])
+        rows.append([label, WHAT.get(name, ""), f"{c['train_tokens']:,}", f"{c['heldout_tokens']:,}", f"{per_token:.2f}"])
+    return _table(["corpus", "what", "training tokens", "held out", "bytes per token"], rows, right=2)
+
+
+def regime_check(name: str = "regime") -> str:
+    data = _json(name)
+    rows = []
+    for r in data["curve"]:
+        gain = f"{r['gain']:.4f}" if "gain" in r else ""
+        rows.append([f"`{r['version']}`", f"{r['tokens'] / 1e6:.1f}M", f"{r['loss']:.4f}", gain])
+    c, regime = data["convergence"], data["regime"]
+    seconds = data.get("training_seconds", {}).get(data["base"])
+    verdict = "passes (converged)" if c["converged"] else "fails (NOT converged)"
+    line = (f"\n{regime['base_steps']:,} steps of {regime['batch_tokens']:,} tokens, {data['tokens_per_parameter']:.1f} tokens per "
+            f"parameter ({data['parameters']:,} parameters){f', trained in {seconds:,.0f} s' if seconds else ''}. The check "
+            f"gains {c['gain']:.4f} against the limit {c['limit']}: it {verdict}.\n")
+    return _table(["version", "tokens in all", "held-out loss on `cv-prose`", "gain over the row above"], rows) + line
+
+
+def regime_shifts() -> str:
+    data = _json("regime")
+    shifts = data["shifts"]
+    rows = [[f"`{name}`", f"{loss:.4f}", f"{shifts['gap'][name]:+.4f}" if name in shifts["gap"] else ""]
+            for name, loss in shifts["loss"].items()]
+    return _table([f"`{data['base']}` on", "held-out loss", "gap over `cv-prose`"], rows)
+
+
+def generated_replay() -> str:
+    data = _json("generated_replay")
+    out = []
+    for shift, s in data["shifts"].items():
+        rows = []
+        for arm, r in s["arms"].items():
+            removed = s["removed"].get(arm)
+            rows.append([arm, f"{r['old']:.4f}", f"{r['forgetting']:+.4f}", "" if removed is None else f"{removed:.0%}", f"{r['new']:.4f}"])
+        ratio = s["parent_over_real"]
+        out.append(f"**{shift} shift (`{s['corpus']}`)**: base on `cv-prose` {s['base_old']:.4f}, on `{s['corpus']}` {s['base_new']:.4f}; "
+                   f"sampled replay removes {'–' if ratio is None else f'{ratio:.2f}×'} what real replay removes "
+                   f"(goal ≥ 0.5: {'met' if s['goal_met'] else 'not met'}).\n\n")
+        out.append(_table(["arm", "`cv-prose` loss", "forgetting", "of it removed", f"`{s['corpus']}` loss"], rows))
+        sampled = s["arms"]["parent"]
+        if "sampling_seconds" in sampled:
+            out.append(f"\nSampling: {sampled['sampled_tokens']:,} tokens in {sampled['sampling_seconds']:.1f} s "
+                       f"({sampled['sampling_tokens_per_second']:,} tokens/s), {sampled['sampling_flops']:.3g} FLOPs beside the "
+                       f"update's {sampled['flops'] - sampled['sampling_flops']:.3g}.\n")
+        out.append("\n")
+    return "".join(out).rstrip("\n") + "\n"
+
+
+def vocab_extension() -> str:
+    data = _json("vocab_extension")
+    chars, tokens = data["heldout_characters"], data["heldout_tokens"]
+    names = list(tokens)
+    head = (f"Held-out German, {data['heldout_documents']:,} documents, {chars:,} characters: "
+            + ", ".join(f"`{n}` {tokens[n]:,} tokens ({chars / tokens[n]:.3f} characters per token)" for n in names)
+            + f": {data['fewer_tokens']:.1%} fewer tokens with the extension (goal ≥ 15%: "
+            f"{'met' if data['goal_fewer_tokens_met'] else 'not met'}), {data['add']:,} tokens added"
+            + (f" in {data['extension_seconds']:.0f} s" if data.get("extension_seconds") else "") + ".\n\n")
+    rows = []
+    for version, r in data["versions"].items():
+        g, p = r["german"], r["prose"]
+        rows.append([f"`{version}`", f"{g['bits_per_byte']:.4f}", f"{g['bytes_per_token']:.2f}", f"{p['bits_per_byte']:.4f}",
+                     f"{p['loss']:.4f}", "" if r["tokens"] is None else f"{r['tokens']:,}"])
+    return head + _table(["version", "German bits/byte", "German bytes/token", "`cv-prose` bits/byte", "`cv-prose` loss", "tokens trained"], rows)
+
+
+def averaging() -> str:
+    data = _json("averaging")
+    rows = []
+    for k, kinds in data["summary"].items():
+        for kind, s in kinds.items():
+            d = s["minus_decay"]
+            vs = "" if kind == "decay" else f"{d['new']['mean']:+.4f} / {d['base_data']['mean']:+.4f}"
+            rows.append([k, kind, cell(summary(s["new"]["values"]), 4), cell(summary(s["base_data"]["values"]), 4), vs])
+    return _table(["release", "kind", "new data loss", "`cv-prose` loss", "minus decay (new / `cv-prose`)"], rows, right=2)
+
+
+RENDERERS: dict[str, Callable[[], str]] = {
+    "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
+    "regime-shifts": regime_shifts,
+    "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
+}
+
+
+def render(text: str) -> tuple[str, list[str]]:
+    """`text` with every marked block rendered anew, and the names of the blocks that changed."""
+    changed = []
+
+    def one(m: re.Match) -> str:
+        name = m["name"]
+        if name not in RENDERERS:
+            raise SystemExit(f"error: a block is marked render:{name}, but render.py knows only {', '.join(RENDERERS)}")
+        body = RENDERERS[name]()
+        if body != m["body"]:
+            changed.append(name)
+        return m["open"] + body + m["close"]
+
+    return BLOCK.sub(one, text), changed
+
+
+def stale(docs: Path = DOCS) -> list[str]:
+    """`doc: block` for each block whose text the JSON no longer gives."""
+    out = []
+    for path in sorted(docs.glob("*.md")):
+        _, changed = render(path.read_text())
+        out += [f"{path.name}: {name}" for name in changed]
+    return out
+
+
+def main() -> None:
+    if "--check" in sys.argv[1:]:
+        behind = stale()
+        if behind:
+            print("stale tables (run python benchmarks/reproduce/render.py): " + "; ".join(behind), file=sys.stderr)
+            raise SystemExit(1)
+        return
+    for path in sorted(DOCS.glob("*.md")):
+        text, changed = render(path.read_text())
+        if changed:
+            path.write_text(text)
+            print(f"{path.relative_to(ROOT)}: {', '.join(changed)}")
+
+
+if __name__ == "__main__":
+    main()

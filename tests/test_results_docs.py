@@ -1,0 +1,53 @@
+"""The docs' result tables are rendered from the studies' JSON (benchmarks/reproduce/render.py), and the
+statistics they print (benchmarks/reproduce/stats.py) are the textbook ones."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce"))
+
+import render  # noqa: E402
+import stats  # noqa: E402
+
+
+def test_every_marked_table_in_the_docs_is_what_the_json_gives():
+    assert render.stale() == []
+    marked = [m["name"] for path in render.DOCS.glob("*.md") for m in render.BLOCK.finditer(path.read_text())]
+    assert "corpora" in marked and "regime-check" in marked  # the check reads real blocks, not none
+
+
+def test_a_table_edited_by_hand_is_found_and_rendered_back():
+    good = "intro\n<!-- render:corpora -->\n" + render.corpora() + "<!-- /render:corpora -->\nafter\n"
+    assert render.render(good) == (good, [])
+    edited = good.replace("| `cv-man` |", "| `cv-man ` |")
+    text, changed = render.render(edited)
+    assert changed == ["corpora"] and text == good
+    with pytest.raises(SystemExit, match="knows only"):
+        render.render("<!-- render:nothing -->\nx\n<!-- /render:nothing -->")
+
+
+def test_summary_and_the_paired_interval():
+    s = stats.summary([1.0, 2.0, 3.0])
+    assert s["mean"] == 2.0 and s["sd"] == 1.0 and stats.cell(s) == "2.000 ± 1.000"
+    assert stats.summary([4.0])["sd"] is None and stats.cell(stats.summary([4.0])) == "4.000"
+    # differences 0.1, 0.2, 0.3: mean 0.2, sd 0.1, t(0.975, 2) = 4.3027
+    d = stats.difference([1.1, 1.2, 1.3], [1.0, 1.0, 1.0], paired=True)
+    half = 4.302652729911275 * 0.1 / 3**0.5
+    assert d["mean"] == pytest.approx(0.2) and d["low"] == pytest.approx(0.2 - half) and d["high"] == pytest.approx(0.2 + half)
+    assert d["verdict"] == "tie" and d["relative"] == pytest.approx(0.2)
+    assert stats.difference([2.0, 2.1, 2.2], [1.0, 1.01, 1.02], paired=True)["verdict"] == "higher"
+    assert stats.difference([1.0], [2.0], paired=True)["verdict"] == "one seed: no interval"
+    with pytest.raises(ValueError, match="as many values"):
+        stats.difference([1.0, 2.0], [1.0], paired=True)
+
+
+def test_welch_interval():
+    # a: mean 3, var 1 (n 3); b: mean 1, var 4 (n 3): se = sqrt(1/3 + 4/3), Welch df = (5/3)^2 / ((1/9 + 16/9) / 2)
+    d = stats.difference([2.0, 3.0, 4.0], [-1.0, 1.0, 3.0], paired=False)
+    se, df = (5 / 3) ** 0.5, (5 / 3) ** 2 / ((1 / 9 + 16 / 9) / 2)
+    from scipy.stats import t
+
+    assert d["high"] - d["mean"] == pytest.approx(t.ppf(0.975, df) * se) and d["verdict"] == "tie"
+    assert stats.gap_cell(d).startswith("+2.000 [")
