@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ensure, heldout, say, write_results  # noqa: E402
 from corpora import CODE, MAN, PROSE  # noqa: E402
 from regime import BASE, REGIME, base, default_store, require_converged, shifts  # noqa: E402
+from stats import difference, gap_cell, summary  # noqa: E402
 
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.retrain import retrain_config  # noqa: E402
@@ -80,15 +80,33 @@ def union(store, shift: str, seed: int) -> str:
 
 
 def cell(losses: dict, names: list[str], new: str) -> dict:
-    """Old, new and average loss of each seed's version, with mean and sample standard deviation."""
+    """Old, new and average loss of each seed's version: n, mean, sample standard deviation, values."""
     old = [losses[n][PROSE] for n in names]
     fresh = [losses[n][new] for n in names]
     avg = [(a + b) / 2 for a, b in zip(old, fresh)]
+    return {"old": summary(old), "new": summary(fresh), "avg": summary(avg), "versions": names}
 
-    def stat(values):
-        return {"mean": statistics.fmean(values), "sd": statistics.stdev(values) if len(values) > 1 else None, "values": values}
 
-    return {"old": stat(old), "new": stat(fresh), "avg": stat(avg), "versions": names}
+def verdict(result: dict) -> dict:
+    """The claim tested: the recommended share against the union (paired by seed: the same seed's base and
+    union), the 0% gap against the recommended one, and what the share costs the new data (against 0%)."""
+    rows = {row["replay"]: row for row in result["updates"]}
+    share, union = rows.get(result["recommended"]), result["union"]
+    if share is None or union is None or 0.0 not in rows:
+        return {"tested": False, "why": "needs the recommended share, 0% and the union"}
+    gap = difference(share["avg"]["values"], union["avg"]["values"], paired=True)
+    zero = difference(rows[0.0]["avg"]["values"], union["avg"]["values"], paired=True)
+    cost = difference(share["new"]["values"], rows[0.0]["new"]["values"], paired=True)
+    tolerance = max(0.02, 0.01 * union["avg"]["mean"])
+    spread = union["avg"]["sd"]
+    checks = {
+        "within_tolerance": abs(gap["mean"]) <= tolerance,
+        "inside_union_spread": spread is not None and abs(gap["mean"]) <= spread,
+        "zero_gap_three_times": zero["mean"] >= 3 * max(gap["mean"], 1e-9),
+        "new_data_rise_at_most_0.01": cost["mean"] <= 0.01,
+    }
+    return {"tested": True, "gap_to_union": gap, "zero_gap_to_union": zero, "new_data_cost": cost, "tolerance": tolerance,
+            "checks": checks, "reproduced": all(checks.values())}
 
 
 def main() -> None:
@@ -113,11 +131,16 @@ def main() -> None:
             "updates": [{"replay": f, **cell(losses, ns, SHIFTS[shift])} for f, ns in runs.items()],
             "union": cell(losses, unions, SHIFTS[shift]) if unions else None,
         }
+        results[shift]["verdict"] = verdict(results[shift])
         for row in results[shift]["updates"]:
             say(f"{shift} {row['replay']:>4.0%} replay: old {row['old']['mean']:.4f} new {row['new']['mean']:.4f} avg {row['avg']['mean']:.4f} ({len(args.seeds)} seeds)")
         if unions:
             u = results[shift]["union"]
             say(f"{shift} union: old {u['old']['mean']:.4f} new {u['new']['mean']:.4f} avg {u['avg']['mean']:.4f}")
+        v = results[shift]["verdict"]
+        if v["tested"]:
+            say(f"{shift}: {RECOMMENDED[shift]:.0%} replay minus union {gap_cell(v['gap_to_union'], 4)}, 0% minus union "
+                f"{gap_cell(v['zero_gap_to_union'], 4)}; {'reproduced' if v['reproduced'] else 'not reproduced'} ({v['checks']})")
 
     class Args:  # what write_results reads
         size_name, seeds, size = "converged-tiny", args.seeds, REGIME
