@@ -9,7 +9,8 @@ from safetensors.torch import load_file
 
 from renewlm.errors import CorruptError
 from renewlm.manifest import MANIFEST
-from renewlm.train.checkpoint import RNG_FILE, load_optimizer, save_optimizer
+from renewlm.train.checkpoint import RNG_FILE
+from renewlm.train.optimizer_state import load_optimizer, save_optimizer
 from tests.train.conftest import run_dict
 from tests.train.test_checkpoint import save_steps, trained
 

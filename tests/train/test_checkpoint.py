@@ -7,7 +7,8 @@ import torch
 from safetensors import safe_open
 
 from renewlm.manifest import MANIFEST
-from renewlm.train.checkpoint import RNG_FILE, Checkpointer, load_optimizer, save_optimizer
+from renewlm.train.checkpoint import RNG_FILE, Checkpointer
+from renewlm.train.optimizer_state import load_optimizer, save_optimizer
 from renewlm.distributed import Dist
 
 ONE = Dist(rank=0, world=1, local_rank=0, device=torch.device("cpu"))

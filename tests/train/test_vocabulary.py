@@ -81,7 +81,7 @@ def test_a_branch_groups_its_parameters_its_own_way_and_keeps_the_trunks_moments
     import torch
     from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
 
-    from renewlm.train.checkpoint import load_optimizer
+    from renewlm.train.optimizer_state import load_optimizer
 
     name = f"elr-trunk-{trunk_scale:g}"
     train(validate_run(run_dict(name, kind="trunk", steps=3, embedding_lr_scale=trunk_scale,

@@ -34,7 +34,8 @@ from renewlm.model.load import ModelSource, model_positions, resolve_model_sourc
 from renewlm.model.parallel import Placement, build_model, placement
 from renewlm.optim.schedule import Schedule
 from renewlm.store import Store, write_json
-from renewlm.train.checkpoint import Checkpointer, load_optimizer
+from renewlm.train.checkpoint import Checkpointer
+from renewlm.train.optimizer_state import load_optimizer
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.train.ema import EMA, Average, WindowAverage
 from renewlm.train.run_record import RUN_FILE, RUN_YAML, read_identity

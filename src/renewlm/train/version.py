@@ -16,7 +16,7 @@ from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_
 from renewlm.errors import TrainingError
 from renewlm.eval.evaluator import HeldOut
 from renewlm.model.parallel import tied_head_key, unwrapped
-from renewlm.train.checkpoint import save_optimizer
+from renewlm.train.optimizer_state import save_optimizer
 from renewlm.train.config import RunConfig
 from renewlm.train.run import Run, ema_version_name
 from renewlm.train.step import heldout_name, save_checkpoint
