@@ -68,6 +68,8 @@ def base(store: Store, regime: Regime = REGIME, seed: int = 0):
         "mixture": {"phases": [{"corpora": {PROSE: 1.0}}]},
         "schedule": {"name": "cosine", "peak_lr": regime.peak_lr},
         "steps": regime.base_steps, "seed": seed, **regime.run_shape(),
+        # the held-out curve a prediction fits (docs/prediction.md); evaluating changes no weight
+        "eval_every": regime.base_steps // 21,
     }, name))
 
 
