@@ -38,9 +38,22 @@ def test_summary_and_the_paired_interval():
     assert d["mean"] == pytest.approx(0.2) and d["low"] == pytest.approx(0.2 - half) and d["high"] == pytest.approx(0.2 + half)
     assert d["verdict"] == "tie" and d["relative"] == pytest.approx(0.2)
     assert stats.difference([2.0, 2.1, 2.2], [1.0, 1.01, 1.02], paired=True)["verdict"] == "higher"
+    # where the seeds move both arms together, pairing sees the gap that Welch's interval cannot
+    a, b = [1.10, 1.21, 1.32], [1.0, 1.1, 1.2]
+    assert stats.difference(a, b, paired=True)["verdict"] == "higher"
+    assert stats.difference(a, b, paired=False)["verdict"] == "tie"
     assert stats.difference([1.0], [2.0], paired=True)["verdict"] == "one seed: no interval"
     with pytest.raises(ValueError, match="as many values"):
         stats.difference([1.0, 2.0], [1.0], paired=True)
+
+
+def test_equivalence_needs_the_whole_interval_inside_the_margin():
+    near = stats.difference([1.001, 1.002, 1.003], [1.0, 1.0, 1.0], paired=True)  # +0.002 [−0.0005, +0.0045]
+    assert stats.within(near, 0.01) is True and stats.at_most(near, 0.01) is True
+    noisy = stats.difference([1.0, 1.05, 0.96], [1.0, 1.0, 1.0], paired=True)  # a tie, but not shown equal
+    assert noisy["verdict"] == "tie" and stats.within(noisy, 0.02) is False and stats.at_most(noisy, 0.02) is False
+    one = stats.difference([1.0], [1.0], paired=True)
+    assert stats.within(one, 0.02) is None and stats.at_most(one, 0.02) is None
 
 
 def test_welch_interval():

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import time
@@ -35,12 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, ensure, heldout, machine, mean_spread, say  # noqa: E402
+from common import RESULTS, ROOT, ensure, heldout, machine, say  # noqa: E402
 from corpora import PROSE, TOKENIZER  # noqa: E402
 from regime import BASE, REGIME, default_store, require_converged  # noqa: E402
+from stats import cell, difference, gap_cell, summary  # noqa: E402
 
 from renewlm.data.prepare import prepare  # noqa: E402
-from renewlm.store import Store  # noqa: E402
+from renewlm.store import Store, write_json  # noqa: E402
 from renewlm.train.config import validate_run  # noqa: E402
 from renewlm.train.run import ema_version_name  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
@@ -86,8 +86,7 @@ def trunk(store: Store, variant: int, seed: int, k: int, steps: int) -> dict:
                        f"trunk {n['trunk']}")
     ensure(store, cfg)
     if variant == 0:
-        branch = branch_config(n["decay"], cfg, DECAY_FRACTION)
-        ensure(store, validate_run({**branch.model_dump(mode="json"), "ema": None}, f"release {n['decay']}"))  # no EMA of a decay
+        ensure(store, branch_config(n["decay"], cfg, DECAY_FRACTION))
     return {"window_steps": window, "ema": EMAS[variant]}
 
 
@@ -109,6 +108,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--variants", type=int, nargs="+", default=list(range(len(WINDOWS))), choices=range(len(WINDOWS)))
     args = p.parse_args()
+    if 0 not in args.variants:
+        p.error("--variants must include 0: the decay branches, the baseline of every comparison, are taken off variant 0's trunks")
     started = time.perf_counter()
     store = default_store()
     check = require_converged(store)
@@ -132,31 +133,32 @@ def main() -> None:
                 loss = losses[version]
                 rows.append({"seed": seed, "release": k, "kind": kind, "version": version, "new": loss[new], "base_data": loss[PROSE],
                              "earlier": sum(loss[c] for c in old[1:]) / len(old[1:]) if k > 1 else None, **cost(store, version)})
-    summary = {}
+    by_release = {}
     for k in range(1, RELEASES + 1):
         at = [r for r in rows if r["release"] == k]
         decay = {r["seed"]: r for r in at if r["kind"] == "decay"}
         by_kind = {}
         for kind in dict.fromkeys(r["kind"] for r in at):
             mine = [r for r in at if r["kind"] == kind]
-            by_kind[kind] = {m: mean_spread([r[m] for r in mine]) for m in ("new", "base_data")}
+            by_kind[kind] = {m: summary([r[m] for r in mine]) for m in ("new", "base_data")}
             # paired by seed: the same trunk's decay branch
-            by_kind[kind]["minus_decay"] = {m: mean_spread([r[m] - decay[r["seed"]][m] for r in mine]) for m in ("new", "base_data")}
-        summary[k] = by_kind
+            by_kind[kind]["minus_decay"] = {m: difference([r[m] for r in mine], [decay[r["seed"]][m] for r in mine], paired=True)
+                                            for m in ("new", "base_data")}
+        by_release[k] = by_kind
         for kind, s in by_kind.items():
             d = s["minus_decay"]
-            say(f"release {k} {kind:>12}: new {s['new']['mean']:.4f} ({d['new']['mean']:+.4f} ±{d['new']['spread']:.4f} vs decay), "
-                f"base data {s['base_data']['mean']:.4f} ({d['base_data']['mean']:+.4f} ±{d['base_data']['spread']:.4f})")
+            say(f"release {k} {kind:>12}: new {cell(s['new'], 4)} ({gap_cell(d['new'], 4)} vs decay), "
+                f"base data {cell(s['base_data'], 4)} ({gap_cell(d['base_data'], 4)})")
     say(f"trunks of all variants identical bit for bit: {identical}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "study": "averaging", "base": BASE, "regime": REGIME.__dict__, "convergence": check, "steps": args.steps,
         "seeds": args.seeds, "replay": REPLAY, "decay_fraction": DECAY_FRACTION, "variants": variants,
-        "trunks_identical": identical, "rows": rows, "summary": summary, "machine": machine(),
+        "trunks_identical": identical, "rows": rows, "summary": by_release, "machine": machine(),
         "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
     }
     path = RESULTS / "averaging.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(path, out)
     say(f"wrote {path.relative_to(ROOT)}")
 
 

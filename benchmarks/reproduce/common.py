@@ -29,7 +29,7 @@ from renewlm.data.prepare import prepare
 from renewlm.data.tokenizer import train_tokenizer
 from renewlm.examples.demo import code_documents, stdlib_files
 from renewlm.eval.compare import check, evaluate_versions
-from renewlm.store import Store
+from renewlm.store import Store, write_json
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.train.loop import train
 from renewlm.versions import VersionRecord, list_versions, read_version
@@ -213,7 +213,7 @@ def write_results(study: str, args, payload: dict, started: float) -> Path:
         **payload,
     }
     path = RESULTS / f"{study}.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(path, out)
     say(f"wrote {path.relative_to(ROOT)}")
     return path
 

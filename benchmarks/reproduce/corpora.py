@@ -41,7 +41,7 @@ from renewlm.data.corpus import Corpus  # noqa: E402
 from renewlm.data.prepare import prepare  # noqa: E402
 from renewlm.data.tokenizer import train_tokenizer  # noqa: E402
 from renewlm.examples.demo import code_documents  # noqa: E402
-from renewlm.store import Store  # noqa: E402
+from renewlm.store import Store, write_json  # noqa: E402
 
 TOKENIZER = "cv"
 PROSE, MAN, CODE, GERMAN = "cv-prose", "cv-man", "cv-code", "cv-de"
@@ -178,6 +178,12 @@ def cached(path: Path, make) -> Path:
     return path
 
 
+def text_bytes(path: Path) -> int:
+    """The UTF-8 bytes of the documents' text (the file's own size counts JSON's escapes: `ü` is 6 bytes there)."""
+    with path.open() as f:
+        return sum(len(json.loads(line)["text"].encode()) for line in f)
+
+
 def sample(path: Path, out: Path, n: int, seed: int = 0) -> Path:
     lines = path.read_text().splitlines()
     random.Random(seed).shuffle(lines)
@@ -192,9 +198,10 @@ def build(store: Store) -> dict:
     files = python_files()
     jsonl = {
         PROSE: cached(sources / "prose.jsonl", lambda: docstrings(files) + html_documents(x / "usr/share/doc/python3.11/html")),
-        MAN: cached(sources / "man.jsonl", lambda: man_documents(x / "usr/share/man", ("2", "3", "4", "5", "7", "8"))),
+        # "-utf8": read with groff -k; a cache of the pages read as Latin-1 (man.jsonl, de.jsonl) is never reused
+        MAN: cached(sources / "man-utf8.jsonl", lambda: man_documents(x / "usr/share/man", ("2", "3", "4", "5", "7", "8"))),
         CODE: cached(sources / "code.jsonl", lambda: code_documents(files, CODE_BYTES)),
-        GERMAN: cached(sources / "de.jsonl", lambda: man_documents(x / "usr/share/man/de", ("1", "2", "3", "5", "7", "8"))),
+        GERMAN: cached(sources / "de-utf8.jsonl", lambda: man_documents(x / "usr/share/man/de", ("1", "2", "3", "5", "7", "8"))),
     }
     if not store.exists("tokenizers", TOKENIZER):
         samples = [sample(jsonl[c], sources / f"tokenizer-{c}.jsonl", TOKENIZER_SAMPLE) for c in (PROSE, MAN, CODE)]
@@ -204,7 +211,7 @@ def build(store: Store) -> dict:
         if not store.exists("corpora", name):
             prepare(store, name, [path], TOKENIZER, val_fraction=0.01, min_heldout_tokens=100_000)
         corpus = Corpus.open(store, name, verify=False)
-        counts[name] = {"train_tokens": corpus.train.num_tokens, "heldout_tokens": corpus.val.num_tokens, "source_bytes": path.stat().st_size}
+        counts[name] = {"train_tokens": corpus.train.num_tokens, "heldout_tokens": corpus.val.num_tokens, "text_bytes": text_bytes(path)}
         say(f"{name}: {counts[name]['train_tokens']:,} training tokens, {counts[name]['heldout_tokens']:,} held out")
     return counts
 
@@ -217,7 +224,7 @@ def main() -> None:
     args = p.parse_args()
     counts = build(Store(args.store))
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "corpora.json").write_text(json.dumps({"tokenizer": TOKENIZER, "vocab_size": VOCAB, "corpora": counts}, indent=2) + "\n")
+    write_json(RESULTS / "corpora.json", {"tokenizer": TOKENIZER, "vocab_size": VOCAB, "corpora": counts})
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ docs/results/generated_replay.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -39,6 +38,7 @@ from regime import BASE, REGIME, default_store, require_converged  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
 from renewlm.versions import read_version  # noqa: E402
+from renewlm.store import write_json  # noqa: E402
 
 ARMS = ("none", "real", "parent")
 
@@ -60,8 +60,9 @@ def update(store, shift: str, corpus: str, arm: str, fraction: float, steps: int
 
         replay_corpus = next(iter(cfg.mixture.replay.corpora))
         made = Corpus.open(store, replay_corpus, verify=False).manifest["generated"]
+        seconds = made.get("seconds")  # a corpus sampled before its record kept the time has none
         row.update(replay_corpus=replay_corpus, sampled_tokens=made["sampled_tokens"], sampling_flops=made["flops"],
-                   sampling_seconds=made["seconds"], sampling_tokens_per_second=round(made["sampled_tokens"] / made["seconds"]))
+                   sampling_seconds=seconds, sampling_tokens_per_second=round(made["sampled_tokens"] / seconds) if seconds else None)
     return row
 
 
@@ -100,7 +101,7 @@ def main() -> None:
         "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
     }
     out_path = RESULTS / "generated_replay.json"
-    out_path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(out_path, out)
     say(f"wrote {out_path.relative_to(ROOT)}")
 
 

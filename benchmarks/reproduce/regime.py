@@ -16,7 +16,6 @@ study says so. The shift table gives the base's loss gap on each candidate shift
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -29,7 +28,7 @@ from common import RESULTS, ROOT, ensure, heldout, machine, say  # noqa: E402
 from corpora import CODE, MAN, PROSE, TOKENIZER, VOCAB, build  # noqa: E402
 
 from renewlm.model.presets import PRESETS, padded_vocab  # noqa: E402
-from renewlm.store import Store  # noqa: E402
+from renewlm.store import Store, write_json  # noqa: E402
 from renewlm.train.config import validate_run  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
@@ -148,7 +147,7 @@ def main() -> None:
         "training_seconds": {r["version"]: read_version(store, r["version"]).seconds for r in rows},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "regime.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json(RESULTS / "regime.json", out)
     say(f"wrote {(RESULTS / 'regime.json').relative_to(ROOT)}")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stats import cell, summary  # noqa: E402
+from stats import cell, gap_cell  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
@@ -50,9 +50,9 @@ def corpora() -> str:
     rows = []
     for name, c in data["corpora"].items():
         label = f"`{name}` (the base's)" if name == "cv-prose" else f"`{name}`"
-        per_token = c["source_bytes"] / (c["train_tokens"] + c["heldout_tokens"])
+        per_token = c["text_bytes"] / (c["train_tokens"] + c["heldout_tokens"])
         rows.append([label, WHAT.get(name, ""), f"{c['train_tokens']:,}", f"{c['heldout_tokens']:,}", f"{per_token:.2f}"])
-    return _table(["corpus", "what", "training tokens", "held out", "bytes per token"], rows, right=2)
+    return _table(["corpus", "what", "training tokens", "held out", "UTF-8 bytes per token"], rows, right=2)
 
 
 def regime_check(name: str = "regime") -> str:
@@ -92,7 +92,7 @@ def generated_replay() -> str:
                    f"(goal ≥ 0.5: {'met' if s['goal_met'] else 'not met'}).\n\n")
         out.append(_table(["arm", "`cv-prose` loss", "forgetting", "of it removed", f"`{s['corpus']}` loss"], rows))
         sampled = s["arms"]["parent"]
-        if "sampling_seconds" in sampled:
+        if sampled.get("sampling_seconds"):
             out.append(f"\nSampling: {sampled['sampled_tokens']:,} tokens in {sampled['sampling_seconds']:.1f} s "
                        f"({sampled['sampling_tokens_per_second']:,} tokens/s), {sampled['sampling_flops']:.3g} FLOPs beside the "
                        f"update's {sampled['flops'] - sampled['sampling_flops']:.3g}.\n")
@@ -123,9 +123,9 @@ def averaging() -> str:
     for k, kinds in data["summary"].items():
         for kind, s in kinds.items():
             d = s["minus_decay"]
-            vs = "" if kind == "decay" else f"{d['new']['mean']:+.4f} / {d['base_data']['mean']:+.4f}"
-            rows.append([k, kind, cell(summary(s["new"]["values"]), 4), cell(summary(s["base_data"]["values"]), 4), vs])
-    return _table(["release", "kind", "new data loss", "`cv-prose` loss", "minus decay (new / `cv-prose`)"], rows, right=2)
+            vs = ["", ""] if kind == "decay" else [gap_cell(d["new"], 4), gap_cell(d["base_data"], 4)]
+            rows.append([k, kind, cell(s["new"], 4), cell(s["base_data"], 4), *vs])
+    return _table(["release", "kind", "new data loss", "`cv-prose` loss", "new minus decay", "`cv-prose` minus decay"], rows, right=2)
 
 
 RENDERERS: dict[str, Callable[[], str]] = {

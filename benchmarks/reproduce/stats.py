@@ -6,6 +6,9 @@ difference, so that "tie" means the interval contains zero.
   the two arms share their seeds (paired: an update and the union run of the same seed), Welch's interval
   otherwise; the gap also relative to b's mean (the paper's 0.02 at loss 2.35 is 0.85%). With fewer than two
   values an arm has no spread and the difference no interval: its verdict says so rather than call a tie.
+- `within(d, margin)` and `at_most(d, bound)`: a claim of "as good as" or "costs at most" shown, not merely not
+  refuted: the whole interval inside the margin (an equivalence test); None without an interval. A tie of
+  three noisy seeds is not equivalence.
 """
 
 from __future__ import annotations
@@ -42,10 +45,20 @@ def difference(a: list[float], b: list[float], *, paired: bool) -> dict:
     out = {"mean": mean, "relative": mean / statistics.fmean(b), "paired": paired, "n": [len(a), len(b)], "low": None, "high": None}
     if se is None:
         return {**out, "verdict": "one seed: no interval"}
-    half = student_t.ppf(0.5 + LEVEL / 2, df) * se if se > 0 else 0.0
+    half = float(student_t.ppf(0.5 + LEVEL / 2, df)) * se if se > 0 else 0.0
     low, high = mean - half, mean + half
     verdict = "tie" if low <= 0 <= high else ("lower" if high < 0 else "higher")
     return {**out, "low": low, "high": high, "verdict": verdict}
+
+
+def within(d: dict, margin: float) -> bool | None:
+    """The interval of `d` inside [−margin, margin]; None when `d` has no interval."""
+    return None if d["low"] is None else (-margin <= d["low"] and d["high"] <= margin)
+
+
+def at_most(d: dict, bound: float) -> bool | None:
+    """The interval of `d` at or below `bound`; None when `d` has no interval."""
+    return None if d["high"] is None else d["high"] <= bound
 
 
 def cell(s: dict, digits: int = 3) -> str:

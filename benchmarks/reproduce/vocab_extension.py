@@ -38,7 +38,7 @@ from renewlm.data.prepare import is_heldout, prepare  # noqa: E402
 from renewlm.data.tokenizer import load_tokenizer  # noqa: E402
 from renewlm.data.tokenizer_extend import extend_tokenizer  # noqa: E402
 from renewlm.eval.compare import check, evaluate_versions  # noqa: E402
-from renewlm.store import Store  # noqa: E402
+from renewlm.store import Store, write_json  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
 from renewlm.versions import read_version  # noqa: E402
@@ -50,9 +50,9 @@ HELDOUT = 0.02
 
 def split_german(store: Store) -> tuple[Path, list[str]]:
     """The German source's training documents as a file of their own, and its held-out texts."""
-    source = store.root / "sources" / "de.jsonl"
+    source = store.root / "sources" / "de-utf8.jsonl"
     texts = [json.loads(line)["text"] for line in source.read_text().splitlines()]
-    train = store.root / "sources" / "de-train.jsonl"
+    train = store.root / "sources" / "de-utf8-train.jsonl"
     if not train.is_file():
         partial = train.with_suffix(".partial")
         partial.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts if not is_heldout(t, HELDOUT)))
@@ -76,7 +76,8 @@ def main() -> None:
     store = default_store()
     convergence = require_converged(store)
     train, heldout_texts = split_german(store)
-    extension_seconds = None  # when the extension is made by this invocation (a rerun reuses it)
+    earlier = RESULTS / "vocab_extension.json"  # a rerun reuses the extension: its time is the earlier record's
+    extension_seconds = json.loads(earlier.read_text()).get("extension_seconds") if earlier.is_file() else None
     if not store.exists("tokenizers", EXTENDED):
         t0 = time.perf_counter()
         added = extend_tokenizer(store, EXTENDED, TOKENIZER, [train], args.add)
@@ -91,7 +92,7 @@ def main() -> None:
         f"characters per token with {TOKENIZER}, {chars / counts[EXTENDED]:.3f} with {EXTENDED} ({fewer:.1%} fewer tokens)")
     for corpus, tokenizer in ((OLD_CORPUS, TOKENIZER), (NEW_CORPUS, EXTENDED)):
         if not store.exists("corpora", corpus):
-            prepare(store, corpus, [train.parent / "de.jsonl"], tokenizer, val_fraction=HELDOUT)
+            prepare(store, corpus, [train.parent / "de-utf8.jsonl"], tokenizer, val_fraction=HELDOUT)
     runs = {"x-de-old": (OLD_CORPUS, None), "x-de-ext": (NEW_CORPUS, EXTENDED)}
     for name, (corpus, tokenizer) in runs.items():
         ensure(store, update_config(store, UpdateRequest(
@@ -116,7 +117,7 @@ def main() -> None:
         "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
     }
     path = RESULTS / "vocab_extension.json"
-    path.write_text(json.dumps(out, indent=2) + "\n")
+    write_json(path, out)
     say(f"wrote {path.relative_to(ROOT)}")
 
 
