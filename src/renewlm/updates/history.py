@@ -1,0 +1,78 @@
+"""A version's training history as the loss law reads it: the LR of every step since random weights, and
+the held-out losses its runs logged on the way (`metrics.jsonl`), on one clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from renewlm.optim.schedule import validate_schedule
+from renewlm.store import Store
+from renewlm.train.metrics import read_metrics
+from renewlm.updates.loss_law import FitError
+from renewlm.versions import read_version
+from renewlm.versions.record import VersionRecord
+
+
+@dataclass
+class History:
+    """`lrs[i]`: the LR of step i of the whole lineage; `points[corpus]`: (step, held-out loss), the step counted
+    from the first step of the lineage; `warmup_steps`: the warmup from random weights at its start."""
+
+    versions: list[str]
+    lrs: np.ndarray
+    warmup_steps: int
+    points: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def curve(self, corpus: str) -> tuple[list[int], list[float]]:
+        pts = self.points.get(corpus, [])
+        return [s for s, _ in pts], [loss for _, loss in pts]
+
+
+def _chain(store: Store, name: str) -> list[VersionRecord]:
+    """The runs from random weights to `name`, first first; FitError where the way up is not one logged run after another."""
+    chain: list[VersionRecord] = []
+    current: str | None = name
+    while current is not None:
+        meta = read_version(store, current)
+        if meta.kind == "import" or meta.schedule is None:
+            raise FitError(f"{current} was not trained by renewlm, so there is no logged curve to fit; "
+                           "predict from probe runs only")
+        if meta.kind == "soup" or len(meta.parent_names) > 1:
+            raise FitError(f"{current} is an average of several versions, which has no single training curve; "
+                           "predict from one of its parents, or from probe runs only")
+        chain.append(meta)
+        parents = meta.parent_names
+        if parents and not store.exists("versions", parents[0]):
+            raise FitError(f"{current} started from {parents[0]}, which is not a version in this store, so the curve "
+                           "before it is unknown; predict from probe runs only")
+        current = parents[0] if parents else None
+    return chain[::-1]
+
+
+def _lrs(meta: VersionRecord) -> tuple[np.ndarray, int]:
+    schedule = validate_schedule(meta.schedule, f"{meta.name}'s schedule").build(meta.steps, meta.batch_tokens)
+    return np.array([schedule.lr(i) for i in range(meta.steps)]), schedule.events.get("warmup_end", 0)
+
+
+def read_history(store: Store, name: str) -> History:
+    """`name`'s history: every run of its lineage, one after the other. A run's step-0 evaluation holds its
+    parent's last weights: kept for a corpus the parent did not evaluate at its end, once otherwise."""
+    chain = _chain(store, name)
+    lrs, points, offset = [], {}, 0
+    warmup = 0
+    for k, meta in enumerate(chain):
+        run_lrs, run_warmup = _lrs(meta)
+        if k == 0:
+            warmup = run_warmup
+        path = store.path("runs", meta.name) / "metrics.jsonl"
+        for row in read_metrics(path) if path.is_file() else []:
+            if isinstance(row.get("eval"), dict) and isinstance(row.get("step"), int):
+                for corpus, loss in row["eval"].items():
+                    seen = points.setdefault(corpus, [])
+                    if isinstance(loss, (int, float)) and not (seen and seen[-1][0] == offset + row["step"]):
+                        seen.append((offset + row["step"], float(loss)))
+        lrs.append(run_lrs)
+        offset += meta.steps
+    return History([m.name for m in chain], np.concatenate(lrs), warmup, points)

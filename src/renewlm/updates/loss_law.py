@@ -1,0 +1,159 @@
+"""A run's held-out loss as a function of its learning-rate schedule, fitted to a logged curve.
+
+Tissue et al. 2024 ("Scaling law with learning rate annealing", arXiv:2408.11029):
+
+    L(s) = L0 + A·S1(s)^(−α) − C·S2(s)
+
+with S1 the forward area (the sum of the LR over the steps taken: how far the weights have moved) and S2
+the annealing area: the sum of m_i = λ·m_(i−1) + (η_(i−1) − η_i), each step's LR drop carried on with
+momentum λ (0.999 in the paper), so a decay keeps lowering the loss for a while after the LR has settled
+and a re-warm (a negative drop) raises it. The warmup from random weights is not an annealing: its rises
+count in S1 only (the paper leaves the warmup out of S2). Four numbers fitted on one curve predict the
+curve of another schedule over the same data; `predict` says what they give for a schedule not yet run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.signal import lfilter
+
+from renewlm.errors import InputError
+
+DECAY = 0.999  # λ, the paper's
+FEWEST_POINTS = 5  # four parameters and at least one point to spare
+_ALPHAS = (0.2, 0.5, 1.0)  # starting exponents: the fit is run from each and the best kept
+
+
+class FitError(InputError):
+    """A curve the law cannot be fitted to (too few points, or a fit that did not converge)."""
+
+
+def areas(lrs: Sequence[float], *, warmup_steps: int = 0, decay: float = DECAY) -> tuple[np.ndarray, np.ndarray]:
+    """S1 and S2 after each step: element s − 1 holds the areas once steps 0 … s − 1 have run at `lrs`.
+
+    `warmup_steps`: the first steps, a warmup from random weights, whose LR rises count in S1 only."""
+    lr = np.asarray(lrs, dtype=np.float64)
+    drops = np.zeros_like(lr)
+    drops[1:] = lr[:-1] - lr[1:]
+    drops[:warmup_steps] = 0.0
+    momentum = lfilter([1.0], [1.0, -decay], drops)  # m_i = λ·m_(i−1) + drop_i
+    return np.cumsum(lr), np.cumsum(momentum)
+
+
+@dataclass(frozen=True)
+class AnnealingLaw:
+    """L = L0 + A·S1^(−α) − C·S2, and how well it fits the points it was fitted to."""
+
+    L0: float
+    A: float
+    alpha: float
+    C: float
+    decay: float = DECAY
+    points: int = 0
+    rmse: float = 0.0  # of the fitted points, in nats
+
+    def loss(self, s1: np.ndarray | float, s2: np.ndarray | float) -> np.ndarray:
+        return self.L0 + self.A * np.power(s1, -self.alpha) - self.C * np.asarray(s2)
+
+    def curve(self, lrs: Sequence[float], *, warmup_steps: int = 0) -> np.ndarray:
+        """The predicted loss after each step of a run at `lrs` (its whole history, first step first)."""
+        s1, s2 = areas(lrs, warmup_steps=warmup_steps, decay=self.decay)
+        return self.loss(s1, s2)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit(steps: Sequence[int], losses: Sequence[float], lrs: Sequence[float], *, warmup_steps: int = 0,
+        decay: float = DECAY, what: str = "the curve") -> AnnealingLaw:
+    """The law fitted to held-out `losses` measured after `steps` steps of a run whose step i ran at `lrs[i]`.
+
+    Least squares in the loss, bounded (0 ≤ L0 ≤ the highest point, A ≥ 0, 0.01 ≤ α ≤ 3, C ≥ 0), started from several exponents.
+    FitError, naming `what`, when fewer than five points follow a step, or when no start converges."""
+    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(lrs) and math.isfinite(loss)]
+    if len(pts) < FEWEST_POINTS:
+        raise FitError(f"{what} has {len(pts)} held-out point(s) after step 0; the loss law needs at least {FEWEST_POINTS} "
+                       "(train the parent with eval_every set, or run longer probes)")
+    s1_all, s2_all = areas(lrs, warmup_steps=warmup_steps, decay=decay)
+    index = np.array([s for s, _ in pts]) - 1
+    s1, s2, y = s1_all[index], s2_all[index], np.array([loss for _, loss in pts])
+    if not np.all(s1 > 0):
+        raise FitError(f"{what} has points where no step has moved the weights yet (the LR was 0); drop them")
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        return x[0] + x[1] * np.power(s1, -x[2]) - x[3] * s2 - y
+
+    best = None
+    for alpha in _ALPHAS:
+        first = y.min() * 0.9
+        a0 = max((y[0] - first) * s1[0] ** alpha, 1e-6)
+        result = least_squares(residual, [first, a0, alpha, 0.0], bounds=([0.0, 0.0, 0.01, 0.0], [y.max(), np.inf, 3.0, np.inf]),
+                               x_scale="jac", max_nfev=5000)
+        if result.success and np.all(np.isfinite(result.x)) and (best is None or result.cost < best.cost):
+            best = result
+    if best is None:
+        raise FitError(f"the loss law did not converge on {what}; no prediction is made from it")
+    rmse = float(np.sqrt(np.mean(best.fun**2)))
+    return AnnealingLaw(*map(float, best.x), decay=decay, points=len(pts), rmse=rmse)
+
+
+@dataclass(frozen=True)
+class ShiftLaw:
+    """An update's held-out loss on one corpus (Wang et al. 2025, arXiv:2505.07796, as we read it): the parent's
+    loss there, plus what the parent's law says the update's LR does (more area lowers the loss, a re-warm
+    raises it), plus the distribution shift, B·(1 − (1 + E·S1_update)^(−β)): B > 0 on old data (forgetting,
+    saturating as the update goes on), B < 0 on the new (learning)."""
+
+    parent: AnnealingLaw
+    start: float  # the parent's loss on this corpus: the update's step-0 evaluation
+    B: float
+    E: float
+    beta: float
+    points: int = 0
+    rmse: float = 0.0
+
+    def curve(self, history_lrs: Sequence[float], update_lrs: Sequence[float], *, warmup_steps: int = 0) -> np.ndarray:
+        """The predicted loss after each step of the update (`history_lrs`: the parent's lineage's steps)."""
+        return _shift_curve(self.parent, self.start, (self.B, self.E, self.beta), history_lrs, update_lrs, warmup_steps)
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "parent"}
+
+
+def _shift_curve(parent: AnnealingLaw, start: float, shift: Sequence[float], history_lrs, update_lrs, warmup_steps: int) -> np.ndarray:
+    n = len(history_lrs)
+    s1, s2 = areas(np.concatenate([history_lrs, update_lrs]), warmup_steps=warmup_steps, decay=parent.decay)
+    at_parent = parent.loss(s1[n - 1], s2[n - 1]) if n else 0.0
+    moved = s1[n:] - (s1[n - 1] if n else 0.0)  # the update's own forward area
+    b, e, beta = shift
+    return start + (parent.loss(s1[n:], s2[n:]) - at_parent) + b * (1.0 - np.power(1.0 + e * moved, -beta))
+
+
+def fit_shift(parent: AnnealingLaw, start: float, steps: Sequence[int], losses: Sequence[float], history_lrs: Sequence[float],
+              update_lrs: Sequence[float], *, warmup_steps: int = 0, what: str = "the probe") -> ShiftLaw:
+    """The shift term fitted to an update's (a probe's) held-out `losses` after `steps` of its steps, the parent's
+    law and loss on the corpus given. FitError as for `fit`, with three parameters and so at least four points."""
+    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(update_lrs) and math.isfinite(loss)]
+    if len(pts) < 4:
+        raise FitError(f"{what} has {len(pts)} held-out point(s) after its step 0; the shift term needs at least 4 "
+                       "(evaluate the probe more often, or run it longer)")
+    index, y = np.array([s for s, _ in pts]) - 1, np.array([loss for _, loss in pts])
+
+    def residual(x: np.ndarray) -> np.ndarray:
+        return _shift_curve(parent, start, x, history_lrs, update_lrs, warmup_steps)[index] - y
+
+    scale = float(np.sum(update_lrs))  # E·S1 of order one over the probe, to start with
+    best = None
+    for sign in (1.0, -1.0):
+        guess = [sign * max(abs(y[-1] - start), 1e-3), 1.0 / max(scale, 1e-12), 1.0]
+        result = least_squares(residual, guess, bounds=([-np.inf, 0.0, 0.01], [np.inf, np.inf, 5.0]), x_scale="jac", max_nfev=5000)
+        if result.success and np.all(np.isfinite(result.x)) and (best is None or result.cost < best.cost):
+            best = result
+    if best is None:
+        raise FitError(f"the shift term did not converge on {what}; no prediction is made from it")
+    return ShiftLaw(parent, start, *map(float, best.x), points=len(pts), rmse=float(np.sqrt(np.mean(best.fun**2))))
