@@ -18,7 +18,7 @@ study checks and records it: `trunks_identical`); the decay branches are taken o
 seeds (the update's data order). Per release: held-out loss on the release's new data, on the base's data
 (cv-prose) and on the earlier releases, tokens and FLOPs of each kind of release (the ledger's numbers).
 
-    python benchmarks/reproduce/averaging.py [--steps 150] [--seeds 0 1] [--variants 0 1 2]
+    python benchmarks/reproduce/averaging.py [--steps 150] [--seeds 0 1] [--variants 0 1 2] [--later-seeds-variants 0]
 
 Resumable: a finished run is never run again. Writes docs/results/averaging.json.
 """
@@ -102,39 +102,10 @@ def cost(store: Store, version: str) -> dict:
     return {"tokens": record.tokens, "flops": record.flops}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=150, help="steps of each release's trunk update (16,384 tokens each)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--variants", type=int, nargs="+", default=list(range(len(WINDOWS))), choices=range(len(WINDOWS)))
-    args = p.parse_args()
-    if 0 not in args.variants:
-        p.error("--variants must include 0: the decay branches, the baseline of every comparison, are taken off variant 0's trunks")
-    started = time.perf_counter()
-    store = default_store()
-    check = require_converged(store)
-    release_corpora(store)
-    variants = {}
-    for seed in args.seeds:
-        for k in range(1, RELEASES + 1):
-            for variant in args.variants:
-                variants[variant] = trunk(store, variant, seed, k, args.steps)
-    rows, identical = [], True
-    for seed in args.seeds:
-        for k in range(1, RELEASES + 1):
-            new, old = CORPORA[k - 1], [PROSE, *CORPORA[: k - 1]]
-            kinds = {"trunk": names(0, seed, k)["trunk"], "decay": names(0, seed, k)["decay"]}
-            for variant in args.variants:
-                kinds[f"window {variants[variant]['window_steps']}"] = names(variant, seed, k)["window"]
-                kinds[f"ema {variants[variant]['ema']:g}"] = names(variant, seed, k)["ema"]
-                identical &= weights_digest(store, names(variant, seed, k)["trunk"]) == weights_digest(store, kinds["trunk"])
-            losses = heldout(store, list(kinds.values()), [new, *old])
-            for kind, version in kinds.items():
-                loss = losses[version]
-                rows.append({"seed": seed, "release": k, "kind": kind, "version": version, "new": loss[new], "base_data": loss[PROSE],
-                             "earlier": sum(loss[c] for c in old[1:]) / len(old[1:]) if k > 1 else None, **cost(store, version)})
+def summarise(rows: list[dict]) -> dict:
+    """Per release and kind of release: mean ± sd over seeds, and the paired difference to the same seed's decay branch."""
     by_release = {}
-    for k in range(1, RELEASES + 1):
+    for k in sorted({r["release"] for r in rows}):
         at = [r for r in rows if r["release"] == k]
         decay = {r["seed"]: r for r in at if r["kind"] == "decay"}
         by_kind = {}
@@ -149,11 +120,54 @@ def main() -> None:
             d = s["minus_decay"]
             say(f"release {k} {kind:>12}: new {cell(s['new'], 4)} ({gap_cell(d['new'], 4)} vs decay), "
                 f"base data {cell(s['base_data'], 4)} ({gap_cell(d['base_data'], 4)})")
+    return by_release
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=150, help="steps of each release's trunk update (16,384 tokens each)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--variants", type=int, nargs="+", default=list(range(len(WINDOWS))), choices=range(len(WINDOWS)))
+    p.add_argument("--later-seeds-variants", type=int, nargs="+", default=None, choices=range(len(WINDOWS)),
+                   help="the variants of every seed after the first (default: --variants); the rest have the first seed only")
+    args = p.parse_args()
+    later = args.variants if args.later_seeds_variants is None else args.later_seeds_variants
+    if 0 not in args.variants or 0 not in later:
+        p.error("the variants must include 0: the decay branches, the baseline of every comparison, are taken off variant 0's trunks")
+
+    def variants_of(seed: int) -> list[int]:
+        return args.variants if seed == args.seeds[0] else [v for v in later if v in args.variants]
+
+    started = time.perf_counter()
+    store = default_store()
+    check = require_converged(store)
+    release_corpora(store)
+    variants = {}
+    for seed in args.seeds:
+        for k in range(1, RELEASES + 1):
+            for variant in variants_of(seed):
+                variants[variant] = trunk(store, variant, seed, k, args.steps)
+    rows, identical = [], True
+    for seed in args.seeds:
+        for k in range(1, RELEASES + 1):
+            new, old = CORPORA[k - 1], [PROSE, *CORPORA[: k - 1]]
+            kinds = {"trunk": names(0, seed, k)["trunk"], "decay": names(0, seed, k)["decay"]}
+            for variant in variants_of(seed):
+                kinds[f"window {variants[variant]['window_steps']}"] = names(variant, seed, k)["window"]
+                kinds[f"ema {variants[variant]['ema']:g}"] = names(variant, seed, k)["ema"]
+                identical &= weights_digest(store, names(variant, seed, k)["trunk"]) == weights_digest(store, kinds["trunk"])
+            losses = heldout(store, list(kinds.values()), [new, *old])
+            for kind, version in kinds.items():
+                loss = losses[version]
+                rows.append({"seed": seed, "release": k, "kind": kind, "version": version, "new": loss[new], "base_data": loss[PROSE],
+                             "earlier": sum(loss[c] for c in old[1:]) / len(old[1:]) if k > 1 else None, **cost(store, version)})
+    by_release = summarise(rows)
     say(f"trunks of all variants identical bit for bit: {identical}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = {
         "study": "averaging", "base": BASE, "regime": REGIME.__dict__, "convergence": check, "steps": args.steps,
-        "seeds": args.seeds, "replay": REPLAY, "decay_fraction": DECAY_FRACTION, "variants": variants,
+        "seeds": args.seeds, "seeds_per_variant": {v: [s for s in args.seeds if v in variants_of(s)] for v in args.variants},
+        "replay": REPLAY, "decay_fraction": DECAY_FRACTION, "variants": variants,
         "trunks_identical": identical, "rows": rows, "summary": by_release, "machine": machine(),
         "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
     }

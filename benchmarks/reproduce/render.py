@@ -124,8 +124,8 @@ def averaging() -> str:
         for kind, s in kinds.items():
             d = s["minus_decay"]
             vs = ["", ""] if kind == "decay" else [gap_cell(d["new"], 4), gap_cell(d["base_data"], 4)]
-            rows.append([k, kind, cell(s["new"], 4), cell(s["base_data"], 4), *vs])
-    return _table(["release", "kind", "new data loss", "`cv-prose` loss", "new minus decay", "`cv-prose` minus decay"], rows, right=2)
+            rows.append([k, kind, str(s["new"]["n"]), cell(s["new"], 4), cell(s["base_data"], 4), *vs])
+    return _table(["release", "kind", "seeds", "new data loss", "`cv-prose` loss", "new minus decay", "`cv-prose` minus decay"], rows, right=2)
 
 
 RENDERERS: dict[str, Callable[[], str]] = {
