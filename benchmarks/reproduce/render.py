@@ -128,10 +128,27 @@ def averaging() -> str:
     return _table(["release", "kind", "seeds", "new data loss", "`cv-prose` loss", "new minus decay", "`cv-prose` minus decay"], rows, right=2)
 
 
+def predict_parent() -> str:
+    data = _json("predict_parent")
+    law = data["law"]
+    head = (f"Fitted to {data['points']} points of `{data['base']}` on `{data['corpus']}`: L0 {law['L0']:.4f}, A {law['A']:.4f}, "
+            f"α {law['alpha']:.4f}, C {law['C']:.4f}; residual {law['rmse']:.4f} nats (root mean square).\n\n")
+    t = data["tail"]
+    rows = [[f"`{data['base']}` steps {t['steps'][0]:,}–{t['steps'][-1]:,} ({len(t['steps'])} points), fitted to the {t['fitted_points']} before",
+             f"{t['law']['mean_abs']:.4f} ({t['law']['mean_rel']:.2%})", f"{t['law']['worst_abs']:.4f} ({t['law']['worst_rel']:.2%})",
+             f"{t['naive']['mean_abs']:.4f}"]]
+    if "check" in data:
+        c = data["check"]
+        rows.append([f"`{c['version']}` at step {c['step']:,}: predicted {c['predicted']:.4f}, measured {c['measured']:.4f}",
+                     f"{c['law']['mean_abs']:.4f} ({c['law']['mean_rel']:.2%})", "", f"{c['naive']['mean_abs']:.4f}"])
+    return head + _table(["prediction", "mean error", "worst error", "naive's mean error"], rows)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
+    "predict-parent": predict_parent,
 }
 
 

@@ -123,6 +123,11 @@ def test_a_version_with_measured_speed(cli, store):
         (["--releases", "2", "--tokens-per-release", "1B", "--out", "no/such/chart.png"], "nor the folder above it exists"),
         (["--releases", "2", "--tokens-per-release", "1B", "--pretrain-tokens", "lots"], "--pretrain-tokens 'lots' is not a token count"),
         (["--releases", "2", "--tokens-per-release", "1e18"], "above the bound of 1e15 tokens"),
+        (["--tokens-per-release", "1B"], "plan needs --releases N and --tokens-per-release T (or --from V --data C --predict"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--data", "code"], "--data describe an update to predict: add --from V --predict"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--replay", "0", "--replay", "0.1"], "--replay takes one share when pricing"),
+        (["--from", "v1", "--data", "code"], "a prediction needs --from V, --data C and --predict"),
+        (["--from", "v1", "--data", "code", "--predict", "--releases", "3"], "--releases, --out price releases, not a prediction"),
         (["--releases", "2", "--tokens-per-release", "1B", "--model", "tiny", "--seq-len", "100000000000"], "above the bound of 1,048,576"),
     ],
 )

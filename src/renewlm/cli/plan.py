@@ -1,4 +1,5 @@
-"""`renewlm plan`: tokens, FLOPs and hours of retrain / continue / switch / average for N releases, before any compute is spent."""
+"""`renewlm plan`: tokens, FLOPs and hours of retrain / continue / switch / average for N releases, before any compute is
+spent; with `--from V --data C --predict`, one update's held-out losses predicted (cli/predict.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from renewlm.store import check_output
 from renewlm.updates.plan import (
     DEFAULT_DECAY_FRACTION, SHOWN, Plan, cumulative, format_count, make_plan, plot_plan,
 )
+from renewlm.updates.request import Recipe
 
 WHAT = {
     "retrain": "from scratch on all data so far: i·T at release i",
@@ -29,21 +31,39 @@ WHAT = {
 
 @app.command("plan")
 def plan_cmd(
-    releases: Annotated[int, typer.Option("--releases", help="Number of releases N (the first one is pre-training).")],
-    tokens_per_release: Annotated[str, typer.Option("--tokens-per-release", help="New tokens T per release: 10B, 500M, 1e10.")],
+    releases: Annotated[int | None, typer.Option("--releases", help="Number of releases N (the first one is pre-training).", show_default=False)] = None,
+    tokens_per_release: Annotated[str | None, typer.Option("--tokens-per-release", help="New tokens T per release: 10B, 500M, 1e10.", show_default=False)] = None,
     pretrain_tokens: Annotated[str | None, typer.Option("--pretrain-tokens", help="Release 1 is one pre-training of P tokens, shared by every paradigm (default: T, like the rest).", show_default=False)] = None,
     model: Annotated[str | None, typer.Option("--model", help="A preset (tiny ... 1b) or a version in the store (default 1b).", show_default=False)] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="A preset's vocabulary (default 128,256, Llama 3's).", show_default=False)] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence (default: the version's, else 2,048).", show_default=False)] = None,
     decay_fraction: Annotated[float, typer.Option("--decay-fraction", help="switch: a branch's decay, as a share A of the update's tokens.")] = DEFAULT_DECAY_FRACTION,
-    replay: Annotated[float, typer.Option("--replay", help="Share F of every update batch given to old data; an update trains on T/(1−F).")] = 0.0,
+    replay: Annotated[list[float] | None, typer.Option("--replay", help="Share F of every update batch given to old data (with --predict: repeat, one candidate each).", show_default=False)] = None,
     tokens_per_second: Annotated[float | None, typer.Option("--tokens-per-second", help="Training speed for hours (default: measured in the store's runs).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also draw cumulative cost per paradigm to this PNG file.", show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON instead of a table.")] = False,
+    parent: Annotated[str | None, typer.Option("--from", help="--predict: the version an update would start from.", show_default=False)] = None,
+    data: Annotated[list[str] | None, typer.Option("--data", help="--predict: the update's new corpora, NAME or NAME:WEIGHT.", show_default=False)] = None,
+    predict: Annotated[bool, typer.Option("--predict", help="Predict an update's held-out losses (docs/prediction.md) instead of pricing releases.")] = False,
+    steps: Annotated[int | None, typer.Option("--steps", help="--predict: the update's optimizer steps (or --tokens).", show_default=False)] = None,
+    tokens: Annotated[str | None, typer.Option("--tokens", help="--predict: the update's training tokens.", show_default=False)] = None,
+    recipe: Annotated[Recipe | None, typer.Option("--recipe", help="--predict: the update's learning-rate recipe (default cosine).", show_default=False)] = None,
+    lr: Annotated[float | None, typer.Option("--lr", help="--predict: the recipe's top LR (default: from the parent's schedule).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="--predict: the update's data-order seed.")] = 0,
     store: StoreOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", hidden=True, help="Old spelling of --out.")] = None,
 ) -> None:
-    """What N releases cost when retrained, continued, or branched off a main path (path switching)."""
+    """What N releases cost when retrained, continued, or branched off a main path (path switching); with --predict, an update's losses."""
+    cost = {"--releases": releases, "--tokens-per-release": tokens_per_release, "--pretrain-tokens": pretrain_tokens, "--model": model,
+            "--vocab-size": vocab_size, "--seq-len": seq_len, "--tokens-per-second": tokens_per_second, "--out": out or plot}
+    if predict or parent is not None:
+        _check_prediction(parent, data, predict, cost)
+        from renewlm.cli.predict import predict_update
+
+        return predict_update(store, parent=parent, data=data, replays=replay or [], steps=steps, tokens=tokens,
+                              recipe=recipe, lr=lr, seed=seed, as_json=as_json)
+    _check_pricing({"--data": data, "--steps": steps, "--tokens": tokens, "--recipe": recipe, "--lr": lr}, cost, replay)
+    replay_share = replay[0] if replay else 0.0
     plot = renamed(out, plot, "--plot", "--out")
     if plot is not None:
         if plot.suffix.lower() != ".png":
@@ -57,7 +77,7 @@ def plan_cmd(
         vocab_size=vocab_size,
         seq_len=seq_len,
         decay_fraction=decay_fraction,
-        replay=replay,
+        replay=replay_share,
         tokens_per_second=tokens_per_second,
         pretrain_tokens=None if pretrain_tokens is None else parse_tokens(pretrain_tokens, "--pretrain-tokens"),
     )
@@ -69,6 +89,22 @@ def plan_cmd(
         path = plot_plan(result, plot)
         if not as_json:
             console.print(f"wrote {path}")
+
+
+def _check_prediction(parent: str | None, data: list[str] | None, predict: bool, cost: dict) -> None:
+    if not (predict and parent and data):
+        raise ConfigError("a prediction needs --from V, --data C and --predict: renewlm plan --from V --data C --predict")
+    if given := [flag for flag, value in cost.items() if value is not None]:
+        raise ConfigError(f"{', '.join(given)} price releases, not a prediction; leave them out with --predict")
+
+
+def _check_pricing(update: dict, cost: dict, replay: list[float] | None) -> None:
+    if given := [flag for flag, value in update.items() if value is not None]:
+        raise ConfigError(f"{', '.join(given)} describe an update to predict: add --from V --predict, or leave them out")
+    if cost["--releases"] is None or cost["--tokens-per-release"] is None:
+        raise ConfigError("plan needs --releases N and --tokens-per-release T (or --from V --data C --predict for one update's losses)")
+    if replay and len(replay) > 1:
+        raise ConfigError("--replay takes one share when pricing releases; repeat it only with --predict")
 
 
 def _print(plan: Plan, store) -> None:

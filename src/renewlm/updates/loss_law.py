@@ -78,7 +78,7 @@ def fit(steps: Sequence[int], losses: Sequence[float], lrs: Sequence[float], *, 
     pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(lrs) and math.isfinite(loss)]
     if len(pts) < FEWEST_POINTS:
         raise FitError(f"{what} has {len(pts)} held-out point(s) after step 0; the loss law needs at least {FEWEST_POINTS} "
-                       "(train the parent with eval_every set, or run longer probes)")
+                       "(set eval_every when it trains)")
     s1_all, s2_all = areas(lrs, warmup_steps=warmup_steps, decay=decay)
     index = np.array([s for s, _ in pts]) - 1
     s1, s2, y = s1_all[index], s2_all[index], np.array([loss for _, loss in pts])

@@ -1,0 +1,114 @@
+"""An update's held-out losses, predicted before it runs, from the parent's logged curve and short probes.
+
+1. The loss law (loss_law.py) is fitted to the parent's own held-out curve (its lineage's history, one clock):
+   how the loss answers the LR, apart from any change of data.
+2. A probe per candidate: the update itself (same data, replay share, peak LR, seed), shortened to its share
+   of the probe budget (all probes together: `PROBE_SHARE` of one update's tokens) at a constant LR, its
+   held-out loss on every corpus logged `PROBE_EVALS` times. A probe is a run and a version in the store,
+   named after what it measured (`PARENT.probe-HASH`), so the next prediction reuses it.
+3. Per corpus, the shift term is fitted to the probe's curve; the candidate's own schedule, run through the
+   fitted law, gives its predicted loss at every step, and at its end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from renewlm.store import Store
+from renewlm.train.config import RunConfig, validate_run
+from renewlm.updates.history import History, read_history
+from renewlm.updates.loss_law import AnnealingLaw, FitError, ShiftLaw, fit, fit_shift
+
+PROBE_SHARE = 0.10  # of one update's tokens, every probe together
+PROBE_EVALS = 8  # held-out evaluations per probe, after its step 0
+PROBE_SUFFIX = ".probe-"
+
+
+@dataclass
+class Prediction:
+    """One candidate's predicted held-out loss at its end, per corpus, and what it was predicted from."""
+
+    candidate: str
+    steps: int
+    probe: str
+    start: dict[str, float]  # the parent's loss on each corpus (the probe's step 0)
+    final: dict[str, float]  # predicted, at the candidate's last step
+    laws: dict[str, dict] = field(default_factory=dict)  # per corpus: the fitted shift term and its residual
+
+    def change(self) -> dict[str, float]:
+        """Predicted minus the parent's loss: a rise on an old corpus is forgetting."""
+        return {c: self.final[c] - self.start[c] for c in self.final}
+
+
+def parent_law(store: Store, parent: str) -> tuple[AnnealingLaw, History]:
+    """The law fitted to the parent's held-out curve on the corpus it has most points of (its own data)."""
+    history = read_history(store, parent)
+    if not history.points:
+        raise FitError(f"{parent} logged no held-out loss while it trained; train it with eval_every set, "
+                       "or predict from probe runs only")
+    corpus = max(history.points, key=lambda c: len(history.points[c]))
+    steps, losses = history.curve(corpus)
+    law = fit(steps, losses, history.lrs, warmup_steps=history.warmup_steps, what=f"{parent}'s held-out curve on {corpus}")
+    return law, history
+
+
+def probe_steps(update: RunConfig, candidates: int) -> int:
+    """Each probe's steps: its share of the budget, at least one per evaluation; FitError if the budget is too small."""
+    steps = int(PROBE_SHARE * update.total_steps / candidates)
+    if steps < PROBE_EVALS:
+        raise FitError(f"probes of {candidates} candidate(s) within {PROBE_SHARE:.0%} of a {update.total_steps}-step update get "
+                       f"{steps} step(s) each, fewer than the {PROBE_EVALS} evaluations a fit needs; "
+                       "predict fewer candidates at once, or a longer update")
+    return steps
+
+
+def probe_config(update: RunConfig, steps: int) -> RunConfig:
+    """The probe of `update`: its run, `steps` long at its peak LR held, evaluated `PROBE_EVALS` times."""
+    peak = update.schedule.peak
+    run = {
+        **update.model_dump(mode="json"), "steps": steps, "tokens": None, "schedule": {"name": "constant", "lr": peak},
+        "eval_every": max(1, steps // PROBE_EVALS), "average": None, "ema": None, "kind": "release",
+    }
+    measured = {k: run.get(k) for k in ("parent", "mixture", "schedule", "steps", "seq_len", "batch_tokens", "seed", "tokenizer",
+                                        "load_optimizer", "data_offset", "z_loss", "document_mask", "embedding_lr_scale", "eval_tokens")}
+    key = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:12]
+    return validate_run({**run, "name": f"{update.parent}{PROBE_SUFFIX}{key}"}, f"probe of {update.name}")
+
+
+def _schedule_lrs(cfg: RunConfig) -> np.ndarray:
+    schedule = cfg.schedule.build(cfg.total_steps, cfg.batch_tokens)
+    return np.array([schedule.lr(i) for i in range(cfg.total_steps)])
+
+
+def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[[RunConfig], object]) -> list[Prediction]:
+    """Each candidate update (a label and its run config, all from one parent) predicted. `run_probe(cfg)`
+    trains a probe the store does not have yet (the CLI passes `train`); a probe already there is reused."""
+    parents = {cfg.parent for cfg in candidates.values()}
+    if len(parents) != 1 or None in parents:
+        raise FitError(f"the candidates start from {sorted(map(str, parents))}; predict the updates of one parent at a time")
+    law, history = parent_law(store, parents.pop())
+    start_step = len(history.lrs)
+    out = []
+    for label, cfg in candidates.items():
+        probe = probe_config(cfg, probe_steps(cfg, len(candidates)))
+        if not store.exists("versions", probe.name):
+            run_probe(probe)
+        seen = read_history(store, probe.name)
+        probe_lrs, wanted = seen.lrs[start_step:], _schedule_lrs(cfg)
+        prediction = Prediction(label, cfg.total_steps, probe.name, {}, {})
+        for corpus, points in seen.points.items():
+            mine = [(s - start_step, loss) for s, loss in points if s >= start_step]
+            if not mine or mine[0][0] != 0:
+                continue  # not evaluated at the probe's start: no parent loss to start from
+            shift: ShiftLaw = fit_shift(law, mine[0][1], [s for s, _ in mine], [loss for _, loss in mine], history.lrs, probe_lrs,
+                                        warmup_steps=history.warmup_steps, what=f"probe {probe.name} on {corpus}")
+            prediction.start[corpus] = shift.start
+            prediction.final[corpus] = float(shift.curve(history.lrs, wanted, warmup_steps=history.warmup_steps)[-1])
+            prediction.laws[corpus] = shift.as_dict()
+        out.append(prediction)
+    return out
