@@ -53,7 +53,7 @@ def main() -> None:
     store = Store(args.store)
     base = read_history(store, BASE)
     steps, losses = base.curve(PROSE)
-    steps, losses = steps[1:], losses[1:]  # step 0: random weights, where the law does not apply
+    steps, losses = [s for s in steps if s > 0], [loss for s, loss in zip(steps, losses) if s > 0]  # step 0: random weights
     law = fit(steps, losses, base.lrs, warmup_steps=base.warmup_steps, what=f"{BASE}'s curve")
     out = {"base": BASE, "corpus": PROSE, "points": len(steps), "law": law.as_dict(), "fit": {"rmse": law.rmse}}
     print(f"fit to {BASE} ({len(steps)} points): L0 {law.L0:.4f} A {law.A:.4f} alpha {law.alpha:.4f} C {law.C:.4f}, rmse {law.rmse:.4f}")

@@ -128,6 +128,8 @@ def test_a_version_with_measured_speed(cli, store):
         (["--releases", "2", "--tokens-per-release", "1B", "--replay", "0", "--replay", "0.1"], "--replay takes one share when pricing"),
         (["--from", "v1", "--data", "code"], "a prediction needs --from V, --data C and --predict"),
         (["--from", "v1", "--data", "code", "--predict", "--releases", "3"], "--releases, --out price releases, not a prediction"),
+        (["--from", "v1", "--data", "code", "--predict", "--decay-fraction", "0.2"], "--decay-fraction, --out price releases"),
+        (["--releases", "2", "--tokens-per-release", "1B", "--seed", "3"], "--seed describe an update to predict"),
         (["--releases", "2", "--tokens-per-release", "1B", "--model", "tiny", "--seq-len", "100000000000"], "above the bound of 1,048,576"),
     ],
 )

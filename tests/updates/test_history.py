@@ -1,11 +1,14 @@
 """A version's history for the loss law: every step's LR since random weights and the held-out points its
 runs logged, on one clock; refused, one sentence each, where there is no single logged curve."""
 
+import json
+
 import pytest
 
 from renewlm.optim.schedule import validate_schedule
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
+from renewlm.train.metrics import read_metrics
 from renewlm.updates.history import read_history
 from renewlm.updates.loss_law import FitError
 from renewlm.updates.request import UpdateRequest
@@ -32,7 +35,8 @@ def test_the_history_is_the_base_then_the_update_on_one_clock(lineage):
     assert history.warmup_steps == base.events["warmup_end"]
     steps, losses = history.curve("prose")
     assert steps == [0, 2, 4, 6, 8, 11, 14]  # the update's step-0 evaluation is the base's step 8, kept once
-    assert losses[4] == pytest.approx(read_version(lineage, "hist-base").losses["prose"], abs=1e-6)
+    first = next(r for r in read_metrics(lineage.path("runs", "hist-child") / "metrics.jsonl") if "eval" in r)
+    assert first["step"] == 0 and losses[4] == first["eval"]["prose"]  # the update's own evaluation of its start
     code_steps, _ = history.curve("code")
     assert code_steps == [8, 11, 14]  # the base never evaluated code: the update's step 0 is the base's end on it
 
@@ -47,7 +51,7 @@ def _record(store, name, **fields):
 def test_an_import_a_soup_or_a_folder_parent_has_no_curve_to_fit(lineage):
     _record(lineage, "hist-import", kind="import", schedule=None, parents=[])
     _record(lineage, "hist-after-import", parents=[{"name": "hist-import"}])
-    with pytest.raises(FitError, match=r"^hist-import was not trained by renewlm, .*probe runs only$"):
+    with pytest.raises(FitError, match=r"^hist-import was not trained by renewlm, so the loss law has no logged curve to fit; "):
         read_history(lineage, "hist-after-import")
     _record(lineage, "hist-soup", kind="soup", parents=[{"name": "hist-base", "weight": 0.5}, {"name": "hist-child", "weight": 0.5}])
     with pytest.raises(FitError, match=r"^hist-soup is an average of several versions"):
@@ -55,3 +59,22 @@ def test_an_import_a_soup_or_a_folder_parent_has_no_curve_to_fit(lineage):
     _record(lineage, "hist-from-folder", parents=[{"name": "/models/elsewhere"}])
     with pytest.raises(FitError, match=r"^hist-from-folder started from /models/elsewhere, which is not a version in this store"):
         read_history(lineage, "hist-from-folder")
+
+
+def test_an_average_adds_no_step_and_a_retrain_starts_the_clock(lineage):
+    _record(lineage, "hist-ema", kind="release", steps=0, parents=[{"name": "hist-child"}], ema=0.9)
+    child, ema = read_history(lineage, "hist-child"), read_history(lineage, "hist-ema")
+    assert ema.versions == ["hist-base", "hist-child", "hist-ema"] and list(ema.lrs) == list(child.lrs) and ema.points == child.points
+    _record(lineage, "hist-retrain", paradigm="retrain", parents=[{"name": "hist-child"}])  # its parent lent the architecture
+    retrain = read_history(lineage, "hist-retrain")
+    assert retrain.versions == ["hist-retrain"] and len(retrain.lrs) == 8 and retrain.warmup_steps == read_history(lineage, "hist-base").warmup_steps
+
+
+def test_a_renamed_held_out_evaluator_is_read_under_its_name(lineage):
+    _record(lineage, "hist-named", parents=[])
+    run = lineage.path("runs", "hist-named")
+    run.mkdir(parents=True, exist_ok=True)
+    (run / "run.json").write_text(json.dumps({"config": {"evaluations": [{"kind": "lm_eval", "name": "tasks"}, {"kind": "heldout", "name": "val"}]}}))
+    rows = [{"step": 0, "val": {"prose": 6.0}}, {"step": 4, "val": {"prose": 5.0}, "tasks": {"prose": 0.5}}, {"step": 8, "eval": {"prose": 1.0}}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert read_history(lineage, "hist-named").curve("prose") == ([0, 4], [6.0, 5.0])

@@ -8,11 +8,11 @@ import pytest
 
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
+from renewlm.train.metrics import read_metrics
 from renewlm.updates.loss_law import FitError
 from renewlm.updates.predict import PROBE_EVALS, predict, probe_config
 from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
-from renewlm.versions import read_version
 from tests.train.conftest import run_dict
 
 
@@ -42,11 +42,11 @@ def test_a_probe_per_candidate_is_trained_once_and_gives_a_loss_per_corpus(paren
     assert [c.total_steps for c in trained] == [8, 8]  # 10% of one 160-step update, shared by the two
     assert [c.name for c in trained] == [probe_config(c, 8).name for c in candidates.values()]
     assert all(c.schedule.name == "constant" and c.eval_every == 1 for c in trained)
-    at_end = read_version(parent, "pred-base").losses["prose"]
     for p in first:
         assert set(p.final) == {"code", "prose"} and all(loss > 0 for loss in p.final.values())
-        assert p.start["prose"] == pytest.approx(at_end)  # the probe starts where the parent ended
-        assert p.change()["prose"] == pytest.approx(p.final["prose"] - at_end)
+        own = next(r for r in read_metrics(parent.path("runs", p.probe) / "metrics.jsonl") if "eval" in r)
+        assert own["step"] == 0 and p.start == own["eval"]  # the parent's weights as the probe evaluates them
+        assert p.change()["prose"] == pytest.approx(p.final["prose"] - own["eval"]["prose"])
     again = predict(parent, candidates, lambda cfg: pytest.fail(f"{cfg.name} exists and is trained again"))
     assert [p.final for p in again] == [p.final for p in first]
 

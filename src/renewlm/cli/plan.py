@@ -37,7 +37,7 @@ def plan_cmd(
     model: Annotated[str | None, typer.Option("--model", help="A preset (tiny ... 1b) or a version in the store (default 1b).", show_default=False)] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", help="A preset's vocabulary (default 128,256, Llama 3's).", show_default=False)] = None,
     seq_len: Annotated[int | None, typer.Option("--seq-len", help="Tokens per sequence (default: the version's, else 2,048).", show_default=False)] = None,
-    decay_fraction: Annotated[float, typer.Option("--decay-fraction", help="switch: a branch's decay, as a share A of the update's tokens.")] = DEFAULT_DECAY_FRACTION,
+    decay_fraction: Annotated[float | None, typer.Option("--decay-fraction", help=f"switch: a branch's decay, as a share A of the update's tokens (default {DEFAULT_DECAY_FRACTION}).", show_default=False)] = None,
     replay: Annotated[list[float] | None, typer.Option("--replay", help="Share F of every update batch given to old data (with --predict: repeat, one candidate each).", show_default=False)] = None,
     tokens_per_second: Annotated[float | None, typer.Option("--tokens-per-second", help="Training speed for hours (default: measured in the store's runs).", show_default=False)] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Also draw cumulative cost per paradigm to this PNG file.", show_default=False)] = None,
@@ -49,20 +49,21 @@ def plan_cmd(
     tokens: Annotated[str | None, typer.Option("--tokens", help="--predict: the update's training tokens.", show_default=False)] = None,
     recipe: Annotated[Recipe | None, typer.Option("--recipe", help="--predict: the update's learning-rate recipe (default cosine).", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="--predict: the recipe's top LR (default: from the parent's schedule).", show_default=False)] = None,
-    seed: Annotated[int, typer.Option("--seed", help="--predict: the update's data-order seed.")] = 0,
+    seed: Annotated[int | None, typer.Option("--seed", help="--predict: the update's data-order seed (default 0).", show_default=False)] = None,
     store: StoreOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", hidden=True, help="Old spelling of --out.")] = None,
 ) -> None:
     """What N releases cost when retrained, continued, or branched off a main path (path switching); with --predict, an update's losses."""
     cost = {"--releases": releases, "--tokens-per-release": tokens_per_release, "--pretrain-tokens": pretrain_tokens, "--model": model,
-            "--vocab-size": vocab_size, "--seq-len": seq_len, "--tokens-per-second": tokens_per_second, "--out": out or plot}
+            "--vocab-size": vocab_size, "--seq-len": seq_len, "--decay-fraction": decay_fraction, "--tokens-per-second": tokens_per_second,
+            "--out": out or plot}
     if predict or parent is not None:
         _check_prediction(parent, data, predict, cost)
         from renewlm.cli.predict import predict_update
 
         return predict_update(store, parent=parent, data=data, replays=replay or [], steps=steps, tokens=tokens,
-                              recipe=recipe, lr=lr, seed=seed, as_json=as_json)
-    _check_pricing({"--data": data, "--steps": steps, "--tokens": tokens, "--recipe": recipe, "--lr": lr}, cost, replay)
+                              recipe=recipe, lr=lr, seed=seed or 0, as_json=as_json)
+    _check_pricing({"--data": data, "--steps": steps, "--tokens": tokens, "--recipe": recipe, "--lr": lr, "--seed": seed}, cost, replay)
     replay_share = replay[0] if replay else 0.0
     plot = renamed(out, plot, "--plot", "--out")
     if plot is not None:
@@ -76,7 +77,7 @@ def plan_cmd(
         model=model,
         vocab_size=vocab_size,
         seq_len=seq_len,
-        decay_fraction=decay_fraction,
+        decay_fraction=DEFAULT_DECAY_FRACTION if decay_fraction is None else decay_fraction,
         replay=replay_share,
         tokens_per_second=tokens_per_second,
         pretrain_tokens=None if pretrain_tokens is None else parse_tokens(pretrain_tokens, "--pretrain-tokens"),

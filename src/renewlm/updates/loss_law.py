@@ -75,7 +75,7 @@ def fit(steps: Sequence[int], losses: Sequence[float], lrs: Sequence[float], *, 
 
     Least squares in the loss, bounded (0 ≤ L0 ≤ the highest point, A ≥ 0, 0.01 ≤ α ≤ 3, C ≥ 0), started from several exponents.
     FitError, naming `what`, when fewer than five points follow a step, or when no start converges."""
-    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(lrs) and math.isfinite(loss)]
+    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(lrs) and math.isfinite(loss) and loss > 0]
     if len(pts) < FEWEST_POINTS:
         raise FitError(f"{what} has {len(pts)} held-out point(s) after step 0; the loss law needs at least {FEWEST_POINTS} "
                        "(set eval_every when it trains)")
@@ -127,9 +127,11 @@ class ShiftLaw:
 
 def _shift_curve(parent: AnnealingLaw, start: float, shift: Sequence[float], history_lrs, update_lrs, warmup_steps: int) -> np.ndarray:
     n = len(history_lrs)
+    if n == 0:
+        raise ValueError("a shift is measured from a parent that has trained: its history has no step")
     s1, s2 = areas(np.concatenate([history_lrs, update_lrs]), warmup_steps=warmup_steps, decay=parent.decay)
-    at_parent = parent.loss(s1[n - 1], s2[n - 1]) if n else 0.0
-    moved = s1[n:] - (s1[n - 1] if n else 0.0)  # the update's own forward area
+    at_parent = parent.loss(s1[n - 1], s2[n - 1])
+    moved = s1[n:] - s1[n - 1]  # the update's own forward area
     b, e, beta = shift
     return start + (parent.loss(s1[n:], s2[n:]) - at_parent) + b * (1.0 - np.power(1.0 + e * moved, -beta))
 
@@ -138,10 +140,10 @@ def fit_shift(parent: AnnealingLaw, start: float, steps: Sequence[int], losses: 
               update_lrs: Sequence[float], *, warmup_steps: int = 0, what: str = "the probe") -> ShiftLaw:
     """The shift term fitted to an update's (a probe's) held-out `losses` after `steps` of its steps, the parent's
     law and loss on the corpus given. FitError as for `fit`, with three parameters and so at least four points."""
-    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(update_lrs) and math.isfinite(loss)]
+    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(update_lrs) and math.isfinite(loss) and loss > 0]
     if len(pts) < 4:
         raise FitError(f"{what} has {len(pts)} held-out point(s) after its step 0; the shift term needs at least 4 "
-                       "(evaluate the probe more often, or run it longer)")
+                       "(predict a longer update, or fewer candidates at once)")
     index, y = np.array([s for s, _ in pts]) - 1, np.array([loss for _, loss in pts])
 
     def residual(x: np.ndarray) -> np.ndarray:

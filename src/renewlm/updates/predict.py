@@ -72,11 +72,12 @@ def probe_config(update: RunConfig, steps: int) -> RunConfig:
     peak = update.schedule.peak
     run = {
         **update.model_dump(mode="json"), "steps": steps, "tokens": None, "schedule": {"name": "constant", "lr": peak},
-        "eval_every": max(1, steps // PROBE_EVALS), "average": None, "ema": None, "kind": "release",
+        "eval_every": max(1, steps // PROBE_EVALS), "evaluations": [], "average": None, "ema": None, "kind": "release",
     }
-    measured = {k: run.get(k) for k in ("parent", "mixture", "schedule", "steps", "seq_len", "batch_tokens", "seed", "tokenizer",
-                                        "load_optimizer", "data_offset", "z_loss", "document_mask", "embedding_lr_scale", "eval_tokens")}
-    key = hashlib.sha256(json.dumps(measured, sort_keys=True).encode()).hexdigest()[:12]
+    # everything that can change what the probe measures; not its name, nor how it reports and checkpoints
+    measured = {k: v for k, v in run.items() if k not in (
+        "name", "log_every", "trackers", "checkpoint_every", "keep_checkpoints", "keep_checkpoints_when_finished", "peak_tflops")}
+    key = hashlib.sha256(json.dumps(measured, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return validate_run({**run, "name": f"{update.parent}{PROBE_SUFFIX}{key}"}, f"probe of {update.name}")
 
 
@@ -90,7 +91,7 @@ def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[
     trains a probe the store does not have yet (the CLI passes `train`); a probe already there is reused."""
     parents = {cfg.parent for cfg in candidates.values()}
     if len(parents) != 1 or None in parents:
-        raise FitError(f"the candidates start from {sorted(map(str, parents))}; predict the updates of one parent at a time")
+        raise FitError("the candidates do not all start from one version; predict the updates of one parent at a time")
     law, history = parent_law(store, parents.pop())
     start_step = len(history.lrs)
     out = []
