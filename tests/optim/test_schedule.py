@@ -280,3 +280,10 @@ def test_each_schedule_says_its_peak_floor_and_decay(spec, peak, floor, why):
     assert curve.peak_lr == pytest.approx(peak)  # the curve's own top agrees with the spec's
     if why is not None:  # a decaying schedule ends on its floor
         assert curve.lr(100) == pytest.approx(floor)
+
+
+@pytest.mark.parametrize("spec", [{"name": "cosine", "peak_lr": 2e-3}, {"name": "wsd", "peak_lr": 1e-3}, {"name": "constant", "lr": 1e-3},
+                                  {"name": "branch", "start_lr": 1e-3, "decay_fraction": 0.3}])
+def test_lrs_is_every_steps_lr(spec):
+    schedule = validate_schedule(spec).build(977)
+    assert schedule.lrs() == [schedule.lr(i) for i in range(977)]

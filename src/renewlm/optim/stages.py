@@ -98,6 +98,10 @@ class Schedule:
                 return p.lr(step)
         return self.final_lr
 
+    def lrs(self) -> list[float]:
+        """The LR of every step of the run, first step first (the loss law reads a run this way)."""
+        return [p.lr(step) for p in self.parts for step in range(p.start, p.end)]
+
     def stage_at(self, step: int) -> str:
         """Name of the stage that step `step` is in ("end" from `total_steps` on)."""
         for p in self.parts:

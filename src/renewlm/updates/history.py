@@ -59,7 +59,7 @@ def _lrs(meta: VersionRecord) -> tuple[np.ndarray, int]:
     if meta.steps == 0:
         return np.zeros(0), 0
     schedule = validate_schedule(meta.schedule, f"{meta.name}'s schedule").build(meta.steps, meta.batch_tokens)
-    return np.array([schedule.lr(i) for i in range(meta.steps)]), schedule.events.get("warmup_end", 0)
+    return np.array(schedule.lrs()), schedule.events.get("warmup_end", 0)
 
 
 def _heldout_key(store: Store, run: str) -> str:

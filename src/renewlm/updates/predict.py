@@ -81,11 +81,6 @@ def probe_config(update: RunConfig, steps: int) -> RunConfig:
     return validate_run({**run, "name": f"{update.parent}{PROBE_SUFFIX}{key}"}, f"probe of {update.name}")
 
 
-def _schedule_lrs(cfg: RunConfig) -> np.ndarray:
-    schedule = cfg.schedule.build(cfg.total_steps, cfg.batch_tokens)
-    return np.array([schedule.lr(i) for i in range(cfg.total_steps)])
-
-
 def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[[RunConfig], object]) -> list[Prediction]:
     """Each candidate update (a label and its run config, all from one parent) predicted. `run_probe(cfg)`
     trains a probe the store does not have yet (the CLI passes `train`); a probe already there is reused."""
@@ -100,7 +95,7 @@ def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[
         if not store.exists("versions", probe.name):
             run_probe(probe)
         seen = read_history(store, probe.name)
-        probe_lrs, wanted = seen.lrs[start_step:], _schedule_lrs(cfg)
+        probe_lrs, wanted = seen.lrs[start_step:], np.array(cfg.schedule.build(cfg.total_steps, cfg.batch_tokens).lrs())
         prediction = Prediction(label, cfg.total_steps, probe.name, {}, {})
         for corpus, points in seen.points.items():
             mine = [(s - start_step, loss) for s, loss in points if s >= start_step]
