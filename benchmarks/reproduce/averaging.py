@@ -86,7 +86,8 @@ def trunk(store: Store, variant: int, seed: int, k: int, steps: int) -> dict:
                        f"trunk {n['trunk']}")
     ensure(store, cfg)
     if variant == 0:
-        ensure(store, branch_config(n["decay"], cfg, DECAY_FRACTION))
+        branch = branch_config(n["decay"], cfg, DECAY_FRACTION)
+        ensure(store, validate_run({**branch.model_dump(mode="json"), "ema": None}, f"release {n['decay']}"))  # no EMA of a decay
     return {"window_steps": window, "ema": EMAS[variant]}
 
 

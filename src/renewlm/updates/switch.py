@@ -67,8 +67,7 @@ def branch_config(name: str, trunk: RunConfig, decay_fraction: float) -> RunConf
         "schedule": {"name": "branch", "start_lr": end_lr, "decay_fraction": 1.0},
         "steps": max(1, round(decay_fraction * steps)), "tokens": None,
         "generation_flops": 0.0,  # a sampled replay corpus is paid for once, by the trunk
-        # the trunk's averaged and EMA releases are the trunk's; a decay branch off it is another release
-        "average": None, "ema": None,
+        "average": None,  # the trunk's averaged release is the trunk's; a decay branch off it is another release
         "data_offset": trunk.data_offset + steps * trunk.batch_samples,  # samples the trunk has not read
     }
     return validate_run(run, f"release {name}")
