@@ -144,11 +144,36 @@ def predict_parent() -> str:
     return head + _table(["prediction", "mean error", "worst error", "naive's mean error"], rows)
 
 
+def _share(x: float | None) -> str:
+    return "none" if x is None else f"{x:.0%}"
+
+
+def _rho(errors: dict) -> str:
+    return "" if errors["spearman"] is None else f"{errors['spearman']:.2f}"
+
+
+def predict_grid() -> str:
+    data = _json("predict_grid")
+    rows = []
+    for corpus, c in data["per_corpus"].items():
+        law, naive = c["law"], c["naive"]
+        rows.append([f"`{corpus}` ({c['role']})", str(law["n"]), f"{law['mean_abs']:.4f} ({law['mean_rel']:.2%})",
+                     f"{law['worst_abs']:.4f} ({law['worst_rel']:.2%})", _rho(law), f"{naive['mean_abs']:.4f}", _rho(naive)])
+    head = _table(["corpus", "updates", "mean error", "worst error", "rank correlation", "naive's mean error", "naive's rank correlation"], rows)
+    runs = [[f"`{r['version']}`", r["recipe"], str(r["steps"]), f"{r['replay']:.0%}",
+             *[f"{r['predicted'][c]:.3f} / {r['measured'][c]:.3f}" for c in (r["corpus"], "cv-prose")]] for r in data["rows"]]
+    runs_table = _table(["update", "recipe", "steps", "replay", "new data: predicted / measured", "`cv-prose`: predicted / measured"], runs, right=2)
+    auto = [[a["shift"], f"{a['budget']:g}", _share(a["chosen"]), "" if a["chosen"] is None else f"{a['predicted_rise']:+.4f}",
+             "" if a["chosen"] is None else f"{a['measured_rise']:+.4f}", _share(a["smallest_that_met_it"])] for a in data["auto"]]
+    auto_table = _table(["shift", "budget", "share chosen", "predicted rise", "measured rise", "smallest share that met it"], auto)
+    return head + "\n" + runs_table + "\n" + auto_table
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
-    "predict-parent": predict_parent,
+    "predict-parent": predict_parent, "predict-grid": predict_grid,
 }
 
 

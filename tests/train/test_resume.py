@@ -83,6 +83,8 @@ def test_two_gloo_processes_start_from_the_same_weights_and_end_where_one_proces
         assert json.loads((folder / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
 
 
+# slow (20-50 s on 2 cores): outside CI, which keeps the suite under 15 minutes; run with pytest -m slow
+@pytest.mark.slow
 def test_document_mask_on_two_gloo_processes_tracks_one_process(store, make_corpus, tmp_path):
     from renewlm.data.corpus import Corpus
     from renewlm.distributed import Dist
@@ -127,6 +129,8 @@ def test_sigkill_then_rerun_ends_bitwise_equal_to_an_uninterrupted_run(train_sto
     assert [r["loss"] for r in losses(train_store, "whole")] == [r["loss"] for r in losses(train_store, "killed")]
 
 
+# slow (20-50 s on 2 cores): outside CI, which keeps the suite under 15 minutes; run with pytest -m slow
+@pytest.mark.slow
 def test_sigterm_checkpoints_and_a_resume_on_two_processes_reads_the_same_samples(train_store, tmp_path):
     steps = dict(steps=200, checkpoint_every=1000)
     finish(renewlm(train_store, "train", str(write_run(tmp_path, "straight", **steps)), "--fresh"))
@@ -153,6 +157,8 @@ def test_sigterm_checkpoints_and_a_resume_on_two_processes_reads_the_same_sample
         assert y["loss"] == pytest.approx(x["loss"], rel=1e-2)
 
 
+# slow (20-50 s on 2 cores): outside CI, which keeps the suite under 15 minutes; run with pytest -m slow
+@pytest.mark.slow
 def test_bf16_under_fsdp_mixed_precision_tracks_bf16_in_one_process(train_store, tmp_path):
     # The CUDA recipe (bf16 compute, fp32 master weights, fp32 gradient reduction), exercised on CPU.
     finish(renewlm(train_store, "train", str(write_run(tmp_path, "bf1", steps=4, precision="bf16")), "--fresh"))

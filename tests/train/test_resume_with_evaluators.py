@@ -35,6 +35,8 @@ metric_list: [{{metric: acc, aggregation: mean, higher_is_better: true}}]
     return folder
 
 
+# slow (20-50 s on 2 cores): outside CI, which keeps the suite under 15 minutes; run with pytest -m slow
+@pytest.mark.slow
 def test_sigkill_with_an_lm_eval_evaluator_resumes_bitwise(train_store, tmp_path):
     tasks = _task(tmp_path)
     evaluations = [

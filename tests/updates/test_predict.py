@@ -10,16 +10,17 @@ from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
 from renewlm.updates.loss_law import FitError
-from renewlm.updates.predict import PROBE_EVALS, predict, probe_config
+from renewlm.updates.predict import AUTO_REPLAYS, PROBE_EVALS, predict, predict_request, probe_config
 from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
+from renewlm.versions import read_version
 from tests.train.conftest import run_dict
 
 
 @pytest.fixture(scope="module")
 def parent(train_store):
     if not train_store.exists("versions", "pred-base"):
-        train(validate_run(run_dict("pred-base", steps=12, eval_every=2)), train_store, fresh=True)
+        train(validate_run(run_dict("pred-base", steps=12, eval_every=2, micro_batch=8)), train_store, fresh=True)
     if not train_store.exists("versions", "pred-flat"):  # evaluated at its start and end only
         train(validate_run(run_dict("pred-flat", steps=4)), train_store, fresh=True)
     return train_store
@@ -76,3 +77,58 @@ def test_a_parent_without_a_curve_is_one_sentence(parent, cli):
     code, out, err = cli("plan", "--from", "pred-flat", "--data", "code", "--predict", "--steps", "80", "--store", parent.root)
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: pred-flat's held-out curve on prose has 1 held-out point(s) after step 0; the loss law needs at least 5")
+
+
+def test_update_predict_records_what_it_predicted_beside_what_it_measured(parent, cli, tmp_path):
+    code, out, err = cli("update", "pred-upd", "--from", "pred-base", "--data", "code", "--steps", "80", "--predict",
+                         "--store", parent.root)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert re.search(r"probes: 1 of 8 steps .*; [01] to train, [01] reused from the store", flat), out
+    assert out.index("predicted held-out loss of pred-upd from pred-base") < out.index("version written")
+    meta = read_version(parent, "pred-upd")
+    p = meta.prediction
+    assert p["replay"] == 0 and p["probe"].startswith("pred-base.probe-") and set(p["heldout"]) == set(meta.losses) == {"code", "prose"}
+    beside = f"code predicted {p['heldout']['code']:.3f}, measured {meta.losses['code']:.3f}"
+    code, out, _ = cli("show", "pred-upd", "--store", parent.root)
+    line = next(line for line in out.splitlines() if line.startswith("predicted before training"))
+    assert line.startswith(f"predicted before training (probe {p['probe']}): ") and beside in line
+    code, out, _ = cli("versions", "--store", parent.root)
+    assert code == 0 and beside in " ".join(out.split())
+    code, out, err = cli("eval", "pred-upd", "--store", parent.root)
+    assert code == 0, err
+    line = next(line for line in out.splitlines() if line.startswith("pred-upd, predicted before training: "))
+    assert "code predicted" in line and line.endswith("(here)")
+    code, _, err = cli("report", "--out", tmp_path / "r.html", "--versions", "pred-upd", "--store", parent.root)
+    assert code == 0, err
+    page = (tmp_path / "r.html").read_text()
+    assert "measured − predicted" in page and f"{p['heldout']['code']:.3f}" in page
+
+
+def test_replay_auto_trains_the_smallest_share_within_the_budget(parent):
+    request = UpdateRequest(name="pred-auto", parent="pred-base", data=["code"], replay="auto", forget_budget=100.0, steps=320)
+    settled, record = predict_request(parent, request, lambda cfg: train(cfg, parent, fresh=True))  # 4 probes of 8 steps
+    assert settled.replay == 0.0 and record["replay"] == 0.0  # every share is within 100 nats: the smallest
+    assert list(record["candidates"]) == [f"replay {s:g}" for s in AUTO_REPLAYS] and record["forget_budget"] == 100.0
+    rises = {float(label.split()[1]): c["heldout"]["prose"] - record["start"]["prose"] for label, c in record["candidates"].items()}
+    budget = sorted(rises.values())[1] + 1e-9  # met by two shares at least: the smaller of them is chosen
+    again = request.model_copy(update={"forget_budget": budget})
+    settled, record = predict_request(parent, again, lambda cfg: pytest.fail(f"{cfg.name} exists and is trained again"))
+    assert settled.replay == min(s for s, rise in rises.items() if rise <= budget)
+    assert record["heldout"] == record["candidates"][f"replay {settled.replay:g}"]["heldout"]
+
+
+def test_replay_auto_with_no_share_within_the_budget_trains_nothing(parent, cli, monkeypatch):
+    import renewlm.updates.predict as module
+
+    def forgetting_everywhere(store, candidates, run_probe, announce=None):
+        return [module.Prediction(label, 320, "p", {"code": 5.0, "prose": 4.0}, {"code": 4.0, "prose": 4.0 + 0.1 * (4 - k)})
+                for k, label in enumerate(candidates)]
+
+    monkeypatch.setattr(module, "predict", forgetting_everywhere)
+    code, out, err = cli("update", "pred-none", "--from", "pred-base", "--data", "code", "--steps", "320", "--replay", "auto",
+                         "--forget-budget", "0.05", "--store", parent.root)
+    assert code == 2 and err == ("error: no replay share of 0%, 5%, 25%, 50% keeps the predicted forgetting within --forget-budget "
+                                 "0.05 (the least: +0.1000 on prose at replay 0.5); raise the budget, shorten the update (--steps), "
+                                 "or choose a share with --replay\n")
+    assert not parent.exists("versions", "pred-none") and not parent.path("runs", "pred-none").exists()

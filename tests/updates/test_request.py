@@ -41,6 +41,27 @@ def test_replay_is_a_share_of_every_batch(replay, says):
     assert refusal(replay=replay).startswith(says)
 
 
+def test_replay_auto_takes_a_budget_and_a_budget_takes_replay_auto():
+    assert request(replay="auto", forget_budget=0.02).replay == "auto" and request(replay="0.25").replay == 0.25  # as typed
+    assert refusal(replay="half").startswith("--replay half is neither a share nor auto: give a share of every batch in [0, 1)")
+    assert refusal(replay="auto") == ("--replay auto chooses the smallest share whose predicted forgetting is within a budget; "
+                                      "add --forget-budget, e.g. --forget-budget 0.02 (nats)")
+    assert refusal(forget_budget=0.02) == ("--forget-budget is the budget --replay auto chooses a share within; add --replay auto "
+                                           "or leave it out")
+    assert refusal(replay="auto", forget_budget=-1.0).startswith("--forget-budget must be a positive rise of held-out loss in nats")
+    assert refusal(replay="auto", forget_budget=0.02, replay_from=["prose"]).startswith(
+        "--replay auto predicts replay of the lineage's own corpora; with --replay-from, give the share with --replay F")
+
+
+@pytest.mark.parametrize("flags, says", [
+    ({"predict": True}, "--predict"), ({"replay": "auto", "forget_budget": 0.02}, "--replay auto"),
+])
+def test_only_a_continued_update_is_predicted(flags, says):
+    assert refusal(paradigm="switch", **flags) == (
+        f"{says} predicts an update of the continue paradigm; renewlm does not yet predict --paradigm switch, so leave it "
+        "out or use --paradigm continue")
+
+
 @pytest.mark.parametrize("lr", [0.0, -1e-4, math.inf, math.nan])
 def test_the_lr_is_positive_and_finite(lr):
     assert refusal(lr=lr) == f"--lr must be a positive learning rate (got {lr}); e.g. --lr 3e-4"

@@ -14,6 +14,7 @@ from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.cli.options import count, names, renamed
 from renewlm.counts import DEFAULT_EVAL_MICRO_BATCH, DEFAULT_EVAL_TOKENS
 from renewlm.errors import DiskError
+from renewlm.versions import predicted_text, read_version
 
 
 @app.command("eval")
@@ -66,6 +67,9 @@ def eval_cmd(
         for name, entry in result["versions"].items():
             for note in entry["summary"]["notes"]:
                 console.print(f"[dim]{name}: {note}[/]")
+            measured = {c: e["loss"] for c, e in entry["heldout"].items()}
+            if predicted := predicted_text(read_version(st, name).prediction, measured):
+                console.print(f"{name}, predicted before training: {predicted} (here)", highlight=False)
     if unsaved:
         print(unsaved, file=sys.stderr)
 

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.cli.options import names
+from renewlm.cli.predict import print_update_prediction, say_probe_cost
 from renewlm.updates.request import Recipe, ReleaseKind, ReplayPrompts, ReplaySource, UpdateRequest
 from renewlm.versions import Paradigm
 
@@ -23,8 +24,11 @@ def _report(info: dict) -> None:
     table = Table()
     table.add_column("held-out corpus")
     table.add_column("loss", justify="right")
+    predicted = (info.get("prediction") or {}).get("heldout") or {}
+    if predicted:
+        table.add_column("predicted", justify="right")
     for corpus, loss in info["losses"].items():
-        table.add_row(corpus, f"{loss:.4f}")
+        table.add_row(corpus, f"{loss:.4f}", *([f"{predicted[corpus]:.4f}" if corpus in predicted else "–"] if predicted else []))
     console.print(table)
     console.print(f"{info['steps']} steps, {info['tokens']:,} tokens, {info['flops']:.3g} FLOPs", highlight=False)
 
@@ -45,7 +49,12 @@ def train(
 # update's flags whose help takes more than a line
 DataFlag = Annotated[list[str], typer.Option(
     "--data", help="New corpus, NAME or NAME:WEIGHT (repeat, or comma-separated; default weights: token counts).")]
-ReplayFlag = Annotated[float, typer.Option("--replay", help="Share of every batch replayed from the lineage's corpora, in [0, 1).")]
+ReplayFlag = Annotated[str, typer.Option("--replay", help="Share of every batch replayed from the lineage's corpora, in [0, 1); "
+                                        "auto: the smallest whose predicted forgetting is within --forget-budget.")]
+PredictFlag = Annotated[bool, typer.Option("--predict", help="Predict the update's held-out losses before it trains, and record them "
+                                           "(docs/prediction.md).")]
+ForgetBudgetFlag = Annotated[float | None, typer.Option("--forget-budget", help="With --replay auto: the most predicted rise of any "
+                                                        "old corpus's held-out loss, in nats.", show_default=False)]
 ReplayFromFlag = Annotated[list[str] | None, typer.Option("--replay-from", help="Replay these corpora instead of the lineage's.")]
 ReplaySourceFlag = Annotated[ReplaySource, typer.Option(
     "--replay-source", help="data: replay corpora (the lineage's or --replay-from); parent: replay text sampled from the parent.")]
@@ -77,7 +86,7 @@ def update(
     name: Annotated[str, typer.Argument(help="Name of the new version.")],
     parent: Annotated[str, typer.Option("--from", help="The version to update.")],
     data: DataFlag,
-    replay: ReplayFlag = 0.0,
+    replay: ReplayFlag = "0",
     replay_from: ReplayFromFlag = None,
     replay_source: ReplaySourceFlag = "data",
     replay_temperature: ReplayTemperatureFlag = None,
@@ -99,6 +108,8 @@ def update(
     then: ThenFlag = None,
     switch_at: SwitchAtFlag = None,
     seed: Annotated[int, typer.Option(help="Data-order seed.")] = 0,
+    predict: PredictFlag = False,
+    forget_budget: ForgetBudgetFlag = None,
     fresh: Fresh = False,
     store: StoreOption = None,
 ) -> None:
@@ -114,6 +125,7 @@ def update(
         replay_temperature=replay_temperature, replay_prompts=replay_prompts, tokenizer=tokenizer, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),
         seq_len=seq_len, batch_tokens=batch_tokens, micro_batch=micro_batch, eval_every=eval_every,
-        checkpoint_every=checkpoint_every, seed=seed,
+        checkpoint_every=checkpoint_every, seed=seed, predict=predict, forget_budget=forget_budget,
     )
-    _report(run_update(open_store(store), request, fresh=fresh))
+    st = open_store(store)
+    _report(run_update(st, request, fresh=fresh, announce=say_probe_cost(st), predicted=print_update_prediction))

@@ -11,7 +11,8 @@ from rich.tree import Tree
 
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.versions import (
-    VersionRecord, cost, export_version, import_version, list_versions, read_evaluations, read_version, remove_version,
+    VersionRecord, cost, export_version, import_version, list_versions, predicted_text, read_evaluations, read_version,
+    remove_version,
 )
 from renewlm.versions.lineage import display_tree
 
@@ -28,6 +29,8 @@ def _line(meta: VersionRecord, c: dict, evaluations: dict) -> str:
     others = meta.parent_names[1:]
     line = f"[bold]{meta.name}[/] ({meta.kind}) {_cost_text(c)}"
     line += f" — held-out {losses}" if losses else ""
+    if predicted := predicted_text(meta.prediction, meta.losses):
+        line += f" ({predicted})"
     summary = evaluations.get("summary") or {}  # what `renewlm eval` measured
     measured = [f"{key} {summary[key]:+.3f}" for key in ("adaptation", "forgetting") if summary.get(key) is not None]
     if (core := evaluations.get("core_average") or {}).get("core_average") is not None:
@@ -71,6 +74,8 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
     if evaluations := read_evaluations(st, name):  # what `renewlm eval` measured, kept beside the record
         console.print_json(json.dumps({"evaluations": evaluations}))
     console.print(f"lineage: {' → '.join(c['lineage'])}", highlight=False)
+    if predicted := predicted_text(meta.prediction, meta.losses):  # the run's own final evaluation, the probe's evaluator
+        console.print(f"predicted before training (probe {meta.prediction.get('probe')}): {predicted}", highlight=False)
     console.print(f"cost: {_cost_text(c)}; {c['cumulative_tokens']:,} tokens along the lineage", highlight=False)
     if c["retrain_flops"] is not None and c["data_tokens"]:  # no data on record (ancestors removed): unknown, not 0
         console.print(

@@ -10,6 +10,7 @@ from renewlm.report import figures
 from renewlm.report.collect import ReportData, final_losses
 from renewlm.report.graph import graph_order, version_graph_svg
 from renewlm.report.html import code, empty, figure, paragraph, table
+from renewlm.versions import predicted_pairs
 
 EVAL_INSTALL = "pip install 'renewlm[eval]'"
 SKIP_FIELDS = {"num_fewshot", "limit", "evaluated"}  # bookkeeping beside an lm-eval task's numbers
@@ -112,7 +113,19 @@ def heldout_section(data: ReportData) -> str:
     else:
         out += empty(f"Adaptation and forgetting come from {code('renewlm eval')}: evaluate each version with its "
                      f"parent and ancestors, e.g. {code('renewlm eval ' + ' '.join(order[:3]))}.")
-    return out + _bits_per_byte(data, order, corpora)
+    return out + _predicted(data, order) + _bits_per_byte(data, order, corpora)
+
+
+def _predicted(data: ReportData, order: list[str]) -> str:
+    """Each update made with a prediction: per corpus, predicted before it trained against its run's own final loss."""
+    rows = [[v, c, f"{p:.3f}", f"{m:.3f}", signed(m - p)]
+            for v in order for c, p, m in predicted_pairs(data.versions[v].prediction, data.versions[v].losses)]
+    if not rows:
+        return ""
+    return table(["version", "corpus", "predicted", "measured", "measured − predicted"], rows, numeric={2, 3, 4}) + paragraph(
+        f"Predicted before the update trained ({code('renewlm update --predict')} or {code('--replay auto')}: the loss law fitted "
+        "to the parent's logged curve and a probe; docs/prediction.md), against the run's own final held-out loss, measured "
+        "with the probe's evaluator.", "caption")
 
 
 def _bits_per_byte(data: ReportData, order: list[str], corpora: list[str]) -> str:

@@ -8,7 +8,7 @@ with `renewlm train`.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -158,6 +158,10 @@ class RunConfig(Config):
         0.0, ge=0, allow_inf_nan=False,
         description="FLOPs spent before the run sampling its replay corpus from the parent (`update --replay-source "
         "parent`); its version's FLOPs count them.",
+    )
+    prediction: dict[str, Any] | None = Field(
+        None, description="The held-out losses predicted for this run before it trained (`update --predict`, `--replay "
+        "auto`; docs/prediction.md); its version records them beside the losses measured.",
     )
     peak_tflops: float | None = Field(
         None, gt=0, allow_inf_nan=False,

@@ -61,6 +61,7 @@ def version_info(run: Run, results: dict[str, dict]) -> dict:
         "tokens": run.state["tokens"],
         "flops": run.flops_per_token * run.state["tokens"] + cfg.generation_flops,
         "generation_flops": cfg.generation_flops,
+        "prediction": cfg.prediction,
         "seconds": round(run.state["seconds"], 3),
         "device": run.dist.hardware(),
         "losses": results.get(heldout, {}),
@@ -87,7 +88,7 @@ def _average_record(run: Run, info: dict, key: str, losses: dict[str, float]) ->
     record = {
         **info, "parents": [{"name": cfg.name, "weight": 1.0}], "kind": "release", "trunk": cfg.name if trunk else info.get("trunk"),
         "corpus_tokens": {}, "data_tokens": 0, "steps": 0, "skipped_steps": None, "tokens": 0, "flops": 0.0, "generation_flops": 0.0,
-        "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [],
+        "seconds": 0.0, "losses": losses, "evaluations": {}, "resumed_at_steps": [], "prediction": None,
     }
     if key == "ema":
         return {**record, "ema": cfg.ema}

@@ -7,6 +7,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 from renewlm.errors import ConfigError
 from renewlm.store import MAX_NAME_BYTES, Store
 from renewlm.train.config import RunConfig
@@ -16,6 +19,9 @@ from renewlm.updates.retrain import retrain_config
 from renewlm.updates.switch import TRUNK_SUFFIX, main_path_of, run_switch, trunk_name, trunk_of_run
 from renewlm.updates.update import update_config
 
+if TYPE_CHECKING:
+    from renewlm.updates.predict import Announce
+
 
 def run_file(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
     """`renewlm train RUN.yaml`: one run, or with `paradigm: switch` the run as a trunk plus its release."""
@@ -24,10 +30,22 @@ def run_file(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
     return train(cfg, store, fresh=fresh)
 
 
-def run_update(store: Store, request: UpdateRequest, *, fresh: bool = False) -> dict:
-    """`renewlm update NEW --from V --data C ... --paradigm P`: build the run(s) and train them.
+def run_update(store: Store, request: UpdateRequest, *, fresh: bool = False, announce: Announce | None = None,
+               predicted: Callable[[UpdateRequest, dict], None] | None = None) -> dict:
+    """`renewlm update NEW --from V --data C ... --paradigm P`: build the run(s) and train them. With `--predict`
+    or `--replay auto` the update is predicted first (updates/predict.py): `announce` is handed the candidates and
+    their probes before a probe trains, `predicted` the request as settled and the prediction before the update
+    trains, and the version records it.
 
     The request has refused every flag its paradigm does not take; what is left here needs the store."""
+    if request.predict or request.replay == "auto":
+        from renewlm.updates.predict import predict_request
+
+        request, prediction = predict_request(store, request, lambda probe: train(probe, store), announce)
+        if predicted is not None:
+            predicted(request, prediction)
+        cfg = update_config(store, request).model_copy(update={"prediction": prediction})
+        return train(cfg, store, fresh=fresh)
     if request.paradigm == "retrain":
         return train(retrain_config(store, request), store, fresh=fresh)
     if request.paradigm == "switch":

@@ -8,6 +8,10 @@
    named after what it measured (`PARENT.probe-HASH`), so the next prediction reuses it.
 3. Per corpus, the shift term is fitted to the probe's curve; the candidate's own schedule, run through the
    fitted law, gives its predicted loss at every step, and at its end.
+
+`predict_request` does it for `renewlm update --predict` and `--replay auto`: one candidate (the request as it
+is) or one per share of `AUTO_REPLAYS`, the smallest share whose predicted forgetting is within the budget
+chosen, and the prediction returned as the record the version keeps.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ import numpy as np
 
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
+from renewlm.errors import ConfigError
 from renewlm.updates.history import History, read_history
 from renewlm.updates.loss_law import AnnealingLaw, FitError, ShiftLaw, fit, fit_shift
+from renewlm.updates.request import UpdateRequest
+from renewlm.updates.update import update_config
 
 PROBE_SHARE = 0.10  # of one update's tokens, every probe together
 PROBE_EVALS = 8  # held-out evaluations per probe, after its step 0
 PROBE_SUFFIX = ".probe-"
+AUTO_REPLAYS = (0.0, 0.05, 0.25, 0.5)  # the shares `--replay auto` predicts: the issue's grid, none to half of every batch
 
 
 @dataclass
@@ -43,6 +51,10 @@ class Prediction:
     def change(self) -> dict[str, float]:
         """Predicted minus the parent's loss: a rise on an old corpus is forgetting."""
         return {c: self.final[c] - self.start[c] for c in self.final}
+
+    def forgetting(self, new: set[str]) -> dict[str, float]:
+        """The predicted change on each corpus that is not the update's new data."""
+        return {c: d for c, d in self.change().items() if c not in new}
 
 
 def parent_law(store: Store, parent: str) -> tuple[AnnealingLaw, History]:
@@ -81,17 +93,31 @@ def probe_config(update: RunConfig, steps: int) -> RunConfig:
     return validate_run({**run, "name": f"{update.parent}{PROBE_SUFFIX}{key}"}, f"probe of {update.name}")
 
 
-def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[[RunConfig], object]) -> list[Prediction]:
+def probes(candidates: dict[str, RunConfig]) -> dict[str, RunConfig]:
+    """Each candidate's probe, the budget shared among them; FitError if it is too small."""
+    each = probe_steps(next(iter(candidates.values())), len(candidates))
+    return {label: probe_config(cfg, each) for label, cfg in candidates.items()}
+
+
+Announce = Callable[[dict[str, RunConfig], dict[str, RunConfig]], None]
+
+
+def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[[RunConfig], object],
+            announce: Announce | None = None) -> list[Prediction]:
     """Each candidate update (a label and its run config, all from one parent) predicted. `run_probe(cfg)`
-    trains a probe the store does not have yet (the CLI passes `train`); a probe already there is reused."""
+    trains a probe the store does not have yet (the CLI passes `train`); a probe already there is reused.
+    `announce(candidates, probes)` is called before any probe trains (the CLI says what they cost)."""
     parents = {cfg.parent for cfg in candidates.values()}
     if len(parents) != 1 or None in parents:
         raise FitError("the candidates do not all start from one version; predict the updates of one parent at a time")
     law, history = parent_law(store, parents.pop())
     start_step = len(history.lrs)
+    made = probes(candidates)
+    if announce is not None:
+        announce(candidates, made)
     out = []
     for label, cfg in candidates.items():
-        probe = probe_config(cfg, probe_steps(cfg, len(candidates)))
+        probe = made[label]
         if not store.exists("versions", probe.name):
             run_probe(probe)
         seen = read_history(store, probe.name)
@@ -108,3 +134,40 @@ def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[
             prediction.laws[corpus] = shift.as_dict()
         out.append(prediction)
     return out
+
+
+def candidates(store: Store, request: UpdateRequest, shares: list[float]) -> dict[str, RunConfig]:
+    """The update `request` asks for at each replay share, labelled `replay F`: what a probe shortens."""
+    out = {}
+    for share in dict.fromkeys(shares):  # each share checked as --replay is
+        one = UpdateRequest(**{**request.model_dump(), "replay": share, "predict": False, "forget_budget": None})
+        out[f"replay {share:g}"] = update_config(store, one)
+    return out
+
+
+def predict_request(store: Store, request: UpdateRequest, run_probe: Callable[[RunConfig], object],
+                    announce: Announce | None = None) -> tuple[UpdateRequest, dict]:
+    """`request` with its replay share settled, and the prediction its version records: the request's own share
+    predicted (`--predict`), or each of `AUTO_REPLAYS` and the smallest whose predicted rise on every old corpus is
+    at most `forget_budget` (`--replay auto`); ConfigError if none is."""
+    auto = request.replay == "auto"
+    shares = list(dict.fromkeys(AUTO_REPLAYS if auto else [request.replay]))
+    made = candidates(store, request, shares)
+    predictions = predict(store, made, run_probe, announce)
+    new = {item.split(":")[0] for item in request.data}
+    chosen = predictions[0]
+    if auto:
+        within = [p for p in predictions if max(p.forgetting(new).values(), default=0.0) <= request.forget_budget]
+        if not within:
+            least = min(predictions, key=lambda p: max(p.forgetting(new).values()))
+            corpus, rise = max(least.forgetting(new).items(), key=lambda kv: kv[1])
+            raise ConfigError(f"no replay share of {', '.join(f'{s:.0%}' for s in AUTO_REPLAYS)} keeps the predicted forgetting within "
+                              f"--forget-budget {request.forget_budget:g} (the least: {rise:+.4f} on {corpus} at {least.candidate}); "
+                              "raise the budget, shorten the update (--steps), or choose a share with --replay")
+        chosen = within[0]
+    share = shares[predictions.index(chosen)]
+    record = {"probe": chosen.probe, "start": chosen.start, "heldout": chosen.final, "replay": share}
+    if auto:
+        record.update(forget_budget=request.forget_budget,
+                      candidates={p.candidate: {"probe": p.probe, "heldout": p.final} for p in predictions})
+    return request.model_copy(update={"replay": share}), record

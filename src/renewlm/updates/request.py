@@ -18,7 +18,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PlainValidator, ValidationError, ValidationInfo, field_validator, model_validator
 
 from renewlm.config import Config, Whole, describe
 from renewlm.errors import ConfigError
@@ -90,7 +90,18 @@ def parse_data(items: list[str], flag: str = "--data") -> dict[str, float | None
     return out
 
 
-Replay = Annotated[float, AfterValidator(replay_share)]
+def replay_or_auto(value: Any) -> float | Literal["auto"]:
+    """`--replay F` (a share, as `replay_share` checks it), or `--replay auto` (a share chosen by prediction)."""
+    if value == "auto":
+        return value
+    try:
+        share = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--replay {value} is neither a share nor auto: give a share of every batch in [0, 1), "
+                         "e.g. --replay 0.05, or --replay auto with --forget-budget") from None
+    return replay_share(share)
+
+
 DecayFraction = Annotated[float, AfterValidator(decay_share)]
 # Each size: its unit, and how to fix a value below 1 (the update's length is never the parent's).
 _TAKE_THE_PARENTS = "leave it out to take the parent's"
@@ -111,7 +122,16 @@ class UpdateRequest(Config):
     paradigm: Annotated[Paradigm, BeforeValidator(known_paradigm)] = Field(
         "continue", description="continue: from the weights; switch: path switching (trunk + release); retrain: from scratch.",
     )
-    replay: Replay = Field(0.0, description="Share of every batch replayed from the lineage's corpora, in [0, 1).")
+    replay: Annotated[float | Literal["auto"], PlainValidator(replay_or_auto)] = Field(
+        0.0, description="Share of every batch replayed from the lineage's corpora, in [0, 1); auto: the smallest share "
+        "whose predicted forgetting is within --forget-budget (docs/prediction.md).",
+    )
+    forget_budget: float | None = Field(
+        None, description="--replay auto: the most the update may raise any old corpus's held-out loss, in nats, as predicted.",
+    )
+    predict: bool = Field(
+        False, description="continue: predict the update's held-out losses before it trains, and keep them in its record.",
+    )
     replay_from: list[str] | None = Field(None, description="Replay these corpora instead of the lineage's.")
     replay_source: ReplaySource = Field(
         "data", description="data: replay the lineage's corpora (or --replay-from); parent: replay a corpus sampled from "
@@ -202,7 +222,7 @@ class UpdateRequest(Config):
         problems = []
         if (self.tokens is None) == (self.steps is None):
             problems.append("give exactly one of --tokens and --steps for the update's length")
-        problems += self._paradigm_problems() + self._replay_problems()
+        problems += self._paradigm_problems() + self._replay_problems() + self._prediction_problems()
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -258,6 +278,25 @@ class UpdateRequest(Config):
         if t is not None and not (math.isfinite(t) and t > 0):
             problems.append(f"--replay-temperature must be a positive temperature (got {t}); 1 (the default) samples the "
                             f"parent's own distribution")
+        return problems
+
+    def _prediction_problems(self) -> list[str]:
+        """A prediction is of a continued update; `--replay auto` needs a budget, and a budget needs it."""
+        problems, auto, budget = [], self.replay == "auto", self.forget_budget
+        if (self.predict or auto) and self.paradigm != "continue":
+            problems.append(f"{'--replay auto' if auto else '--predict'} predicts an update of the continue paradigm; renewlm does "
+                            f"not yet predict --paradigm {self.paradigm}, so leave it out or use --paradigm continue")
+        if auto and budget is None:
+            problems.append("--replay auto chooses the smallest share whose predicted forgetting is within a budget; add "
+                            "--forget-budget, e.g. --forget-budget 0.02 (nats)")
+        if budget is not None and not auto:
+            problems.append("--forget-budget is the budget --replay auto chooses a share within; add --replay auto or leave it out")
+        if budget is not None and not (math.isfinite(budget) and budget > 0):
+            problems.append(f"--forget-budget must be a positive rise of held-out loss in nats (got {budget}); e.g. --forget-budget 0.02")
+        if auto and (self.replay_source == "parent" or self.replay_from):
+            problems.append("--replay auto predicts replay of the lineage's own corpora; with "
+                            f"{'--replay-source parent' if self.replay_source == 'parent' else '--replay-from'}, give the share "
+                            "with --replay F")
         return problems
 
 

@@ -129,6 +129,9 @@ def update_config(store: Store, request: UpdateRequest, *, kind: Literal["releas
     (`kind="trunk"`). `request.then` is Parmar et al.'s second blend, from the reuse recipe's `switch`
     event to the end: LR at start/`switch_at` (default 5, the paper's best of 2, 5, 10, 50)."""
     store.path("runs", request.name)  # the name is checked (characters, length) before anything else
+    if request.replay == "auto":
+        raise ConfigError("--replay auto is a share chosen by prediction before the run is built "
+                          "(renewlm.updates.predict.predict_request); give the share itself here")
     if kind == "trunk" and request.recipe is not None:
         raise ConfigError(
             "a trunk keeps the main path at its peak LR and never decays, so it takes no --recipe; "

@@ -153,6 +153,11 @@ class VersionRecord(BaseModel):
     """For `soup --sweep`, the α kept and the held-out losses of every α tried."""
     greedy: list[dict[str, Any]] | None = None
     """For `soup --greedy`, each version tried in turn: its loss alone, the soup's with it, whether it was added."""
+    prediction: dict[str, Any] | None = None
+    """For an update made with a prediction (`update --predict`, `--replay auto`), what was predicted before it
+    trained: `heldout` (the predicted loss at its end, per corpus, to set beside `losses`), `start` (the parent's
+    loss, as the probe measured it), `probe` (the probe version), `replay` (the share trained); with `--replay auto`
+    also `forget_budget` and each share's `candidates`."""
 
     @field_validator("parents", mode="before")
     @classmethod

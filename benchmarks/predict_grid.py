@@ -1,0 +1,133 @@
+"""How well `plan --predict` predicts full updates it has not seen: a grid of updates of the converged base.
+
+From the converged regime's base (benchmarks/reproduce/regime.py: `cv-base`, 4,200 cosine steps on `cv-prose`,
+a held-out point every 200), twelve updates, six per shift (the weak one, `cv-code`, and the strong one,
+`cv-man`, as regime.py measures them):
+
+- `cosine`, 150 steps, replay 0, 5, 25 and 50% of `cv-prose`;
+- `wsd`, 150 steps, replay 25%;
+- `cosine`, 300 steps, replay 5%.
+
+Each is predicted as `renewlm plan --from cv-base --data C --replay F --predict` predicts it, one candidate at
+a time: the law fitted to the base's curve, and the candidate's probe (10% of its steps at its peak LR, its
+held-out loss on every corpus logged 8 times), nothing else. Then the update is trained in full, and its last
+held-out evaluation (the same evaluator as the probe's) is the measured loss. Per corpus: the mean and worst
+error (nats and % of the loss) and the rank correlation (Spearman) of predicted against measured over the
+grid; beside it the naive prediction, the probe's own last loss. No fit sees an update's own curve.
+
+Then the choice `--replay auto` makes, per shift and forgetting budget (0.01, 0.02, 0.05 nats): the smallest
+of the grid's four `cosine` 150-step shares whose predicted rise of `cv-prose` is within the budget, its
+measured rise, and whether a smaller share would also have met the budget. (`--replay auto` itself shares the
+10% probe budget among its four shares, so it needs updates of 320 steps or more; here each share's prediction
+had a probe of its own, 10% of its update.)
+
+    python benchmarks/predict_grid.py [--store .reproduce-store/converged]
+
+Resumable: a probe or update already in the store is reused. Writes docs/results/predict_grid.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import spearmanr
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks" / "reproduce"))
+
+from c1_replay import measured_shifts  # noqa: E402
+from common import ensure, machine, say  # noqa: E402
+from corpora import PROSE  # noqa: E402
+from regime import BASE, REGIME, require_converged  # noqa: E402
+
+from renewlm.store import Store, write_json  # noqa: E402
+from renewlm.updates.history import read_history  # noqa: E402
+from renewlm.updates.predict import predict  # noqa: E402
+from renewlm.updates.request import UpdateRequest  # noqa: E402
+from renewlm.updates.update import update_config  # noqa: E402
+
+OUT = ROOT / "docs" / "results" / "predict_grid.json"
+BUDGETS = (0.01, 0.02, 0.05)
+GRID = [("cosine", 150, 0.0), ("cosine", 150, 0.05), ("cosine", 150, 0.25), ("cosine", 150, 0.5),
+        ("wsd", 150, 0.25), ("cosine", 300, 0.05)]
+
+
+def errors(predicted: list[float], measured: list[float]) -> dict:
+    p, m = np.array(predicted), np.array(measured)
+    e = np.abs(p - m)
+    rho = spearmanr(p, m).statistic if len(p) > 2 else None
+    return {"n": len(p), "mean_abs": float(e.mean()), "worst_abs": float(e.max()), "mean_rel": float((e / m).mean()),
+            "worst_rel": float((e / m).max()), "spearman": None if rho is None or np.isnan(rho) else float(rho)}
+
+
+def one(store: Store, shift: str, corpus: str, recipe: str, steps: int, replay: float) -> dict:
+    name = f"pg-{shift}-{recipe}-{steps}-r{round(replay * 100):02d}"
+    cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=[corpus], replay=replay, recipe=recipe, steps=steps,
+                                             seed=0, **REGIME.run_shape()))
+    started = time.perf_counter()
+    [prediction] = predict(store, {name: cfg}, lambda probe: ensure(store, probe))
+    probe_seconds = time.perf_counter() - started
+    probe = read_history(store, prediction.probe)
+    ensure(store, cfg)
+    measured = {c: pts[-1][1] for c, pts in read_history(store, name).points.items()}
+    row = {"version": name, "shift": shift, "corpus": corpus, "recipe": recipe, "steps": steps, "replay": replay,
+           "probe": prediction.probe, "probe_steps": len(probe.lrs) - len(read_history(store, BASE).lrs),
+           "probe_seconds": round(probe_seconds, 1), "start": prediction.start, "predicted": prediction.final,
+           "naive": {c: probe.points[c][-1][1] for c in prediction.final}, "measured": {c: measured[c] for c in prediction.final}}
+    say(f"{name}: " + "; ".join(f"{c} predicted {row['predicted'][c]:.4f} measured {row['measured'][c]:.4f} "
+                                  f"(naive {row['naive'][c]:.4f})" for c in sorted(row["predicted"])))
+    return row
+
+
+def choices(rows: list[dict], old: str) -> list[dict]:
+    """Per shift and budget, the share --replay auto would pick from the grid's cosine 150-step predictions."""
+    out = []
+    for shift in dict.fromkeys(r["shift"] for r in rows):
+        ladder = sorted((r for r in rows if r["shift"] == shift and r["recipe"] == "cosine" and r["steps"] == 150), key=lambda r: r["replay"])
+        rise = {r["replay"]: (r["predicted"][old] - r["start"][old], r["measured"][old] - r["start"][old]) for r in ladder}
+        for budget in BUDGETS:
+            within = [share for share, (predicted, _) in rise.items() if predicted <= budget]
+            met = [share for share, (_, measured) in rise.items() if measured <= budget]
+            chosen = within[0] if within else None
+            out.append({"shift": shift, "budget": budget, "chosen": chosen,
+                        "predicted_rise": None if chosen is None else rise[chosen][0],
+                        "measured_rise": None if chosen is None else rise[chosen][1],
+                        "smallest_that_met_it": met[0] if met else None, "rises": {str(k): v for k, v in rise.items()}})
+            say(f"{shift}, budget {budget}: chosen {chosen}, measured rise "
+                f"{'-' if chosen is None else f'{rise[chosen][1]:+.4f}'}; smallest share that met it: {met[0] if met else None}")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--store", type=Path, default=ROOT / ".reproduce-store" / "converged")
+    args = p.parse_args()
+    started = time.perf_counter()
+    store = Store(args.store)
+    check = require_converged(store)
+    shifts = measured_shifts(store)
+    rows = [one(store, shift, corpus, *point) for shift, corpus in shifts.items() for point in GRID]
+    per_corpus = {}
+    for c in sorted({c for r in rows for c in r["measured"]}):
+        mine = [r for r in rows if c in r["measured"]]
+        measured = [r["measured"][c] for r in mine]
+        per_corpus[c] = {"law": errors([r["predicted"][c] for r in mine], measured),
+                         "naive": errors([r["naive"][c] for r in mine], measured),
+                         "role": "new" if all(r["corpus"] == c for r in mine) else "old"}
+        law, naive = per_corpus[c]["law"], per_corpus[c]["naive"]
+        say(f"{c} ({per_corpus[c]['role']}, {law['n']} updates): mean error {law['mean_abs']:.4f} ({law['mean_rel']:.2%}), worst "
+            f"{law['worst_abs']:.4f}, Spearman {law['spearman']}; naive mean {naive['mean_abs']:.4f}, Spearman {naive['spearman']}")
+    out = {"base": BASE, "convergence": check, "shifts": shifts, "grid": [dict(zip(("recipe", "steps", "replay"), g)) for g in GRID],
+           "rows": rows, "per_corpus": per_corpus, "auto": choices(rows, PROSE), "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1),
+           "load_average_end": os.getloadavg()}
+    write_json(OUT, out)
+    print(f"wrote {OUT.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
