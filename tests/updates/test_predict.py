@@ -6,14 +6,17 @@ import re
 
 import pytest
 
+from renewlm.errors import ConfigError
 from renewlm.train.config import validate_run
 from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
+from renewlm.train.run import config_changes
 from renewlm.updates.loss_law import FitError
 from renewlm.updates.predict import AUTO_REPLAYS, PROBE_EVALS, predict, predict_request, probe_config
 from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 from renewlm.versions import read_version
+from renewlm.versions.record import PredictionRecord
 from tests.train.conftest import run_dict
 
 
@@ -58,7 +61,7 @@ def test_a_budget_too_small_for_the_probes_is_one_sentence(parent):
         predict(parent, short, lambda cfg: pytest.fail("nothing is trained"))
 
 
-def test_plan_predict_says_the_probes_cost_then_prints_the_losses(parent, cli):
+def test_plan_predict_says_the_probes_cost_then_prints_the_losses(parent, cli, tmp_path):
     args = ("plan", "--from", "pred-base", "--data", "code", "--predict", "--steps", "160", "--replay", "0", "--replay", "0.25",
             "--store", parent.root)
     code, out, err = cli(*args)  # the probes of the test above: trained here if it has not run
@@ -67,8 +70,11 @@ def test_plan_predict_says_the_probes_cost_then_prints_the_losses(parent, cli):
                      r"(0 to train, 2 reused|2 to train, 0 reused)", " ".join(out.split())), out
     cells = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
     assert [(c[1], c[2]) for c in cells if c[1] == "code"] == [("code", "new")] * 2 and sum(c[1] == "prose" for c in cells) == 2
-    code, out, err = cli(*args, "--json")
+    code, out, err = cli(*args, "--json", "--curve", tmp_path / "curves.png")
     assert code == 0, err
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    code, _, err = cli(*args, "--curve", tmp_path / "curves.svg")
+    assert code == 2 and err == f"error: --curve {tmp_path / 'curves.svg'} should be a .png file\n"
     assert [(row["candidate"], sorted(row["predicted"])) for row in json.loads(out)] == [
         ("replay 0", ["code", "prose"]), ("replay 0.25", ["code", "prose"])]
 
@@ -85,14 +91,15 @@ def test_update_predict_records_what_it_predicted_beside_what_it_measured(parent
     assert code == 0, err
     flat = " ".join(out.split())
     assert re.search(r"probes: 1 of 8 steps .*; [01] to train, [01] reused from the store", flat), out
-    assert out.index("predicted held-out loss of pred-upd from pred-base") < out.index("version written")
+    assert out.index("predicted held-out loss of pred-upd after 80 steps from pred-base") < out.index("version written")
     meta = read_version(parent, "pred-upd")
     p = meta.prediction
-    assert p["replay"] == 0 and p["probe"].startswith("pred-base.probe-") and set(p["heldout"]) == set(meta.losses) == {"code", "prose"}
-    beside = f"code predicted {p['heldout']['code']:.3f}, measured {meta.losses['code']:.3f}"
+    assert p.replay == 0 and p.probe.startswith("pred-base.probe-") and set(p.heldout) == set(meta.losses) == {"code", "prose"}
+    beside = f"code predicted {p.heldout['code']:.3f}, measured {meta.losses['code']:.3f}"
     code, out, _ = cli("show", "pred-upd", "--store", parent.root)
+    assert code == 0
     line = next(line for line in out.splitlines() if line.startswith("predicted before training"))
-    assert line.startswith(f"predicted before training (probe {p['probe']}): ") and beside in line
+    assert line.startswith(f"predicted before training (probe {p.probe}): ") and beside in line
     code, out, _ = cli("versions", "--store", parent.root)
     assert code == 0 and beside in " ".join(out.split())
     code, out, err = cli("eval", "pred-upd", "--store", parent.root)
@@ -102,23 +109,32 @@ def test_update_predict_records_what_it_predicted_beside_what_it_measured(parent
     code, _, err = cli("report", "--out", tmp_path / "r.html", "--versions", "pred-upd", "--store", parent.root)
     assert code == 0, err
     page = (tmp_path / "r.html").read_text()
-    assert "measured − predicted" in page and f"{p['heldout']['code']:.3f}" in page
+    assert "measured − predicted" in page and f"{p.heldout['code']:.3f}" in page
 
 
 def test_replay_auto_trains_the_smallest_share_within_the_budget(parent):
     request = UpdateRequest(name="pred-auto", parent="pred-base", data=["code"], replay="auto", forget_budget=100.0, steps=320)
-    settled, record = predict_request(parent, request, lambda cfg: train(cfg, parent, fresh=True))  # 4 probes of 8 steps
-    assert settled.replay == 0.0 and record["replay"] == 0.0  # every share is within 100 nats: the smallest
-    assert list(record["candidates"]) == [f"replay {s:g}" for s in AUTO_REPLAYS] and record["forget_budget"] == 100.0
-    rises = {float(label.split()[1]): c["heldout"]["prose"] - record["start"]["prose"] for label, c in record["candidates"].items()}
+    cfg = predict_request(parent, request, lambda probe: train(probe, parent, fresh=True))  # 4 probes of 8 steps
+    record = cfg.prediction
+    assert cfg.mixture.replay is None and record.replay == 0.0  # every share is within 100 nats: the smallest
+    assert list(record.candidates) == [f"replay {s:g}" for s in AUTO_REPLAYS] and record.forget_budget == 100.0
+    rises = {float(label.split()[1]): c.heldout["prose"] - record.start["prose"] for label, c in record.candidates.items()}
     budget = sorted(rises.values())[1] + 1e-9  # met by two shares at least: the smaller of them is chosen
-    again = request.model_copy(update={"forget_budget": budget})
-    settled, record = predict_request(parent, again, lambda cfg: pytest.fail(f"{cfg.name} exists and is trained again"))
-    assert settled.replay == min(s for s, rise in rises.items() if rise <= budget)
-    assert record["heldout"] == record["candidates"][f"replay {settled.replay:g}"]["heldout"]
+    again = predict_request(parent, request.model_copy(update={"forget_budget": budget}),
+                            lambda probe: pytest.fail(f"{probe.name} exists and is trained again"))
+    share = min(s for s, rise in rises.items() if rise <= budget)
+    assert again.prediction.replay == share and (again.mixture.replay.fraction if share else again.mixture.replay) == (share or None)
+    assert again.prediction.heldout == record.candidates[f"replay {share:g}"].heldout
 
 
-def test_replay_auto_with_no_share_within_the_budget_trains_nothing(parent, cli, monkeypatch):
+def test_replay_auto_on_a_short_update_says_how_long_it_must_be(parent):
+    request = UpdateRequest(name="pred-auto", parent="pred-base", data=["code"], replay="auto", forget_budget=0.02, steps=160)
+    with pytest.raises(ConfigError, match=r"^--replay auto probes 4 replay shares within 10% of the update, 8 steps each at "
+                                          r"least, so the update needs 320 steps or more"):
+        predict_request(parent, request, lambda probe: pytest.fail("nothing is trained"))
+
+
+def test_no_share_within_the_budget_and_an_existing_version_are_one_sentence_each(parent, cli, monkeypatch):
     import renewlm.updates.predict as module
 
     def forgetting_everywhere(store, candidates, run_probe, announce=None):
@@ -126,9 +142,19 @@ def test_replay_auto_with_no_share_within_the_budget_trains_nothing(parent, cli,
                 for k, label in enumerate(candidates)]
 
     monkeypatch.setattr(module, "predict", forgetting_everywhere)
-    code, out, err = cli("update", "pred-none", "--from", "pred-base", "--data", "code", "--steps", "320", "--replay", "auto",
-                         "--forget-budget", "0.05", "--store", parent.root)
+    args = ("--from", "pred-base", "--data", "code", "--steps", "320", "--replay", "auto", "--forget-budget", "0.05", "--store", parent.root)
+    code, out, err = cli("update", "pred-none", *args)
     assert code == 2 and err == ("error: no replay share of 0%, 5%, 25%, 50% keeps the predicted forgetting within --forget-budget "
                                  "0.05 (the least: +0.1000 on prose at replay 0.5); raise the budget, shorten the update (--steps), "
                                  "or choose a share with --replay\n")
     assert not parent.exists("versions", "pred-none") and not parent.path("runs", "pred-none").exists()
+    monkeypatch.setattr(module, "predict", lambda *a, **k: pytest.fail("no probe is run for an update that cannot be made"))
+    code, _, err = cli("update", "pred-base", *args)
+    assert code == 2 and err.startswith("error: version 'pred-base' already exists in ")
+
+
+def test_a_rerun_resumes_whatever_it_predicted():
+    cfg = validate_run(run_dict("r"))
+    recorded = cfg.model_copy(update={"prediction": PredictionRecord(probe="p", replay=0.0, start={"a": 1.0}, heldout={"a": 0.9})})
+    assert config_changes(recorded.model_dump(mode="json"), cfg) == []
+    assert config_changes(recorded.model_dump(mode="json"), cfg.model_copy(update={"seed": 7})) == ["seed"]

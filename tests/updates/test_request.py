@@ -8,7 +8,7 @@ import pytest
 from renewlm.errors import ConfigError
 from renewlm.sweep.plan import SweepSettings, check_settings
 from renewlm.updates.plan import check_inputs
-from renewlm.updates.request import UpdateRequest
+from renewlm.updates.request import UpdateRequest, parse_replay
 
 REPLAY_1 = "--replay 1 is outside [0, 1): --replay must be a share of every batch given to old data, e.g. --replay 0.05"
 DECAY_0 = "--decay-fraction 0 is outside (0, 1]; a decay lasts a share of the run it branches off, e.g. --decay-fraction 0.1"
@@ -42,13 +42,21 @@ def test_replay_is_a_share_of_every_batch(replay, says):
 
 
 def test_replay_auto_takes_a_budget_and_a_budget_takes_replay_auto():
-    assert request(replay="auto", forget_budget=0.02).replay == "auto" and request(replay="0.25").replay == 0.25  # as typed
-    assert refusal(replay="half").startswith("--replay half is neither a share nor auto: give a share of every batch in [0, 1)")
+    assert request(replay="auto", forget_budget=0.02).replay == "auto" and parse_replay("0.25") == 0.25 == request(replay=0.25).replay
+    for typed in ("half", "0.25", True):  # from Python a share is a number, as every field of a request is strict
+        assert refusal(replay=typed).startswith(f"--replay {typed} is neither a share nor auto: give a share of every batch in [0, 1)")
+    with pytest.raises(ConfigError, match=r"^--replay half is neither a share nor auto"):
+        parse_replay("half")  # as the command line types it
     assert refusal(replay="auto") == ("--replay auto chooses the smallest share whose predicted forgetting is within a budget; "
                                       "add --forget-budget, e.g. --forget-budget 0.02 (nats)")
     assert refusal(forget_budget=0.02) == ("--forget-budget is the budget --replay auto chooses a share within; add --replay auto "
                                            "or leave it out")
     assert refusal(replay="auto", forget_budget=-1.0).startswith("--forget-budget must be a positive rise of held-out loss in nats")
+    assert refusal(replay="auto", forget_budget=math.nan).startswith("--forget-budget must be a positive rise")
+    assert refusal(predict=True, recipe="reuse", then=["prose"]) == (
+        "--predict predicts an update of one blend; the reuse recipe's second (--then) is not predicted, so leave out --then")
+    assert refusal(replay="auto", forget_budget=0.02, replay_source="parent").startswith(
+        "--replay auto predicts replay of the lineage's own corpora; with --replay-source parent, give the share")
     assert refusal(replay="auto", forget_budget=0.02, replay_from=["prose"]).startswith(
         "--replay auto predicts replay of the lineage's own corpora; with --replay-from, give the share with --replay F")
 

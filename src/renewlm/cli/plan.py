@@ -50,6 +50,7 @@ def plan_cmd(
     recipe: Annotated[Recipe | None, typer.Option("--recipe", help="--predict: the update's learning-rate recipe (default cosine).", show_default=False)] = None,
     lr: Annotated[float | None, typer.Option("--lr", help="--predict: the recipe's top LR (default: from the parent's schedule).", show_default=False)] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="--predict: the update's data-order seed (default 0).", show_default=False)] = None,
+    curve: Annotated[Path | None, typer.Option("--curve", help="--predict: also draw the predicted loss curves to this PNG file.", show_default=False)] = None,
     store: StoreOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", hidden=True, help="Old spelling of --out.")] = None,
 ) -> None:
@@ -59,11 +60,16 @@ def plan_cmd(
             "--out": out or plot}
     if predict or parent is not None:
         _check_prediction(parent, data, predict, cost)
+        if curve is not None:
+            if curve.suffix.lower() != ".png":
+                raise ConfigError(f"--curve {curve} should be a .png file")
+            check_output(curve, "--curve")
         from renewlm.cli.predict import predict_update
 
         return predict_update(store, parent=parent, data=data, replays=replay or [], steps=steps, tokens=tokens,
-                              recipe=recipe, lr=lr, seed=seed or 0, as_json=as_json)
-    _check_pricing({"--data": data, "--steps": steps, "--tokens": tokens, "--recipe": recipe, "--lr": lr, "--seed": seed}, cost, replay)
+                              recipe=recipe, lr=lr, seed=seed or 0, as_json=as_json, curve=curve)
+    _check_pricing({"--data": data, "--steps": steps, "--tokens": tokens, "--recipe": recipe, "--lr": lr, "--seed": seed,
+                    "--curve": curve}, cost, replay)
     replay_share = replay[0] if replay else 0.0
     plot = renamed(out, plot, "--plot", "--out")
     if plot is not None:

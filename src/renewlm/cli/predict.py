@@ -10,6 +10,7 @@ from rich.table import Table
 from renewlm.cli.app import console, open_store
 from renewlm.cli.options import names
 from renewlm.counts import parse_tokens
+from renewlm.store import write_png
 from renewlm.updates.plan import format_count
 
 NOTE = ("now: the parent's held-out loss (the probe's step 0); predicted by the loss law fitted to the parent's logged "
@@ -30,20 +31,19 @@ def losses_table(title: str, rows: list[tuple[str, dict[str, float], dict[str, f
     return table
 
 
-def print_update_prediction(request, prediction: dict) -> None:
+def print_update_prediction(cfg) -> None:
     """`update --predict` / `--replay auto`, before the update trains: what was predicted and the share chosen."""
-    new = {item.split(":")[0] for item in request.data}
-    start = prediction["start"]
-    if "candidates" in prediction:
-        rows = [(label + (" (chosen)" if label == f"replay {prediction['replay']:g}" else ""), start, c["heldout"])
-                for label, c in prediction["candidates"].items()]
+    p, chosen = cfg.prediction, f"replay {cfg.prediction.replay:g}"
+    if p.candidates:
+        rows = [(label + (" (chosen)" if label == chosen else ""), p.start, c.heldout) for label, c in p.candidates.items()]
     else:
-        rows = [(f"replay {prediction['replay']:g}", start, prediction["heldout"])]
-    console.print(losses_table(f"predicted held-out loss of {request.name} from {request.parent}", rows, new))
+        rows = [(chosen, p.start, p.heldout)]
+    new = set(cfg.mixture.phases[0].corpora)
+    console.print(losses_table(f"predicted held-out loss of {cfg.name} after {cfg.total_steps:,} steps from {cfg.parent}", rows, new))
     console.print(NOTE)
-    if "forget_budget" in prediction:
-        console.print(f"--replay auto: replay {prediction['replay']:g}, the smallest share whose predicted forgetting on every old "
-                      f"corpus is within {prediction['forget_budget']:g}", highlight=False)
+    if p.forget_budget is not None:
+        console.print(f"--replay auto: {chosen}, the smallest share whose predicted forgetting on every old corpus is within "
+                      f"{p.forget_budget:g}", highlight=False)
 
 
 def say_probe_cost(store):
@@ -60,8 +60,31 @@ def say_probe_cost(store):
     return announce
 
 
+def write_curves(predictions, new: set[str], title: str, path) -> str:
+    """The predicted loss after every step of each candidate, one panel per corpus, the probes' points on them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    corpora = sorted({c for p in predictions for c in p.curves}, key=lambda c: (c not in new, c))
+    fig, axes = plt.subplots(1, len(corpora), figsize=(4.5 * len(corpora), 4), dpi=120, layout="constrained", squeeze=False)
+    for ax, corpus in zip(axes[0], corpora):
+        for p in predictions:
+            if corpus in p.curves:
+                (line,) = ax.plot(range(1, len(p.curves[corpus]) + 1), p.curves[corpus], label=p.candidate)
+                ax.plot(*zip(*p.probed[corpus]), "o", color=line.get_color(), markersize=3)
+        ax.set_title(f"{corpus} ({'new' if corpus in new else 'old'})")
+        ax.set_xlabel("update step")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("held-out loss")
+    fig.suptitle(title)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=min(4, len(predictions)), frameon=False)
+    return str(write_png(fig, path))
+
+
 def predict_update(store_path, *, parent: str, data: list[str], replays: list[float], steps: int | None, tokens: str | None,
-                   recipe: str | None, lr: float | None, seed: int, as_json: bool) -> None:
+                   recipe: str | None, lr: float | None, seed: int, as_json: bool, curve=None) -> None:
     """One candidate per replay share: its probe's cost said, the probe run (or reused), the prediction printed."""
     from renewlm.train.loop import train  # torch loads only for commands that train
     from renewlm.updates.predict import candidates, predict
@@ -72,11 +95,14 @@ def predict_update(store_path, *, parent: str, data: list[str], replays: list[fl
                             tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")), seed=seed)
     made = candidates(store, request, replays or [0.0])
     predictions = predict(store, made, lambda cfg: train(cfg, store), None if as_json else say_probe_cost(store))
+    first, new = next(iter(made.values())), {item.split(":")[0] for item in names(data)}
+    title = f"predicted held-out loss after {first.total_steps:,} steps from {parent} ({first.schedule.name}, peak {first.schedule.peak:g})"
+    drawn = write_curves(predictions, new, title, curve) if curve is not None else None
     if as_json:
         print(json.dumps([{"candidate": p.candidate, "steps": p.steps, "probe": p.probe, "parent": p.start, "predicted": p.final,
                            "change": p.change(), "laws": p.laws} for p in predictions], indent=2))
         return
-    first = next(iter(made.values()))
-    title = f"predicted held-out loss after {first.total_steps:,} steps from {parent} ({first.schedule.name}, peak {first.schedule.peak:g})"
-    console.print(losses_table(title, [(p.candidate, p.start, p.final) for p in predictions], {item.split(":")[0] for item in names(data)}))
+    console.print(losses_table(title, [(p.candidate, p.start, p.final) for p in predictions], new))
     console.print(NOTE)
+    if drawn:
+        console.print(f"wrote {drawn} (lines: predicted; points: the probes' measured losses)", highlight=False)

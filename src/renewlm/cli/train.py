@@ -11,7 +11,7 @@ from rich.table import Table
 from renewlm.cli.app import StoreOption, app, console, open_store
 from renewlm.cli.options import names
 from renewlm.cli.predict import print_update_prediction, say_probe_cost
-from renewlm.updates.request import Recipe, ReleaseKind, ReplayPrompts, ReplaySource, UpdateRequest
+from renewlm.updates.request import Recipe, ReleaseKind, ReplayPrompts, ReplaySource, UpdateRequest, parse_replay
 from renewlm.versions import Paradigm
 
 Fresh = Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming the run's newest checkpoint.")]
@@ -24,7 +24,7 @@ def _report(info: dict) -> None:
     table = Table()
     table.add_column("held-out corpus")
     table.add_column("loss", justify="right")
-    predicted = (info.get("prediction") or {}).get("heldout") or {}
+    predicted = (info.get("prediction") or {}).get("heldout") or {}  # the record's JSON
     if predicted:
         table.add_column("predicted", justify="right")
     for corpus, loss in info["losses"].items():
@@ -120,7 +120,7 @@ def update(
     request = UpdateRequest(  # every flag checked before the store is opened
         name=name, parent=parent, data=names(data), paradigm=paradigm, decay_fraction=decay_fraction, recipe=recipe,
         release=release, average_window=average_window,
-        then=names(then) if then else None, switch_at=switch_at, replay=replay,
+        then=names(then) if then else None, switch_at=switch_at, replay=parse_replay(replay),
         replay_from=names(replay_from) if replay_from else None, replay_source=replay_source,
         replay_temperature=replay_temperature, replay_prompts=replay_prompts, tokenizer=tokenizer, lr=lr, steps=steps,
         tokens=None if tokens is None else round(parse_tokens(tokens, "--tokens")),

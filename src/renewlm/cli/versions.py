@@ -75,7 +75,7 @@ def show(name: Annotated[str, typer.Argument(help="Version name.")], store: Stor
         console.print_json(json.dumps({"evaluations": evaluations}))
     console.print(f"lineage: {' → '.join(c['lineage'])}", highlight=False)
     if predicted := predicted_text(meta.prediction, meta.losses):  # the run's own final evaluation, the probe's evaluator
-        console.print(f"predicted before training (probe {meta.prediction.get('probe')}): {predicted}", highlight=False)
+        console.print(f"predicted before training (probe {meta.prediction.probe}): {predicted}", highlight=False)
     console.print(f"cost: {_cost_text(c)}; {c['cumulative_tokens']:,} tokens along the lineage", highlight=False)
     if c["retrain_flops"] is not None and c["data_tokens"]:  # no data on record (ancestors removed): unknown, not 0
         console.print(

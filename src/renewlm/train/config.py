@@ -8,7 +8,7 @@ with `renewlm train`.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -20,6 +20,7 @@ from renewlm.eval.config import Evaluations
 from renewlm.model.presets import check_preset
 from renewlm.optim.schedule import ScheduleSpec
 from renewlm.train.trackers import TrackerName
+from renewlm.versions.record import PredictionRecord
 
 PositiveInt = Annotated[int, Field(gt=0)]
 Count = Annotated[Whole, Field(gt=0)]
@@ -159,7 +160,7 @@ class RunConfig(Config):
         description="FLOPs spent before the run sampling its replay corpus from the parent (`update --replay-source "
         "parent`); its version's FLOPs count them.",
     )
-    prediction: dict[str, Any] | None = Field(
+    prediction: PredictionRecord | None = Field(
         None, description="The held-out losses predicted for this run before it trained (`update --predict`, `--replay "
         "auto`; docs/prediction.md); its version records them beside the losses measured.",
     )

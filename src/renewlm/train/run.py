@@ -348,13 +348,17 @@ def _load_parent_optimizer(cfg: RunConfig, store: Store, model: nn.Module, optim
     return "weights+optimizer"
 
 
+RECORDED_ONLY = ("prediction",)  # what a run records, not how it trains: a rerun that differs there resumes
+
+
 def config_changes(recorded: dict, cfg: RunConfig) -> list[str]:
     """The settings in which a recorded run config differs from `cfg`, read as today's RunConfig reads
-    it: a field added since takes its default, so an upgrade of renewlm never strands a run."""
-    want = cfg.model_dump(mode="json")
+    it: a field added since takes its default, so an upgrade of renewlm never strands a run. What the run
+    only records (`RECORDED_ONLY`: the prediction made before it) is not a setting; the rerun's is kept."""
+    want = cfg.model_dump(mode="json", exclude=set(RECORDED_ONLY))
     known = {k: v for k, v in recorded.items() if k in want}  # a field removed since is not compared
     try:
-        before = validate_run(known, "recorded run").model_dump(mode="json")
+        before = validate_run(known, "recorded run").model_dump(mode="json", exclude=set(RECORDED_ONLY))
     except ConfigError:
         before = known
     return sorted(k for k in set(before) | set(want) if before.get(k) != want.get(k))

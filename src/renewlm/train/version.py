@@ -61,7 +61,7 @@ def version_info(run: Run, results: dict[str, dict]) -> dict:
         "tokens": run.state["tokens"],
         "flops": run.flops_per_token * run.state["tokens"] + cfg.generation_flops,
         "generation_flops": cfg.generation_flops,
-        "prediction": cfg.prediction,
+        "prediction": None if cfg.prediction is None else cfg.prediction.model_dump(mode="json"),
         "seconds": round(run.state["seconds"], 3),
         "device": run.dist.hardware(),
         "losses": results.get(heldout, {}),

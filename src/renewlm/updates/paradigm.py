@@ -31,20 +31,24 @@ def run_file(cfg: RunConfig, store: Store, *, fresh: bool = False) -> dict:
 
 
 def run_update(store: Store, request: UpdateRequest, *, fresh: bool = False, announce: Announce | None = None,
-               predicted: Callable[[UpdateRequest, dict], None] | None = None) -> dict:
+               predicted: Callable[[RunConfig], None] | None = None) -> dict:
     """`renewlm update NEW --from V --data C ... --paradigm P`: build the run(s) and train them. With `--predict`
     or `--replay auto` the update is predicted first (updates/predict.py): `announce` is handed the candidates and
-    their probes before a probe trains, `predicted` the request as settled and the prediction before the update
-    trains, and the version records it.
+    their probes before a probe trains, `predicted` the update's run, its share settled and its prediction kept,
+    before it trains; the version records the prediction.
 
     The request has refused every flag its paradigm does not take; what is left here needs the store."""
     if request.predict or request.replay == "auto":
         from renewlm.updates.predict import predict_request
 
-        request, prediction = predict_request(store, request, lambda probe: train(probe, store), announce)
+        for kind in ("runs", "versions"):  # the update's own name is refused before any probe trains
+            store.check_new(kind, request.name)
+        if store.exists("versions", request.name):
+            raise ConfigError(f"version {request.name!r} already exists in {store.root}; choose another name or remove it "
+                              f"with `renewlm rm {request.name}`")
+        cfg = predict_request(store, request, lambda probe: train(probe, store), announce)
         if predicted is not None:
-            predicted(request, prediction)
-        cfg = update_config(store, request).model_copy(update={"prediction": prediction})
+            predicted(cfg)
         return train(cfg, store, fresh=fresh)
     if request.paradigm == "retrain":
         return train(retrain_config(store, request), store, fresh=fresh)

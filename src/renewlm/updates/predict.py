@@ -11,25 +11,27 @@
 
 `predict_request` does it for `renewlm update --predict` and `--replay auto`: one candidate (the request as it
 is) or one per share of `AUTO_REPLAYS`, the smallest share whose predicted forgetting is within the budget
-chosen, and the prediction returned as the record the version keeps.
+chosen, and its run returned with the prediction its version keeps.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
-from renewlm.errors import ConfigError
 from renewlm.updates.history import History, read_history
 from renewlm.updates.loss_law import AnnealingLaw, FitError, ShiftLaw, fit, fit_shift
-from renewlm.updates.request import UpdateRequest
+from renewlm.updates.request import UpdateRequest, parse_data
 from renewlm.updates.update import update_config
+from renewlm.versions.record import PredictionRecord
 
 PROBE_SHARE = 0.10  # of one update's tokens, every probe together
 PROBE_EVALS = 8  # held-out evaluations per probe, after its step 0
@@ -47,6 +49,8 @@ class Prediction:
     start: dict[str, float]  # the parent's loss on each corpus (the probe's step 0)
     final: dict[str, float]  # predicted, at the candidate's last step
     laws: dict[str, dict] = field(default_factory=dict)  # per corpus: the fitted shift term and its residual
+    curves: dict[str, list[float]] = field(default_factory=dict)  # per corpus: predicted, after each of the update's steps
+    probed: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # per corpus: the probe's (step, loss)
 
     def change(self) -> dict[str, float]:
         """Predicted minus the parent's loss: a rise on an old corpus is forgetting."""
@@ -85,6 +89,7 @@ def probe_config(update: RunConfig, steps: int) -> RunConfig:
     run = {
         **update.model_dump(mode="json"), "steps": steps, "tokens": None, "schedule": {"name": "constant", "lr": peak},
         "eval_every": max(1, steps // PROBE_EVALS), "evaluations": [], "average": None, "ema": None, "kind": "release",
+        "generation_flops": 0.0, "prediction": None,  # a sampled replay corpus is paid for by the update that trains on it
     }
     # everything that can change what the probe measures; not its name, nor how it reports and checkpoints
     measured = {k: v for k, v in run.items() if k not in (
@@ -129,9 +134,9 @@ def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[
                 continue  # not evaluated at the probe's start: no parent loss to start from
             shift: ShiftLaw = fit_shift(law, mine[0][1], [s for s, _ in mine], [loss for _, loss in mine], history.lrs, probe_lrs,
                                         warmup_steps=history.warmup_steps, what=f"probe {probe.name} on {corpus}")
-            prediction.start[corpus] = shift.start
-            prediction.final[corpus] = float(shift.curve(history.lrs, wanted, warmup_steps=history.warmup_steps)[-1])
-            prediction.laws[corpus] = shift.as_dict()
+            curve = shift.curve(history.lrs, wanted, warmup_steps=history.warmup_steps)
+            prediction.start[corpus], prediction.final[corpus] = shift.start, float(curve[-1])
+            prediction.laws[corpus], prediction.curves[corpus], prediction.probed[corpus] = shift.as_dict(), curve.tolist(), mine
         out.append(prediction)
     return out
 
@@ -146,18 +151,25 @@ def candidates(store: Store, request: UpdateRequest, shares: list[float]) -> dic
 
 
 def predict_request(store: Store, request: UpdateRequest, run_probe: Callable[[RunConfig], object],
-                    announce: Announce | None = None) -> tuple[UpdateRequest, dict]:
-    """`request` with its replay share settled, and the prediction its version records: the request's own share
-    predicted (`--predict`), or each of `AUTO_REPLAYS` and the smallest whose predicted rise on every old corpus is
-    at most `forget_budget` (`--replay auto`); ConfigError if none is."""
+                    announce: Announce | None = None) -> RunConfig:
+    """The update's run, its replay share settled and its prediction kept (`RunConfig.prediction`): the request's
+    own share predicted (`--predict`), or each of `AUTO_REPLAYS` and the smallest whose predicted rise on every old
+    corpus is at most `forget_budget` (`--replay auto`); ConfigError if none is."""
     auto = request.replay == "auto"
     shares = list(dict.fromkeys(AUTO_REPLAYS if auto else [request.replay]))
     made = candidates(store, request, shares)
+    if auto and len(made) * PROBE_EVALS > PROBE_SHARE * next(iter(made.values())).total_steps:
+        raise ConfigError(f"--replay auto probes {len(made)} replay shares within {PROBE_SHARE:.0%} of the update, {PROBE_EVALS} steps "
+                          f"each at least, so the update needs {math.ceil(len(made) * PROBE_EVALS / PROBE_SHARE)} steps or more; "
+                          "lengthen it (--steps), or predict one share with --replay F --predict")
     predictions = predict(store, made, run_probe, announce)
-    new = {item.split(":")[0] for item in request.data}
+    new = set(parse_data(request.data))
     chosen = predictions[0]
     if auto:
-        within = [p for p in predictions if max(p.forgetting(new).values(), default=0.0) <= request.forget_budget]
+        if not all(p.forgetting(new) for p in predictions):
+            raise ConfigError(f"--replay auto chooses by the predicted forgetting of the lineage's older corpora, but no corpus "
+                              f"other than the update's data was predicted for {request.parent}; give the share with --replay F")
+        within = [p for p in predictions if max(p.forgetting(new).values()) <= request.forget_budget]
         if not within:
             least = min(predictions, key=lambda p: max(p.forgetting(new).values()))
             corpus, rise = max(least.forgetting(new).items(), key=lambda kv: kv[1])
@@ -165,9 +177,8 @@ def predict_request(store: Store, request: UpdateRequest, run_probe: Callable[[R
                               f"--forget-budget {request.forget_budget:g} (the least: {rise:+.4f} on {corpus} at {least.candidate}); "
                               "raise the budget, shorten the update (--steps), or choose a share with --replay")
         chosen = within[0]
-    share = shares[predictions.index(chosen)]
-    record = {"probe": chosen.probe, "start": chosen.start, "heldout": chosen.final, "replay": share}
+    record = {"probe": chosen.probe, "start": chosen.start, "heldout": chosen.final, "replay": shares[predictions.index(chosen)]}
     if auto:
         record.update(forget_budget=request.forget_budget,
                       candidates={p.candidate: {"probe": p.probe, "heldout": p.final} for p in predictions})
-    return request.model_copy(update={"replay": share}), record
+    return made[chosen.candidate].model_copy(update={"prediction": PredictionRecord.model_validate(record)})

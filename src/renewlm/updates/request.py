@@ -90,16 +90,29 @@ def parse_data(items: list[str], flag: str = "--data") -> dict[str, float | None
     return out
 
 
+def parse_replay(text: str) -> float | Literal["auto"]:
+    """`--replay` as typed: `auto`, or a number (checked as a share where the request is made)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(_not_a_share(text)) from None
+
+
+def _not_a_share(value: Any) -> str:
+    return (f"--replay {value} is neither a share nor auto: give a share of every batch in [0, 1), e.g. --replay 0.05, "
+            "or --replay auto with --forget-budget")
+
+
 def replay_or_auto(value: Any) -> float | Literal["auto"]:
-    """`--replay F` (a share, as `replay_share` checks it), or `--replay auto` (a share chosen by prediction)."""
+    """`replay`: a share, as `replay_share` checks it (a number: strict, as every field of a request), or `auto`
+    (a share chosen by prediction)."""
     if value == "auto":
         return value
-    try:
-        share = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"--replay {value} is neither a share nor auto: give a share of every batch in [0, 1), "
-                         "e.g. --replay 0.05, or --replay auto with --forget-budget") from None
-    return replay_share(share)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(_not_a_share(value))
+    return replay_share(float(value))
 
 
 DecayFraction = Annotated[float, AfterValidator(decay_share)]
@@ -293,6 +306,9 @@ class UpdateRequest(Config):
             problems.append("--forget-budget is the budget --replay auto chooses a share within; add --replay auto or leave it out")
         if budget is not None and not (math.isfinite(budget) and budget > 0):
             problems.append(f"--forget-budget must be a positive rise of held-out loss in nats (got {budget}); e.g. --forget-budget 0.02")
+        if (self.predict or auto) and self.then:
+            problems.append(f"{'--replay auto' if auto else '--predict'} predicts an update of one blend; the reuse recipe's "
+                            "second (--then) is not predicted, so leave out --then")
         if auto and (self.replay_source == "parent" or self.replay_from):
             problems.append("--replay auto predicts replay of the lineage's own corpora; with "
                             f"{'--replay-source parent' if self.replay_source == 'parent' else '--replay-from'}, give the share "

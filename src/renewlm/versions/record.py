@@ -49,6 +49,34 @@ class Parent(BaseModel):
         return out
 
 
+class PredictedCandidate(BaseModel):
+    """One replay share `--replay auto` predicted: its probe and its predicted losses at the update's end."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    probe: str
+    """The probe version that measured it."""
+    heldout: dict[str, float]
+    """The predicted held-out loss at the update's end, per corpus."""
+
+
+class PredictionRecord(BaseModel):
+    """What an update predicted before it trained (`update --predict`, `--replay auto`; docs/prediction.md)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+    probe: str
+    """The probe version the prediction was fitted to."""
+    replay: float
+    """The replay share trained."""
+    start: dict[str, float]
+    """The parent's held-out loss per corpus, as the probe measured it at its step 0."""
+    heldout: dict[str, float]
+    """The predicted held-out loss at the update's end, per corpus."""
+    forget_budget: float | None = None
+    """`--replay auto`: the budget the share was chosen within."""
+    candidates: dict[str, PredictedCandidate] | None = None
+    """`--replay auto`: every share predicted, by label (`replay 0.05`)."""
+
+
 class VersionRecord(BaseModel):
     """The fields of `version.json`. A record is checked against them when read, so a field of the wrong type
     (edited by hand) is refused in one sentence there, not as a TypeError in whichever command reads it first.
@@ -153,7 +181,7 @@ class VersionRecord(BaseModel):
     """For `soup --sweep`, the α kept and the held-out losses of every α tried."""
     greedy: list[dict[str, Any]] | None = None
     """For `soup --greedy`, each version tried in turn: its loss alone, the soup's with it, whether it was added."""
-    prediction: dict[str, Any] | None = None
+    prediction: PredictionRecord | None = None
     """For an update made with a prediction (`update --predict`, `--replay auto`), what was predicted before it
     trained: `heldout` (the predicted loss at its end, per corpus, to set beside `losses`), `start` (the parent's
     loss, as the probe measured it), `probe` (the probe version), `replay` (the share trained); with `--replay auto`
