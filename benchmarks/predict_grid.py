@@ -47,9 +47,11 @@ from regime import BASE, REGIME, require_converged  # noqa: E402
 
 from renewlm.store import Store, write_json  # noqa: E402
 from renewlm.updates.history import read_history  # noqa: E402
-from renewlm.updates.predict import predict  # noqa: E402
+from renewlm.updates.loss_law import FitError  # noqa: E402
+from renewlm.updates.predict import predict, probes  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
+from renewlm.versions import read_version  # noqa: E402
 
 OUT = ROOT / "docs" / "results" / "predict_grid.json"
 BUDGETS = (0.01, 0.02, 0.05)
@@ -58,6 +60,8 @@ GRID = [("cosine", 150, 0.0), ("cosine", 150, 0.05), ("cosine", 150, 0.25), ("co
 
 
 def errors(predicted: list[float], measured: list[float]) -> dict:
+    if not predicted:
+        return {"n": 0, "mean_abs": None, "worst_abs": None, "mean_rel": None, "worst_rel": None, "spearman": None}
     p, m = np.array(predicted), np.array(measured)
     e = np.abs(p - m)
     rho = spearmanr(p, m).statistic if len(p) > 2 else None
@@ -69,18 +73,26 @@ def one(store: Store, shift: str, corpus: str, recipe: str, steps: int, replay: 
     name = f"pg-{shift}-{recipe}-{steps}-r{round(replay * 100):02d}"
     cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=[corpus], replay=replay, recipe=recipe, steps=steps,
                                              seed=0, **REGIME.run_shape()))
+    [probe_cfg] = probes({name: cfg}).values()
     started = time.perf_counter()
-    [prediction] = predict(store, {name: cfg}, lambda probe: ensure(store, probe))
+    ensure(store, probe_cfg)
     probe_seconds = time.perf_counter() - started
-    probe = read_history(store, prediction.probe)
     ensure(store, cfg)
-    measured = {c: pts[-1][1] for c, pts in read_history(store, name).points.items()}
+    probe, update = read_history(store, probe_cfg.name), read_history(store, name)
+    base_steps = len(read_history(store, BASE).lrs)
+    measured = {c: pts[-1][1] for c, pts in update.points.items()}
+    start = {c: dict(pts)[base_steps] for c, pts in update.points.items()}  # the update's own step 0: the base's weights
     row = {"version": name, "shift": shift, "corpus": corpus, "recipe": recipe, "steps": steps, "replay": replay,
-           "probe": prediction.probe, "probe_steps": len(probe.lrs) - len(read_history(store, BASE).lrs),
-           "probe_seconds": round(probe_seconds, 1), "start": prediction.start, "predicted": prediction.final,
-           "naive": {c: probe.points[c][-1][1] for c in prediction.final}, "measured": {c: measured[c] for c in prediction.final}}
-    say(f"{name}: " + "; ".join(f"{c} predicted {row['predicted'][c]:.4f} measured {row['measured'][c]:.4f} "
-                                  f"(naive {row['naive'][c]:.4f})" for c in sorted(row["predicted"])))
+           "probe": probe_cfg.name, "probe_steps": probe_cfg.total_steps, "probe_seconds": round(probe_seconds, 1),
+           "update_seconds": read_version(store, name).seconds, "measured": measured, "start": start,
+           "naive": {c: probe.points[c][-1][1] for c in measured}}
+    try:
+        [prediction] = predict(store, {name: cfg}, lambda _: sys.exit(f"{probe_cfg.name} should exist by now"))
+        row["predicted"] = prediction.final
+    except FitError as e:  # said, and counted: the product refuses to print a number here
+        row["predicted"], row["refused"] = None, str(e)
+    say(f"{name}: " + ("refused: " + row["refused"] if row["predicted"] is None else "; ".join(
+        f"{c} predicted {row['predicted'][c]:.4f} measured {measured[c]:.4f} (naive {row['naive'][c]:.4f})" for c in sorted(measured))))
     return row
 
 
@@ -88,7 +100,8 @@ def choices(rows: list[dict], old: str) -> list[dict]:
     """Per shift and budget, the share --replay auto would pick from the grid's cosine 150-step predictions."""
     out = []
     for shift in dict.fromkeys(r["shift"] for r in rows):
-        ladder = sorted((r for r in rows if r["shift"] == shift and r["recipe"] == "cosine" and r["steps"] == 150), key=lambda r: r["replay"])
+        ladder = sorted((r for r in rows if r["shift"] == shift and r["recipe"] == "cosine" and r["steps"] == 150
+                         and r["predicted"] is not None), key=lambda r: r["replay"])
         rise = {r["replay"]: (r["predicted"][old] - r["start"][old], r["measured"][old] - r["start"][old]) for r in ladder}
         for budget in BUDGETS:
             within = [share for share, (predicted, _) in rise.items() if predicted <= budget]
@@ -114,14 +127,14 @@ def main() -> None:
     rows = [one(store, shift, corpus, *point) for shift, corpus in shifts.items() for point in GRID]
     per_corpus = {}
     for c in sorted({c for r in rows for c in r["measured"]}):
-        mine = [r for r in rows if c in r["measured"]]
+        mine = [r for r in rows if c in r["measured"] and r["predicted"] is not None]  # the predictions made
         measured = [r["measured"][c] for r in mine]
         per_corpus[c] = {"law": errors([r["predicted"][c] for r in mine], measured),
                          "naive": errors([r["naive"][c] for r in mine], measured),
-                         "role": "new" if all(r["corpus"] == c for r in mine) else "old"}
+                         "refused": sum(c in r["measured"] and r["predicted"] is None for r in rows),
+                         "role": "new" if all(r["corpus"] == c for r in rows if c in r["measured"]) else "old"}
         law, naive = per_corpus[c]["law"], per_corpus[c]["naive"]
-        say(f"{c} ({per_corpus[c]['role']}, {law['n']} updates): mean error {law['mean_abs']:.4f} ({law['mean_rel']:.2%}), worst "
-            f"{law['worst_abs']:.4f}, Spearman {law['spearman']}; naive mean {naive['mean_abs']:.4f}, Spearman {naive['spearman']}")
+        say(f"{c} ({per_corpus[c]['role']}): {law['n']} updates predicted, {per_corpus[c]['refused']} refused; law {law}; naive {naive}")
     out = {"base": BASE, "convergence": check, "shifts": shifts, "grid": [dict(zip(("recipe", "steps", "replay"), g)) for g in GRID],
            "rows": rows, "per_corpus": per_corpus, "auto": choices(rows, PROSE), "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1),
            "load_average_end": os.getloadavg()}

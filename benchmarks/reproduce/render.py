@@ -157,12 +157,18 @@ def predict_grid() -> str:
     rows = []
     for corpus, c in data["per_corpus"].items():
         law, naive = c["law"], c["naive"]
-        rows.append([f"`{corpus}` ({c['role']})", str(law["n"]), f"{law['mean_abs']:.4f} ({law['mean_rel']:.2%})",
+        if not law["n"]:
+            rows.append([f"`{corpus}` ({c['role']})", "0", str(c["refused"]), "", "", "", "", ""])
+            continue
+        rows.append([f"`{corpus}` ({c['role']})", str(law["n"]), str(c["refused"]), f"{law['mean_abs']:.4f} ({law['mean_rel']:.2%})",
                      f"{law['worst_abs']:.4f} ({law['worst_rel']:.2%})", _rho(law), f"{naive['mean_abs']:.4f}", _rho(naive)])
-    head = _table(["corpus", "updates", "mean error", "worst error", "rank correlation", "naive's mean error", "naive's rank correlation"], rows)
+    head = _table(["corpus", "predicted", "refused", "mean error", "worst error", "rank correlation", "naive's mean error",
+                   "naive's rank correlation"], rows)
     runs = [[f"`{r['version']}`", r["recipe"], str(r["steps"]), f"{r['replay']:.0%}",
-             *[f"{r['predicted'][c]:.3f} / {r['measured'][c]:.3f}" for c in (r["corpus"], "cv-prose")]] for r in data["rows"]]
-    runs_table = _table(["update", "recipe", "steps", "replay", "new data: predicted / measured", "`cv-prose`: predicted / measured"], runs, right=2)
+             *[("refused" if r["predicted"] is None else f"{r['predicted'][c]:.3f}") + f" / {r['measured'][c]:.3f} / {r['naive'][c]:.3f}"
+               for c in (r["corpus"], "cv-prose")]] for r in data["rows"]]
+    runs_table = _table(["update", "recipe", "steps", "replay", "new data: predicted / measured / naive",
+                         "`cv-prose`: predicted / measured / naive"], runs, right=2)
     auto = [[a["shift"], f"{a['budget']:g}", _share(a["chosen"]), "" if a["chosen"] is None else f"{a['predicted_rise']:+.4f}",
              "" if a["chosen"] is None else f"{a['measured_rise']:+.4f}", _share(a["smallest_that_met_it"])] for a in data["auto"]]
     auto_table = _table(["shift", "budget", "share chosen", "predicted rise", "measured rise", "smallest share that met it"], auto)

@@ -158,3 +158,14 @@ def test_a_rerun_resumes_whatever_it_predicted():
     recorded = cfg.model_copy(update={"prediction": PredictionRecord(probe="p", replay=0.0, start={"a": 1.0}, heldout={"a": 0.9})})
     assert config_changes(recorded.model_dump(mode="json"), cfg) == []
     assert config_changes(recorded.model_dump(mode="json"), cfg.model_copy(update={"seed": 7})) == ["seed"]
+
+
+def test_a_fit_that_predicts_a_loss_no_model_reaches_is_refused(parent, monkeypatch):
+    import renewlm.updates.predict as module
+    from renewlm.updates.loss_law import ShiftLaw
+
+    # the shape a 10% probe can give: a saturating term fitted as a steep line, extrapolated below 0
+    monkeypatch.setattr(module, "fit_shift", lambda law, start, *a, **k: ShiftLaw(law, start, B=-1e4, E=1.0, beta=1.0))
+    with pytest.raises(FitError, match=r"^the loss law fitted to probe pred-base\.probe-\w+ on \w+ predicts a held-out loss of "
+                                       r"-[\d.e+]+ within the update's 160 steps, which no model reaches; no prediction is made from it"):
+        predict(parent, {"r0": _candidate(parent, 0.0)}, lambda cfg: train(cfg, parent, fresh=True))

@@ -135,6 +135,10 @@ def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[
             shift: ShiftLaw = fit_shift(law, mine[0][1], [s for s, _ in mine], [loss for _, loss in mine], history.lrs, probe_lrs,
                                         warmup_steps=history.warmup_steps, what=f"probe {probe.name} on {corpus}")
             curve = shift.curve(history.lrs, wanted, warmup_steps=history.warmup_steps)
+            if not (np.all(np.isfinite(curve)) and curve.min() > 0):
+                raise FitError(f"the loss law fitted to probe {probe.name} on {corpus} predicts a held-out loss of {curve.min():.4g} "
+                               f"within the update's {len(wanted)} steps, which no model reaches; no prediction is made from it "
+                               "(the probe is too short to pin the shift down: predict a shorter update, or fewer candidates at once)")
             prediction.start[corpus], prediction.final[corpus] = shift.start, float(curve[-1])
             prediction.laws[corpus], prediction.curves[corpus], prediction.probed[corpus] = shift.as_dict(), curve.tolist(), mine
         out.append(prediction)
