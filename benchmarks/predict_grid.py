@@ -74,17 +74,15 @@ def one(store: Store, shift: str, corpus: str, recipe: str, steps: int, replay: 
     cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=[corpus], replay=replay, recipe=recipe, steps=steps,
                                              seed=0, **REGIME.run_shape()))
     [probe_cfg] = probes({name: cfg}).values()
-    started = time.perf_counter()
     ensure(store, probe_cfg)
-    probe_seconds = time.perf_counter() - started
     ensure(store, cfg)
     probe, update = read_history(store, probe_cfg.name), read_history(store, name)
     base_steps = len(read_history(store, BASE).lrs)
     measured = {c: pts[-1][1] for c, pts in update.points.items()}
     start = {c: dict(pts)[base_steps] for c, pts in update.points.items()}  # the update's own step 0: the base's weights
     row = {"version": name, "shift": shift, "corpus": corpus, "recipe": recipe, "steps": steps, "replay": replay,
-           "probe": probe_cfg.name, "probe_steps": probe_cfg.total_steps, "probe_seconds": round(probe_seconds, 1),
-           "update_seconds": read_version(store, name).seconds, "measured": measured, "start": start,
+           "probe": probe_cfg.name, "probe_steps": probe_cfg.total_steps, "probe_seconds": read_version(store, probe_cfg.name).seconds,
+           "update_seconds": read_version(store, name).seconds, "measured": measured, "start": start,  # seconds: each run's record
            "naive": {c: probe.points[c][-1][1] for c in measured}}
     try:
         [prediction] = predict(store, {name: cfg}, lambda _: sys.exit(f"{probe_cfg.name} should exist by now"))
