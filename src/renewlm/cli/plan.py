@@ -59,11 +59,7 @@ def plan_cmd(
             "--vocab-size": vocab_size, "--seq-len": seq_len, "--decay-fraction": decay_fraction, "--tokens-per-second": tokens_per_second,
             "--out": out or plot}
     if predict or parent is not None:
-        _check_prediction(parent, data, predict, cost)
-        if curve is not None:
-            if curve.suffix.lower() != ".png":
-                raise ConfigError(f"--curve {curve} should be a .png file")
-            check_output(curve, "--curve")
+        _check_prediction(parent, data, predict, cost, curve)
         from renewlm.cli.predict import predict_update
 
         return predict_update(store, parent=parent, data=data, replays=replay or [], steps=steps, tokens=tokens,
@@ -73,9 +69,7 @@ def plan_cmd(
     replay_share = replay[0] if replay else 0.0
     plot = renamed(out, plot, "--plot", "--out")
     if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise ConfigError(f"--out {plot} should be a .png file")
-        check_output(plot, "--out")
+        _png(plot, "--out")
     result = make_plan(
         open_store(store),
         releases=releases,
@@ -98,11 +92,20 @@ def plan_cmd(
             console.print(f"wrote {path}")
 
 
-def _check_prediction(parent: str | None, data: list[str] | None, predict: bool, cost: dict) -> None:
+def _png(path: Path, flag: str) -> None:
+    """A PNG file renewlm may write, checked before any work is done."""
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"{flag} {path} should be a .png file")
+    check_output(path, flag)
+
+
+def _check_prediction(parent: str | None, data: list[str] | None, predict: bool, cost: dict, curve: Path | None) -> None:
     if not (predict and parent and data):
         raise ConfigError("a prediction needs --from V, --data C and --predict: renewlm plan --from V --data C --predict")
     if given := [flag for flag, value in cost.items() if value is not None]:
         raise ConfigError(f"{', '.join(given)} price releases, not a prediction; leave them out with --predict")
+    if curve is not None:
+        _png(curve, "--curve")
 
 
 def _check_pricing(update: dict, cost: dict, replay: list[float] | None) -> None:
