@@ -4,6 +4,7 @@ looks for it, a resumed run continues the same tracker run, and a missing librar
 import importlib.util
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -99,9 +100,20 @@ def wandb_records(run_folder: Path) -> list:
     return out
 
 
+def wandb_finished_records(run_folder: Path, timeout: float = 30.0) -> list:
+    """The run's records once its exit record is on disk: W&B's service writes the `.wandb` file from
+    its own process, and `finish()` may return before that process has flushed the run's last records."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = wandb_records(run_folder)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.1)
+
+
 def wandb_history(run_folder: Path) -> dict[int, dict[str, float]]:
     rows = {}
-    for record in wandb_records(run_folder):
+    for record in wandb_finished_records(run_folder):
         if record.WhichOneof("record_type") == "history":
             row = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
             rows[record.history.step.num] = {k: v for k, v in row.items() if not k.startswith("_")}
@@ -122,7 +134,7 @@ def test_wandb_offline_run_has_the_history_and_a_resume_continues_the_same_run_i
     assert history[3]["train/loss"] == 3 and history[3]["heldout/prose"] == 10 and history[3]["heldout/code"] == 20
     assert {s: r["train/loss"] for s, r in wandb_history(resumed).items()} == {3: 103, 4: 104}
     for folder in (first, resumed):
-        records = wandb_records(folder)
+        records = wandb_finished_records(folder)
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
         assert run.run_id == "tiny-20260101T000000Z" and run.display_name == "tiny"
         config = {i.key: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") == "config" for i in r.config.update}
