@@ -15,6 +15,10 @@ held-out evaluation (the same evaluator as the probe's) is the measured loss. Pe
 error (nats and % of the loss) and the rank correlation (Spearman) of predicted against measured over the
 grid; beside it the naive prediction, the probe's own last loss. No fit sees an update's own curve.
 
+The law was changed after the grid's first reading (docs/prediction.md says how), so the grid is no longer
+unseen; the validation set (`VALIDATION`: `cosine` 225 steps at 10% replay, `wsd` 300 at 0% and at 50%, on
+each shift) was trained after that change, and is scored on its own.
+
 Then the choice `--replay auto` makes, per shift and forgetting budget (0.01, 0.02, 0.05 nats): the smallest
 of the grid's four `cosine` 150-step shares whose predicted rise of `cv-prose` is within the budget, its
 measured rise, and whether a smaller share would also have met the budget. (`--replay auto` itself shares the
@@ -57,6 +61,9 @@ OUT = ROOT / "docs" / "results" / "predict_grid.json"
 BUDGETS = (0.01, 0.02, 0.05)
 GRID = [("cosine", 150, 0.0), ("cosine", 150, 0.05), ("cosine", 150, 0.25), ("cosine", 150, 0.5),
         ("wsd", 150, 0.25), ("cosine", 300, 0.05)]
+# Updates no choice of the law was made on: the law was changed after the grid's first reading, so the grid
+# is no longer unseen; these are predicted and trained only after that change.
+VALIDATION = [("cosine", 225, 0.10), ("wsd", 300, 0.0), ("wsd", 300, 0.5)]
 
 
 def errors(predicted: list[float], measured: list[float]) -> dict:
@@ -69,7 +76,7 @@ def errors(predicted: list[float], measured: list[float]) -> dict:
             "worst_rel": float((e / m).max()), "spearman": None if rho is None or np.isnan(rho) else float(rho)}
 
 
-def one(store: Store, shift: str, corpus: str, recipe: str, steps: int, replay: float) -> dict:
+def one(store: Store, part: str, shift: str, corpus: str, recipe: str, steps: int, replay: float) -> dict:
     name = f"pg-{shift}-{recipe}-{steps}-r{round(replay * 100):02d}"
     cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=[corpus], replay=replay, recipe=recipe, steps=steps,
                                              seed=0, **REGIME.run_shape()))
@@ -80,7 +87,7 @@ def one(store: Store, shift: str, corpus: str, recipe: str, steps: int, replay: 
     base_steps = len(read_history(store, BASE).lrs)
     measured = {c: pts[-1][1] for c, pts in update.points.items()}
     start = {c: dict(pts)[base_steps] for c, pts in update.points.items()}  # the update's own step 0: the base's weights
-    row = {"version": name, "shift": shift, "corpus": corpus, "recipe": recipe, "steps": steps, "replay": replay,
+    row = {"set": part, "version": name, "shift": shift, "corpus": corpus, "recipe": recipe, "steps": steps, "replay": replay,
            "probe": probe_cfg.name, "probe_steps": probe_cfg.total_steps, "probe_seconds": read_version(store, probe_cfg.name).seconds,
            "update_seconds": read_version(store, name).seconds, "measured": measured, "start": start,  # seconds: each run's record
            "naive": {c: probe.points[c][-1][1] for c in measured}}
@@ -92,6 +99,20 @@ def one(store: Store, shift: str, corpus: str, recipe: str, steps: int, replay: 
     say(f"{name}: " + ("refused: " + row["refused"] if row["predicted"] is None else "; ".join(
         f"{c} predicted {row['predicted'][c]:.4f} measured {measured[c]:.4f} (naive {row['naive'][c]:.4f})" for c in sorted(measured))))
     return row
+
+
+def scores(rows: list[dict]) -> dict:
+    """Per corpus: the law's errors and the naive prediction's over the predictions made, and how many were refused."""
+    out = {}
+    for c in sorted({c for r in rows for c in r["measured"]}):
+        mine = [r for r in rows if c in r["measured"] and r["predicted"] is not None]  # the predictions made
+        measured = [r["measured"][c] for r in mine]
+        out[c] = {"law": errors([r["predicted"][c] for r in mine], measured), "naive": errors([r["naive"][c] for r in mine], measured),
+                  "refused": sum(c in r["measured"] and r["predicted"] is None for r in rows),
+                  "role": "new" if all(r["corpus"] == c for r in rows if c in r["measured"]) else "old"}
+        law, naive = out[c]["law"], out[c]["naive"]
+        say(f"{c} ({out[c]['role']}, {rows[0]['set']}): {law['n']} updates predicted, {out[c]['refused']} refused; law {law}; naive {naive}")
+    return out
 
 
 def choices(rows: list[dict], old: str) -> list[dict]:
@@ -122,19 +143,11 @@ def main() -> None:
     store = Store(args.store)
     check = require_converged(store)
     shifts = measured_shifts(store)
-    rows = [one(store, shift, corpus, *point) for shift, corpus in shifts.items() for point in GRID]
-    per_corpus = {}
-    for c in sorted({c for r in rows for c in r["measured"]}):
-        mine = [r for r in rows if c in r["measured"] and r["predicted"] is not None]  # the predictions made
-        measured = [r["measured"][c] for r in mine]
-        per_corpus[c] = {"law": errors([r["predicted"][c] for r in mine], measured),
-                         "naive": errors([r["naive"][c] for r in mine], measured),
-                         "refused": sum(c in r["measured"] and r["predicted"] is None for r in rows),
-                         "role": "new" if all(r["corpus"] == c for r in rows if c in r["measured"]) else "old"}
-        law, naive = per_corpus[c]["law"], per_corpus[c]["naive"]
-        say(f"{c} ({per_corpus[c]['role']}): {law['n']} updates predicted, {per_corpus[c]['refused']} refused; law {law}; naive {naive}")
+    rows = [one(store, part, shift, corpus, *point) for part, points in (("grid", GRID), ("validation", VALIDATION))
+            for shift, corpus in shifts.items() for point in points]
+    per_set = {part: scores([r for r in rows if r["set"] == part]) for part in ("grid", "validation")}
     out = {"base": BASE, "convergence": check, "shifts": shifts, "grid": [dict(zip(("recipe", "steps", "replay"), g)) for g in GRID],
-           "rows": rows, "per_corpus": per_corpus, "auto": choices(rows, PROSE), "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1),
+           "validation": [dict(zip(("recipe", "steps", "replay"), g)) for g in VALIDATION], "rows": rows, "per_set": per_set, "auto": choices(rows, PROSE), "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1),
            "load_average_end": os.getloadavg()}
     write_json(OUT, out)
     print(f"wrote {OUT.relative_to(ROOT)}")

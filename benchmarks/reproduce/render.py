@@ -155,20 +155,22 @@ def _rho(errors: dict) -> str:
 def predict_grid() -> str:
     data = _json("predict_grid")
     rows = []
-    for corpus, c in data["per_corpus"].items():
-        law, naive = c["law"], c["naive"]
-        if not law["n"]:
-            rows.append([f"`{corpus}` ({c['role']})", "0", str(c["refused"]), "", "", "", "", ""])
-            continue
-        rows.append([f"`{corpus}` ({c['role']})", str(law["n"]), str(c["refused"]), f"{law['mean_abs']:.4f} ({law['mean_rel']:.2%})",
-                     f"{law['worst_abs']:.4f} ({law['worst_rel']:.2%})", _rho(law), f"{naive['mean_abs']:.4f}", _rho(naive)])
-    head = _table(["corpus", "predicted", "refused", "mean error", "worst error", "rank correlation", "naive's mean error",
-                   "naive's rank correlation"], rows)
-    runs = [[f"`{r['version']}`", r["recipe"], str(r["steps"]), f"{r['replay']:.0%}",
+    for part, corpora in data["per_set"].items():
+        for corpus, c in corpora.items():
+            law, naive = c["law"], c["naive"]
+            name = [part, f"`{corpus}` ({c['role']})", str(law["n"]), str(c["refused"])]
+            if not law["n"]:
+                rows.append([*name, "", "", "", "", ""])
+                continue
+            rows.append([*name, f"{law['mean_abs']:.4f} ({law['mean_rel']:.2%})", f"{law['worst_abs']:.4f} ({law['worst_rel']:.2%})",
+                         _rho(law), f"{naive['mean_abs']:.4f}", _rho(naive)])
+    head = _table(["set", "corpus", "predicted", "refused", "mean error", "worst error", "rank correlation", "naive's mean error",
+                   "naive's rank correlation"], rows, right=2)
+    runs = [[r["set"], f"`{r['version']}`", r["recipe"], str(r["steps"]), f"{r['replay']:.0%}",
              *[("refused" if r["predicted"] is None else f"{r['predicted'][c]:.3f}") + f" / {r['measured'][c]:.3f} / {r['naive'][c]:.3f}"
                for c in (r["corpus"], "cv-prose")]] for r in data["rows"]]
-    runs_table = _table(["update", "recipe", "steps", "replay", "new data: predicted / measured / naive",
-                         "`cv-prose`: predicted / measured / naive"], runs, right=2)
+    runs_table = _table(["set", "update", "recipe", "steps", "replay", "new data: predicted / measured / naive",
+                         "`cv-prose`: predicted / measured / naive"], runs, right=3)
     auto = [[a["shift"], f"{a['budget']:g}", _share(a["chosen"]), "" if a["chosen"] is None else f"{a['predicted_rise']:+.4f}",
              "" if a["chosen"] is None else f"{a['measured_rise']:+.4f}", _share(a["smallest_that_met_it"])] for a in data["auto"]]
     auto_table = _table(["shift", "budget", "share chosen", "predicted rise", "measured rise", "smallest share that met it"], auto)

@@ -5,7 +5,7 @@ import pytest
 
 from renewlm.optim.schedule import validate_schedule
 from renewlm.updates import loss_law
-from renewlm.updates.loss_law import AnnealingLaw, FitError, ShiftLaw, areas, fit, fit_shift
+from renewlm.updates.loss_law import AnnealingLaw, FitError, UpdateLaw, areas, fit, fit_update
 
 
 def _lrs(spec: dict, steps: int) -> list[float]:
@@ -63,16 +63,21 @@ def test_a_fit_that_does_not_converge_gives_no_number(monkeypatch):
         fit([20, 40, 60, 80, 100], [5.0, 4.0, 3.5, 3.2, 3.0], [1e-3] * 100, what="the probe")
 
 
-def test_the_shift_term_fitted_on_a_probe_predicts_the_whole_update():
+def test_the_update_law_fitted_on_a_probe_predicts_the_whole_update():
     history = _lrs({"name": "cosine", "peak_lr": 2e-3}, 4200)
     parent = AnnealingLaw(2.5, 0.8, 0.6, 0.3)
     update = _lrs({"name": "cosine", "peak_lr": 2e-3, "warmup_fraction": 0.05}, 600)  # re-warm, re-decay
     probe = [2e-3] * 60  # a tenth of the update, at its peak
-    for truth in (ShiftLaw(parent, 3.2, 0.4, 300.0, 0.7), ShiftLaw(parent, 4.1, -1.1, 500.0, 0.9)):  # old data, new data
+    for truth in (UpdateLaw(parent, 4.1, 2.6, 0.05, 0.02), UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0)):  # new data, old data levelled off
         observed = truth.curve(history, probe, warmup_steps=42)
         steps = list(range(6, 61, 6))
-        law = fit_shift(parent, truth.start, steps, [observed[s - 1] for s in steps], history, probe, warmup_steps=42)
-        assert law.rmse < 1e-4 and (law.B > 0) == (truth.B > 0)
+        law = fit_update(parent, truth.start, steps, [observed[s - 1] for s in steps], history, probe, warmup_steps=42)
+        assert law.rmse < 1e-4 and law.points == 8  # steps 6 and 12 are the optimizer's restart (the first quarter)
         assert law.curve(history, update, warmup_steps=42)[-1] == pytest.approx(truth.curve(history, update, warmup_steps=42)[-1], abs=0.01)
-    with pytest.raises(FitError, match=r"^the probe has 3 held-out point\(s\) after its step 0; the shift term needs at least 4"):
-        fit_shift(parent, 3.2, [0, 10, 20, 30], [3.2, 3.3, 3.35, 3.37], history, probe)
+    # the re-decay lowers the loss by the parent's annealing term, which a probe at a held LR never shows
+    s1, s2 = areas(np.concatenate([history, update]), warmup_steps=42)
+    level = UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0).curve(history, update, warmup_steps=42)
+    assert level[-1] == pytest.approx(3.3 - 0.3 * (s2[-1] - s2[len(history) - 1]))
+    with pytest.raises(FitError, match=r"^the probe has 3 held-out point\(s\) after its first 25% of steps \(the optimizer's "
+                                       r"restart\); the update's law needs at least 4"):
+        fit_update(parent, 3.2, [0, 5, 10, 20, 30, 40], [3.2, 3.5, 3.3, 3.35, 3.37, 3.38], history, probe)

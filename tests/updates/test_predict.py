@@ -2,6 +2,7 @@
 trained once and reused, a predicted loss per corpus; refused in one sentence where no fit can be made."""
 
 import json
+from dataclasses import replace
 import re
 
 import pytest
@@ -91,7 +92,7 @@ def test_update_predict_records_what_it_predicted_beside_what_it_measured(parent
     assert code == 0, err
     flat = " ".join(out.split())
     assert re.search(r"probes: 1 of 8 steps .*; [01] to train, [01] reused from the store", flat), out
-    assert out.index("predicted held-out loss of pred-upd after 80 steps from pred-base") < out.index("version written")
+    assert flat.index("predicted held-out loss of pred-upd after 80 steps from pred-base") < flat.index("version written")
     meta = read_version(parent, "pred-upd")
     p = meta.prediction
     assert p.replay == 0 and p.probe.startswith("pred-base.probe-") and set(p.heldout) == set(meta.losses) == {"code", "prose"}
@@ -162,10 +163,10 @@ def test_a_rerun_resumes_whatever_it_predicted():
 
 def test_a_fit_that_predicts_a_loss_no_model_reaches_is_refused(parent, monkeypatch):
     import renewlm.updates.predict as module
-    from renewlm.updates.loss_law import ShiftLaw
+    from renewlm.updates.loss_law import UpdateLaw
 
-    # the shape a 10% probe can give: a saturating term fitted as a steep line, extrapolated below 0
-    monkeypatch.setattr(module, "fit_shift", lambda law, start, *a, **k: ShiftLaw(law, start, B=-1e4, E=1.0, beta=1.0))
+    # a curve whose annealing term, run over the whole update, takes it below 0
+    monkeypatch.setattr(module, "fit_update", lambda law, start, *a, **k: UpdateLaw(replace(law, C=1e6), start, L_inf=0.5, A=0.0, s0=1.0))
     with pytest.raises(FitError, match=r"^the loss law fitted to probe pred-base\.probe-\w+ on \w+ predicts a held-out loss of "
                                        r"-[\d.e+]+ within the update's 160 steps, which no model reaches; no prediction is made from it"):
         predict(parent, {"r0": _candidate(parent, 0.0)}, lambda cfg: train(cfg, parent, fresh=True))

@@ -14,8 +14,8 @@ from renewlm.store import write_png
 from renewlm.updates.plan import format_count
 
 NOTE = ("now: the parent's held-out loss (the probe's step 0); predicted by the loss law fitted to the parent's logged "
-        "curve and the probe. Not yet accurate: on full updates no fit had seen, its mean error was 0.2-1.4 nats per "
-        "corpus, more than the probe's own last loss's (docs/prediction.md)")
+        "curve and the probe. Not yet accurate: on full updates no choice of the law had seen, its mean error was 0.21-0.31 "
+        "nats per corpus (worst 1.30, on forgetting that went on rising) (docs/prediction.md)")
 
 
 def losses_table(title: str, rows: list[tuple[str, dict[str, float], dict[str, float]]], new: set[str]) -> Table:

@@ -10,6 +10,9 @@ momentum λ (0.999 in the paper), so a decay keeps lowering the loss for a while
 and a re-warm (a negative drop) raises it. The warmup from random weights is not an annealing: its rises
 count in S1 only (the paper leaves the warmup out of S2). Four numbers fitted on one curve predict the
 curve of another schedule over the same data; `predict` says what they give for a schedule not yet run.
+
+An update changes the data as well: `UpdateLaw` is the update's own curve on one corpus, the parent's exponent
+and annealing coefficient kept, its level and scale fitted to a probe of the update.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from renewlm.errors import InputError
 DECAY = 0.999  # λ, the paper's
 FEWEST_POINTS = 5  # four parameters and at least one point to spare
 _ALPHAS = (0.2, 0.5, 1.0)  # starting exponents: the fit is run from each and the best kept
+RESTART_SHARE = 0.25  # of a probe's steps: a fresh optimizer's transient at the peak LR, left out of the update's fit
 
 
 class FitError(InputError):
@@ -103,59 +107,66 @@ def fit(steps: Sequence[int], losses: Sequence[float], lrs: Sequence[float], *, 
 
 
 @dataclass(frozen=True)
-class ShiftLaw:
-    """An update's held-out loss on one corpus (Wang et al. 2025, arXiv:2505.07796, as we read it): the parent's
-    loss there, plus what the parent's law says the update's LR does (more area lowers the loss, a re-warm
-    raises it), plus the distribution shift, B·(1 − (1 + E·S1_update)^(−β)): B > 0 on old data (forgetting,
-    saturating as the update goes on), B < 0 on the new (learning)."""
+class UpdateLaw:
+    """An update's held-out loss on one corpus after s of its steps, a learning curve of its own:
+
+        L(s) = L∞ + A·(S1u(s) + s0)^(−α) − C·(S2(s) − S2(parent))
+
+    S1u is the update's own forward area and S2 the annealing area carried on over the lineage (a re-warm
+    raises the loss, a re-decay lowers it); α and C are the parent's law's (how the loss answers the LR);
+    L∞, A ≥ 0 and s0 > 0 (the area the corpus's curve has, in effect, behind it at the update's start) are
+    fitted per corpus on a probe. On the new data the curve falls; on an old corpus whose loss rises and
+    levels off, A goes to 0 and L∞ is the level the probe reached."""
 
     parent: AnnealingLaw
     start: float  # the parent's loss on this corpus: the update's step-0 evaluation
-    B: float
-    E: float
-    beta: float
+    L_inf: float
+    A: float
+    s0: float
     points: int = 0
     rmse: float = 0.0
 
     def curve(self, history_lrs: Sequence[float], update_lrs: Sequence[float], *, warmup_steps: int = 0) -> np.ndarray:
         """The predicted loss after each step of the update (`history_lrs`: the parent's lineage's steps)."""
-        return _shift_curve(self.parent, self.start, (self.B, self.E, self.beta), history_lrs, update_lrs, warmup_steps)
+        return _update_curve(self.parent, (self.L_inf, self.A, self.s0), history_lrs, update_lrs, warmup_steps)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "parent"}
 
 
-def _shift_curve(parent: AnnealingLaw, start: float, shift: Sequence[float], history_lrs, update_lrs, warmup_steps: int) -> np.ndarray:
+def _update_curve(parent: AnnealingLaw, x: Sequence[float], history_lrs, update_lrs, warmup_steps: int) -> np.ndarray:
     n = len(history_lrs)
     if n == 0:
-        raise ValueError("a shift is measured from a parent that has trained: its history has no step")
+        raise ValueError("an update is predicted from a parent that has trained: its history has no step")
     s1, s2 = areas(np.concatenate([history_lrs, update_lrs]), warmup_steps=warmup_steps, decay=parent.decay)
-    at_parent = parent.loss(s1[n - 1], s2[n - 1])
     moved = s1[n:] - s1[n - 1]  # the update's own forward area
-    b, e, beta = shift
-    return start + (parent.loss(s1[n:], s2[n:]) - at_parent) + b * (1.0 - np.power(1.0 + e * moved, -beta))
+    l_inf, a, s0 = x
+    return l_inf + a * np.power(moved + s0, -parent.alpha) - parent.C * (s2[n:] - s2[n - 1])
 
 
-def fit_shift(parent: AnnealingLaw, start: float, steps: Sequence[int], losses: Sequence[float], history_lrs: Sequence[float],
-              update_lrs: Sequence[float], *, warmup_steps: int = 0, what: str = "the probe") -> ShiftLaw:
-    """The shift term fitted to an update's (a probe's) held-out `losses` after `steps` of its steps, the parent's
-    law and loss on the corpus given. FitError as for `fit`, with three parameters and so at least four points."""
-    pts = [(s, loss) for s, loss in zip(steps, losses) if 0 < s <= len(update_lrs) and math.isfinite(loss) and loss > 0]
+def fit_update(parent: AnnealingLaw, start: float, steps: Sequence[int], losses: Sequence[float], history_lrs: Sequence[float],
+               update_lrs: Sequence[float], *, warmup_steps: int = 0, what: str = "the probe") -> UpdateLaw:
+    """The update's law on one corpus, fitted to a probe's held-out `losses` after `steps` of its steps (the probe
+    ran at `update_lrs`), the parent's law and loss on the corpus given. The points of the probe's first
+    `RESTART_SHARE` of steps are left out: the optimizer's restart, which no term describes. FitError as for
+    `fit`, with three parameters and so at least four points after the restart."""
+    after = RESTART_SHARE * len(update_lrs)
+    pts = [(s, loss) for s, loss in zip(steps, losses) if after < s <= len(update_lrs) and math.isfinite(loss) and loss > 0]
     if len(pts) < 4:
-        raise FitError(f"{what} has {len(pts)} held-out point(s) after its step 0; the shift term needs at least 4 "
-                       "(predict a longer update, or fewer candidates at once)")
+        raise FitError(f"{what} has {len(pts)} held-out point(s) after its first {RESTART_SHARE:.0%} of steps (the optimizer's "
+                       "restart); the update's law needs at least 4 (predict a longer update, or fewer candidates at once)")
     index, y = np.array([s for s, _ in pts]) - 1, np.array([loss for _, loss in pts])
+    first_area = float(np.cumsum(update_lrs)[index[0]])
 
     def residual(x: np.ndarray) -> np.ndarray:
-        return _shift_curve(parent, start, x, history_lrs, update_lrs, warmup_steps)[index] - y
+        return _update_curve(parent, x, history_lrs, update_lrs, warmup_steps)[index] - y
 
-    scale = float(np.sum(update_lrs))  # E·S1 of order one over the probe, to start with
     best = None
-    for sign in (1.0, -1.0):
-        guess = [sign * max(abs(y[-1] - start), 1e-3), 1.0 / max(scale, 1e-12), 1.0]
-        result = least_squares(residual, guess, bounds=([-np.inf, 0.0, 0.01], [np.inf, np.inf, 5.0]), x_scale="jac", max_nfev=5000)
+    for s0 in (0.1 * first_area, first_area, 10 * first_area):
+        guess = [y.min() * 0.9, max(y[0] - y.min() * 0.9, 1e-3) * s0**parent.alpha, s0]
+        result = least_squares(residual, guess, bounds=([0.0, 0.0, 1e-12], [y.max(), np.inf, np.inf]), x_scale="jac", max_nfev=5000)
         if result.success and np.all(np.isfinite(result.x)) and (best is None or result.cost < best.cost):
             best = result
     if best is None:
-        raise FitError(f"the shift term did not converge on {what}; no prediction is made from it")
-    return ShiftLaw(parent, start, *map(float, best.x), points=len(pts), rmse=float(np.sqrt(np.mean(best.fun**2))))
+        raise FitError(f"the update's law did not converge on {what}; no prediction is made from it")
+    return UpdateLaw(parent, start, *map(float, best.x), points=len(pts), rmse=float(np.sqrt(np.mean(best.fun**2))))

@@ -6,8 +6,9 @@
    of the probe budget (all probes together: `PROBE_SHARE` of one update's tokens) at a constant LR, its
    held-out loss on every corpus logged `PROBE_EVALS` times. A probe is a run and a version in the store,
    named after what it measured (`PARENT.probe-HASH`), so the next prediction reuses it.
-3. Per corpus, the shift term is fitted to the probe's curve; the candidate's own schedule, run through the
-   fitted law, gives its predicted loss at every step, and at its end.
+3. Per corpus, the update's law (`UpdateLaw`: the parent's exponent and annealing coefficient, a level and a
+   scale of its own) is fitted to the probe's curve after the optimizer's restart; the candidate's own schedule,
+   run through it, gives its predicted loss at every step, and at its end.
 
 `predict_request` does it for `renewlm update --predict` and `--replay auto`: one candidate (the request as it
 is) or one per share of `AUTO_REPLAYS`, the smallest share whose predicted forgetting is within the budget
@@ -28,7 +29,7 @@ from renewlm.errors import ConfigError
 from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.updates.history import History, read_history
-from renewlm.updates.loss_law import AnnealingLaw, FitError, ShiftLaw, fit, fit_shift
+from renewlm.updates.loss_law import AnnealingLaw, FitError, UpdateLaw, fit, fit_update
 from renewlm.updates.request import UpdateRequest, parse_data
 from renewlm.updates.update import update_config
 from renewlm.versions.record import PredictionRecord
@@ -48,7 +49,7 @@ class Prediction:
     probe: str
     start: dict[str, float]  # the parent's loss on each corpus (the probe's step 0)
     final: dict[str, float]  # predicted, at the candidate's last step
-    laws: dict[str, dict] = field(default_factory=dict)  # per corpus: the fitted shift term and its residual
+    laws: dict[str, dict] = field(default_factory=dict)  # per corpus: the fitted update's law and its residual
     curves: dict[str, list[float]] = field(default_factory=dict)  # per corpus: predicted, after each of the update's steps
     probed: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # per corpus: the probe's (step, loss)
 
@@ -132,15 +133,15 @@ def predict(store: Store, candidates: dict[str, RunConfig], run_probe: Callable[
             mine = [(s - start_step, loss) for s, loss in points if s >= start_step]
             if not mine or mine[0][0] != 0:
                 continue  # not evaluated at the probe's start: no parent loss to start from
-            shift: ShiftLaw = fit_shift(law, mine[0][1], [s for s, _ in mine], [loss for _, loss in mine], history.lrs, probe_lrs,
-                                        warmup_steps=history.warmup_steps, what=f"probe {probe.name} on {corpus}")
-            curve = shift.curve(history.lrs, wanted, warmup_steps=history.warmup_steps)
+            fitted: UpdateLaw = fit_update(law, mine[0][1], [s for s, _ in mine], [loss for _, loss in mine], history.lrs, probe_lrs,
+                                           warmup_steps=history.warmup_steps, what=f"probe {probe.name} on {corpus}")
+            curve = fitted.curve(history.lrs, wanted, warmup_steps=history.warmup_steps)
             if not (np.all(np.isfinite(curve)) and curve.min() > 0):
                 raise FitError(f"the loss law fitted to probe {probe.name} on {corpus} predicts a held-out loss of {curve.min():.4g} "
                                f"within the update's {len(wanted)} steps, which no model reaches; no prediction is made from it "
-                               "(the probe is too short to pin the shift down: predict a shorter update, or fewer candidates at once)")
-            prediction.start[corpus], prediction.final[corpus] = shift.start, float(curve[-1])
-            prediction.laws[corpus], prediction.curves[corpus], prediction.probed[corpus] = shift.as_dict(), curve.tolist(), mine
+                               "(the probe is too short to pin the update's curve down: predict a shorter update, or fewer candidates at once)")
+            prediction.start[corpus], prediction.final[corpus] = fitted.start, float(curve[-1])
+            prediction.laws[corpus], prediction.curves[corpus], prediction.probed[corpus] = fitted.as_dict(), curve.tolist(), mine
         out.append(prediction)
     return out
 
