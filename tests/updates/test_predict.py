@@ -2,8 +2,8 @@
 trained once and reused, a predicted loss per corpus; refused in one sentence where no fit can be made."""
 
 import json
-from dataclasses import replace
 import re
+from dataclasses import replace
 
 import pytest
 

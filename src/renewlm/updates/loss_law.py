@@ -128,20 +128,25 @@ class UpdateLaw:
 
     def curve(self, history_lrs: Sequence[float], update_lrs: Sequence[float], *, warmup_steps: int = 0) -> np.ndarray:
         """The predicted loss after each step of the update (`history_lrs`: the parent's lineage's steps)."""
-        return _update_curve(self.parent, (self.L_inf, self.A, self.s0), history_lrs, update_lrs, warmup_steps)
+        moved, annealed = _update_areas(self.parent, history_lrs, update_lrs, warmup_steps)
+        return _update_curve(self.parent, (self.L_inf, self.A, self.s0), moved, annealed)
 
     def as_dict(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k != "parent"}
 
 
-def _update_curve(parent: AnnealingLaw, x: Sequence[float], history_lrs, update_lrs, warmup_steps: int) -> np.ndarray:
+def _update_areas(parent: AnnealingLaw, history_lrs, update_lrs, warmup_steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """After each of the update's steps: its own forward area, and the annealing area it added to the lineage's."""
     n = len(history_lrs)
     if n == 0:
         raise ValueError("an update is predicted from a parent that has trained: its history has no step")
     s1, s2 = areas(np.concatenate([history_lrs, update_lrs]), warmup_steps=warmup_steps, decay=parent.decay)
-    moved = s1[n:] - s1[n - 1]  # the update's own forward area
+    return s1[n:] - s1[n - 1], s2[n:] - s2[n - 1]
+
+
+def _update_curve(parent: AnnealingLaw, x: Sequence[float], moved: np.ndarray, annealed: np.ndarray) -> np.ndarray:
     l_inf, a, s0 = x
-    return l_inf + a * np.power(moved + s0, -parent.alpha) - parent.C * (s2[n:] - s2[n - 1])
+    return l_inf + a * np.power(moved + s0, -parent.alpha) - parent.C * annealed
 
 
 def fit_update(parent: AnnealingLaw, start: float, steps: Sequence[int], losses: Sequence[float], history_lrs: Sequence[float],
@@ -156,10 +161,11 @@ def fit_update(parent: AnnealingLaw, start: float, steps: Sequence[int], losses:
         raise FitError(f"{what} has {len(pts)} held-out point(s) after its first {RESTART_SHARE:.0%} of steps (the optimizer's "
                        "restart); the update's law needs at least 4 (predict a longer update, or fewer candidates at once)")
     index, y = np.array([s for s, _ in pts]) - 1, np.array([loss for _, loss in pts])
-    first_area = float(np.cumsum(update_lrs)[index[0]])
+    moved, annealed = _update_areas(parent, history_lrs, update_lrs, warmup_steps)
+    moved, annealed, first_area = moved[index], annealed[index], float(moved[index[0]])
 
     def residual(x: np.ndarray) -> np.ndarray:
-        return _update_curve(parent, x, history_lrs, update_lrs, warmup_steps)[index] - y
+        return _update_curve(parent, x, moved, annealed) - y
 
     best = None
     for s0 in (0.1 * first_area, first_area, 10 * first_area):
