@@ -177,11 +177,27 @@ def predict_grid() -> str:
     return head + "\n" + runs_table + "\n" + auto_table
 
 
+def c05_soups() -> str:
+    data = _json("c05_soups")
+    corpora = [data["old"], data["update_corpus"], data["target"]]
+    rows = [[f"{r['alpha']:g}" + (" (the base)" if r["alpha"] == 0 else " (the update)" if r["alpha"] == 1 else ""),
+             *[cell(r["test"][c], 4) for c in corpora]] for r in data["table"]]
+    table = _table(["α", *[f"`{c}`" + (" (old)" if c == data["old"] else " (target)" if c == data["target"] else " (trained on)")
+                          for c in corpora]], rows)
+    v = data["verdict"]
+    chosen = ", ".join(f"seed {s}: {a:g}" for s, a in data["chosen"].items())
+    gaps = "; ".join(f"on `{c}` {gap_cell(g, 4)}" for c, g in v["soup_minus_update"].items())
+    reading = "reproduced" if v["reproduced"] else "not decided (one seed)" if v["reproduced"] is None else "not reproduced"
+    return (table + f"
+α chosen on the validation windows: {chosen}. The chosen soup minus the update, on the test windows: {gaps}. "
+            f"Seeds {', '.join(map(str, data['seeds']))}: {reading}.\n")
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
-    "predict-parent": predict_parent, "predict-grid": predict_grid,
+    "predict-parent": predict_parent, "predict-grid": predict_grid, "c05-soups": c05_soups,
 }
 
 
