@@ -127,3 +127,45 @@ def test_each_duration_is_the_trunk_it_branched_from(swept):
         assert cost["independent_tokens"] == sum(SETTINGS["durations"]) + decay_tokens
         assert cost["flops"] < cost["independent_flops"]
     assert record["cost"]["saving"] == pytest.approx(1 - record["cost"]["flops"] / record["cost"]["independent_flops"])
+
+
+TARGET_SWEEP = "swp-target"
+TARGET_SETTINGS = {"data": ["prose", "code"], "lrs": [1e-3, 3e-3], "tokens": 256, "durations": [256], "seed_repeats": 1,
+                   "eval_tokens": 512, "target": "code"}
+
+
+def test_a_sweep_with_a_target_chooses_by_the_targets_loss_and_measures_it_once(train_store, monkeypatch):
+    store = train_store
+    s = resolve_settings(store, TARGET_SWEEP, {"parent": base_version(store), **TARGET_SETTINGS})
+    measured = []
+    real = sweep_run.heldout_loss_of
+    monkeypatch.setattr(sweep_run, "heldout_loss_of", lambda *a: measured.append(a[2]) or real(*a))
+    record = run_sweep(store, TARGET_SWEEP, s)
+    assert record["progress"] == {"done": 10, "planned": 10}
+    targets = record["target_losses"]
+    for corpus, e in record["corpora"].items():
+        assert e["best_lr"] == min(e["lrs"], key=lambda x: x["target"])["lr"]  # by the target's loss, not the corpus's own
+        points = [*e["lrs"], *e["repeats"], *e["durations"]]
+        assert all(p["target"] == targets[p["version"]] for p in points)
+        losses = [next(x["target"] for x in e["lrs"] if x["lr"] == e["best_lr"]), e["repeats"][0]["target"]]
+        assert e["spread"] == pytest.approx(max(losses) - min(losses))
+        assert "the target code" in e["reason"]
+    # code's own runs evaluated the target as they trained; prose's points were measured after, once each
+    code = record["corpora"]["code"]
+    assert all(p["target"] == p["loss"] for p in code["lrs"])
+    prose = record["corpora"]["prose"]
+    assert sorted(measured) == sorted(p["version"] for p in [*prose["lrs"], *prose["repeats"], *prose["durations"]])
+    # measured with the run's own windows: the same number a run that evaluates the corpus records
+    again = real(store, s, code["lrs"][0]["version"], "code")
+    assert again == pytest.approx(code["lrs"][0]["loss"], abs=1e-6)
+    measured.clear()
+    assert run_sweep(store, TARGET_SWEEP, resolve_settings(store, TARGET_SWEEP, {}))["target_losses"] == targets
+    assert measured == []  # read from the record, not measured again
+
+
+def test_a_target_that_is_not_a_corpus_is_refused_before_anything_runs(train_store, cli):
+    code, _, err = cli("sweep", "swp-no-target", "--from", base_version(train_store), "--data", "prose", "--target", "nope",
+                       "--store", train_store.root)
+    assert code == 2 and "--target 'nope' is not a corpus in the store" in err and "prepare it first" in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not train_store.exists("sweeps", "swp-no-target")

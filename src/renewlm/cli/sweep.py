@@ -29,6 +29,7 @@ def sweep(
     include_path: Annotated[list[Path] | None, typer.Option("--include-path", help="A folder of lm-eval task YAML files.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Examples per lm-eval task.")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Data-order seed of the grid [default: 0].")] = None,
+    target: Annotated[str | None, typer.Option("--target", help="A corpus whose held-out loss chooses each candidate's LR and duration and the mixture [default: each candidate's own].")] = None,
     eval_tokens: Annotated[str | None, typer.Option("--eval-tokens", help=f"Held-out tokens per corpus, e.g. 64k [default: {DEFAULT_EVAL_TOKENS}].")] = None,
     emit: Annotated[Path | None, typer.Option("--emit", help="Write run files and a Slurm job-array script here instead of running.")] = None,
     collect: Annotated[bool, typer.Option("--collect", help="Read the finished points of an emitted sweep into its record.")] = False,
@@ -51,7 +52,7 @@ def sweep(
         "durations": counts(durations, "--durations"), "replay": replay, "seed_repeats": seed_repeats,
         "decay_fraction": decay_fraction, "tasks": names(tasks) if tasks else None,
         "include_paths": [str(p) for p in include_path] if include_path else None,
-        "limit": limit, "seed": seed, "eval_tokens": count(eval_tokens, "--eval-tokens"),
+        "limit": limit, "seed": seed, "eval_tokens": count(eval_tokens, "--eval-tokens"), "target": target,
     }
     say = lambda line: console.print(f"[dim]{line}[/]", highlight=False)
     if collect:
@@ -75,8 +76,9 @@ def sweep(
 def show(record: dict, store, name: str) -> None:
     progress = record["progress"]
     later = any(e["best_lr"] is None for e in record["corpora"].values())  # stage 2 is planned once stage 1 is done
+    target = record["settings"].get("target")
     table = Table(title=f"sweep {name} from {record['parent']}: {progress['done']} of {progress['planned']}"
-                        f"{' plannable' if later else ''} points done")
+                        f"{' plannable' if later else ''} points done" + (f"; chosen by the held-out loss on {target}" if target else ""))
     for column in ("corpus", "best LR", "best tokens", "spread", "helps", "hurts", "unchanged", "mixture"):
         # fold, not "…": a narrow terminal breaks an evaluation's name over lines instead of cutting it
         table.add_column(column, justify="right" if column in ("best LR", "best tokens", "spread") else "left", overflow="fold")
@@ -103,7 +105,8 @@ def show(record: dict, store, name: str) -> None:
     if record["suggested_mixture"]:
         console.print(f"suggested mixture: {store.path('sweeps', name) / 'mixture.yaml'}", highlight=False)
     elif all(e["in_mixture"] is not None for e in record["corpora"].values()):
-        console.print("no corpus helps its own held-out loss without hurting the lineage: no mixture suggested")
+        console.print(f"no corpus helps {f'the target {target}' if target else 'its own held-out loss'} without hurting the "
+                      "lineage: no mixture suggested", highlight=False)
     if progress["done"] < progress["planned"] or later:
         left = progress["planned"] - progress["done"]
         console.print(f"{left} points still to run" + (", then the next stage (run the command again, or --emit again after "

@@ -74,15 +74,19 @@ def characterize(parent: dict[str, float], best: dict[str, float], noise: list[d
     return out
 
 
-def mixture_choice(corpus: str, characterization: dict[str, dict], lineage: list[str]) -> tuple[bool, str]:
-    """Whether the corpus joins the suggested mixture, and why (or why not)."""
-    target = characterization.get(f"heldout/{corpus}")
-    if target is None or target["verdict"] != HELPS:
-        return False, f"it {'leaves its own held-out loss unchanged' if target and target['verdict'] == UNCHANGED else 'hurts its own held-out loss'}"
-    hurt = [c for c in lineage if c != corpus and (characterization.get(f"heldout/{c}") or {}).get("verdict") == HURTS]
+def mixture_choice(corpus: str, characterization: dict[str, dict], lineage: list[str], target: str | None = None) -> tuple[bool, str]:
+    """Whether the corpus joins the suggested mixture, and why (or why not): it must help the sweep's target
+    (without one, its own held-out loss) and hurt no other corpus of the lineage by more than the spread."""
+    aim = target or corpus
+    what = f"the target {target}'s held-out loss" if target else "its own held-out loss"
+    measured = characterization.get(f"heldout/{aim}")
+    if measured is None or measured["verdict"] != HELPS:
+        unchanged = measured is not None and measured["verdict"] == UNCHANGED
+        return False, f"it leaves {what} unchanged" if unchanged else f"it hurts {what}"
+    hurt = [c for c in lineage if c not in (corpus, aim) and (characterization.get(f"heldout/{c}") or {}).get("verdict") == HURTS]
     if hurt:
         return False, f"it hurts the lineage's held-out loss on {', '.join(hurt)} by more than the spread"
-    return True, "it helps its own held-out loss and hurts no corpus of the lineage by more than the spread"
+    return True, f"it helps {what} and hurts no corpus of the lineage by more than the spread"
 
 
 def suggested_mixture(store: Store, s: SweepSettings, entries: dict[str, dict], lineage: list[str]) -> dict | None:

@@ -51,6 +51,7 @@ class SweepSettings:
     limit: int | None = None
     seed: int = 0
     eval_tokens: int = DEFAULT_EVAL_TOKENS
+    target: str | None = None  # a corpus whose held-out loss makes the choices (default: each candidate's own)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -108,10 +109,10 @@ def check_settings(store: Store, name: str, s: SweepSettings) -> None:
         raise ConfigError(f"--from {s.parent!r} is not a version in the store {store.root} (it has: {have}); check the name")
     parent = read_version(store, s.parent)
     want = parent.tokenizer_fingerprint
-    for corpus in s.data:
+    for flag, corpus in [*(("--data", c) for c in s.data), *([("--target", s.target)] if s.target else [])]:
         if not store.exists("corpora", corpus):
             have = ", ".join(store.names("corpora")) or "none"
-            raise ConfigError(f"--data {corpus!r} is not a corpus in the store (it has: {have}); prepare it first")
+            raise ConfigError(f"{flag} {corpus!r} is not a corpus in the store (it has: {have}); prepare it first")
         c = Corpus.open(store, corpus, verify=False)
         if want and c.tokenizer_fingerprint != want:
             raise ConfigError(

@@ -7,6 +7,8 @@ another, or on a cluster from emitted run files (`--collect`). The format is in 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from renewlm.errors import ConfigError
 from renewlm.store import Store, read_json, write_json
 from renewlm.sweep.plan import (
@@ -75,31 +77,46 @@ def point_result(store: Store, p: Point) -> dict | None:
             "flops": meta.flops, "trunk": meta.trunk}
 
 
-def corpus_entry(store: Store, name: str, s: SweepSettings, corpus: str) -> tuple[dict, list[list[Point]], list[dict]]:
+def score(result: dict) -> float:
+    """What a sweep's choices are made by: the held-out loss on its target where it has one, else on the point's corpus."""
+    return result["loss"] if "target" not in result else result["target"]
+
+
+def corpus_entry(store: Store, name: str, s: SweepSettings, corpus: str,
+                 target_loss: Callable[[str], float] | None = None) -> tuple[dict, list[list[Point]], list[dict]]:
     """The corpus's entry as far as its points have finished, the groups of points that can run now
-    (each group in order; the groups are independent of each other), and the finished points' results."""
+    (each group in order; the groups are independent of each other), and the finished points' results.
+    `target_loss(version)`: the held-out loss on the sweep's `--target` (None without one), which then makes
+    the choices of LR, spread and best duration (`target` beside each point's own `loss`)."""
+    def result(p: Point) -> dict | None:  # a trunk segment is no choice's point: its decay is
+        r = point_result(store, p)
+        return r if r is None or target_loss is None or p.stage == "trunk" else {**r, "target": target_loss(p.name)}
+
+    def numbers(r: dict | None) -> dict:
+        return {"loss": r and r["loss"]} if target_loss is None else {"loss": r and r["loss"], "target": r and r["target"]}
+
     entry = empty_entry()
     stage1 = lr_points(store, name, s, corpus)
-    results = [point_result(store, p) for p in stage1]
-    entry["lrs"] = [{"lr": lr, "version": p.name, "loss": r and r["loss"]} for lr, p, r in zip(s.lrs, stage1, results)]
+    results = [result(p) for p in stage1]
+    entry["lrs"] = [{"lr": lr, "version": p.name, **numbers(r)} for lr, p, r in zip(s.lrs, stage1, results)]
     groups = [[p] for p, r in zip(stage1, results) if r is None]
     done = [r for r in results if r is not None]
     if len(done) < len(stage1):
         return entry, groups, done
-    best = min(range(len(stage1)), key=lambda i: results[i]["loss"])  # the first of equal losses
+    best = min(range(len(stage1)), key=lambda i: score(results[i]))  # the first of equal losses
     best_lr = entry["best_lr"] = s.lrs[best]
 
     repeats = repeat_points(store, name, s, corpus, best_lr)
-    rep = [point_result(store, p) for p in repeats]
-    entry["repeats"] = [{"seed": p.cfg.seed, "version": p.name, "loss": r and r["loss"]} for p, r in zip(repeats, rep)]
+    rep = [result(p) for p in repeats]
+    entry["repeats"] = [{"seed": p.cfg.seed, "version": p.name, **numbers(r)} for p, r in zip(repeats, rep)]
     groups += [[p] for p, r in zip(repeats, rep) if r is None]
     done += [r for r in rep if r is not None]
     if all(r is not None for r in rep):
-        losses = [results[best]["loss"], *(r["loss"] for r in rep)]
+        losses = [score(results[best]), *map(score, rep)]
         entry["spread"] = max(losses) - min(losses)
 
     chain = duration_points(store, name, s, corpus, best_lr)
-    out = [point_result(store, p) for p in chain]
+    out = [result(p) for p in chain]
     todo = [p for p, r in zip(chain, out) if r is None]
     if todo:
         groups.append(todo)
@@ -111,7 +128,7 @@ def corpus_entry(store: Store, name: str, s: SweepSettings, corpus: str) -> tupl
                                 "data_offset": trunk.cfg.data_offset})
         entry["durations"].append({
             "tokens": trunk.cfg.data_offset * trunk.cfg.seq_len + trunk.cfg.total_steps * trunk.cfg.batch_tokens,
-            "trunk": trunk.name, "version": decay.name, "loss": d and d["loss"],
+            "trunk": trunk.name, "version": decay.name, **numbers(d),
             "trunk_tokens": trunk_tokens, "branched_from": d and d["trunk"], "decay_tokens": d and d["tokens"],
             "decay_flops": d and d["flops"], "losses": d and d["losses"],
         })
@@ -123,10 +140,10 @@ def corpus_entry(store: Store, name: str, s: SweepSettings, corpus: str) -> tupl
 
 
 def best_tokens(durations: list[dict], spread: float) -> int:
-    """The shortest duration whose loss is within the noise (spread) of the lowest: more tokens that buy
-    no measurable gain are not worth their compute, nor a larger share of a mixture."""
-    lowest = min(d["loss"] for d in durations)
-    return next(d["tokens"] for d in durations if d["loss"] <= lowest + spread)
+    """The shortest duration whose loss (on the target, where the sweep has one) is within the noise (spread)
+    of the lowest: more tokens that buy no measurable gain are not worth their compute, nor a larger share of a mixture."""
+    lowest = min(map(score, durations))
+    return next(d["tokens"] for d in durations if score(d) <= lowest + spread)
 
 
 def duration_cost(entry: dict) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from renewlm.errors import ConfigError
+from renewlm.eval.compare import check, evaluate_versions
 from renewlm.store import Store, check_output, write_json
 from renewlm.sweep.characterize import (
     characterize,
@@ -87,10 +88,19 @@ def build(store: Store, name: str, s: SweepSettings, record: dict, *, evaluate_n
     """The record as the store stands, and the groups of points that can run now."""
     entries, groups, finished = {}, [], []
     lineage = lineage_corpora(store, s.parent)
-    heldout = [c for c in dict.fromkeys([*lineage, *s.data]) if store.exists("corpora", c)]
+    heldout = [c for c in dict.fromkeys([*lineage, *s.data, *([s.target] if s.target else [])]) if store.exists("corpora", c)]
     evaluations = dict(record.get("evaluations") or {})
+    targets = dict(record.get("target_losses") or {})
+
+    def target_loss(version: str) -> float:
+        """The point's held-out loss on the target: its own run's where it evaluated it, else measured here once."""
+        if version not in targets:
+            own = read_version(store, version).losses or {}
+            targets[version] = own[s.target] if s.target in own else heldout_loss_of(store, s, version, s.target)
+        return targets[version]
+
     for corpus in s.data:
-        entry, todo, done = corpus_entry(store, name, s, corpus)
+        entry, todo, done = corpus_entry(store, name, s, corpus, target_loss if s.target else None)
         entries[corpus], finished = entry, finished + done
         groups += todo
         if entry["best_tokens"] is None or not evaluate_now:
@@ -101,15 +111,22 @@ def build(store: Store, name: str, s: SweepSettings, record: dict, *, evaluate_n
         seq_len = read_version(store, best).seq_len  # the windows the sweep's runs measured
         evaluate(store, s, [s.parent, *noise, best], evaluations, corpora=heldout, seq_len=seq_len, say=say)
         entry["characterization"] = characterize(evaluations[s.parent], evaluations[best], [evaluations[v] for v in noise])
-        entry["in_mixture"], entry["reason"] = mixture_choice(corpus, entry["characterization"], lineage)
+        entry["in_mixture"], entry["reason"] = mixture_choice(corpus, entry["characterization"], lineage, s.target)
     record = {
         **new_record(name, s), "corpora": entries, "evaluations": evaluations, "lineage": lineage,
+        **({"target_losses": targets} if s.target else {}),
         "progress": {"done": len(finished), "planned": len(finished) + sum(len(g) for g in groups)},
     }
     if all(e["in_mixture"] is not None for e in entries.values()):
         record["suggested_mixture"] = suggested_mixture(store, s, entries, lineage)
     record["cost"] = total_cost(entries, finished)
     return record, groups
+
+
+def heldout_loss_of(store: Store, s: SweepSettings, version: str, corpus: str) -> float:
+    """A sweep point's held-out loss on a corpus its run did not evaluate, with the windows of its run."""
+    plan = check(store, [version], corpora=[corpus], seq_len=read_version(store, version).seq_len, eval_tokens=s.eval_tokens)
+    return evaluate_versions(store, plan)["versions"][version]["heldout"][corpus]["loss"]
 
 
 def run_sweep(store: Store, name: str, s: SweepSettings, say: Say = lambda line: None) -> dict:
