@@ -80,3 +80,11 @@ def test_the_duration_cost_counts_the_shared_trunk_once():
     cost = duration_cost({"trunks": trunks, "durations": durations})
     assert cost["tokens"] == 400 + 140 and cost["flops"] == 5400.0
     assert cost["independent_tokens"] == 700 + 140 and cost["independent_flops"] == 8400.0
+
+
+def test_with_a_target_a_corpus_joins_when_it_helps_the_target_and_says_what_it_hurts():
+    helps, hurts = {"verdict": "helps"}, {"verdict": "hurts"}
+    kept, why = mixture_choice("man1", {"heldout/man": helps, "heldout/man1": hurts, "heldout/prose": hurts}, ["prose"], "man")
+    assert kept and why == "it helps the target man's held-out loss (and hurts the lineage's held-out loss on prose by more than the spread)"
+    kept, why = mixture_choice("man1", {"heldout/man": {"verdict": "unchanged"}, "heldout/man1": helps}, ["prose"], "man")
+    assert not kept and why == "it leaves the target man's held-out loss unchanged"

@@ -75,8 +75,9 @@ def characterize(parent: dict[str, float], best: dict[str, float], noise: list[d
 
 
 def mixture_choice(corpus: str, characterization: dict[str, dict], lineage: list[str], target: str | None = None) -> tuple[bool, str]:
-    """Whether the corpus joins the suggested mixture, and why (or why not): it must help the sweep's target
-    (without one, its own held-out loss) and hurt no other corpus of the lineage by more than the spread."""
+    """Whether the corpus joins the suggested mixture, and why (or why not). Without a target it must help its own
+    held-out loss and hurt no other corpus of the lineage by more than the spread; with one (the metric the update
+    is for, as Databricks choose) it must help the target, and what it hurts of the lineage is said, not disqualifying."""
     aim = target or corpus
     what = f"the target {target}'s held-out loss" if target else "its own held-out loss"
     measured = characterization.get(f"heldout/{aim}")
@@ -84,6 +85,8 @@ def mixture_choice(corpus: str, characterization: dict[str, dict], lineage: list
         unchanged = measured is not None and measured["verdict"] == UNCHANGED
         return False, f"it leaves {what} unchanged" if unchanged else f"it hurts {what}"
     hurt = [c for c in lineage if c not in (corpus, aim) and (characterization.get(f"heldout/{c}") or {}).get("verdict") == HURTS]
+    if target:
+        return True, f"it helps {what}" + (f" (and hurts the lineage's held-out loss on {', '.join(hurt)} by more than the spread)" if hurt else "")
     if hurt:
         return False, f"it hurts the lineage's held-out loss on {', '.join(hurt)} by more than the spread"
     return True, f"it helps {what} and hurts no corpus of the lineage by more than the spread"
