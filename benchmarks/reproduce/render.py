@@ -188,8 +188,7 @@ def c05_soups() -> str:
     chosen = ", ".join(f"seed {s}: {a:g}" for s, a in data["chosen"].items())
     gaps = "; ".join(f"on `{c}` {gap_cell(g, 4)}" for c, g in v["soup_minus_update"].items())
     reading = "reproduced" if v["reproduced"] else "not decided (one seed)" if v["reproduced"] is None else "not reproduced"
-    return (table + f"
-α chosen on the validation windows: {chosen}. The chosen soup minus the update, on the test windows: {gaps}. "
+    return (table + f"\nα chosen on the validation windows: {chosen}. The chosen soup minus the update, on the test windows: {gaps}. "
             f"Seeds {', '.join(map(str, data['seeds']))}: {reading}.\n")
 
 
