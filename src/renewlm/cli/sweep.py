@@ -76,7 +76,7 @@ def sweep(
 def show(record: dict, store, name: str) -> None:
     progress = record["progress"]
     later = any(e["best_lr"] is None for e in record["corpora"].values())  # stage 2 is planned once stage 1 is done
-    target = record["settings"].get("target")
+    target = (record.get("settings") or {}).get("target")
     table = Table(title=f"sweep {name} from {record['parent']}: {progress['done']} of {progress['planned']}"
                         f"{' plannable' if later else ''} points done" + (f"; chosen by the held-out loss on {target}" if target else ""))
     for column in ("corpus", "best LR", "best tokens", "spread", "helps", "hurts", "unchanged", "mixture"):
