@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, ROOT, ensure, heldout, machine, say, write_jsonl  # noqa: E402
-from corpora import MAN, PROSE, TOKENIZER, cached, man_documents  # noqa: E402
+from corpora import MAN, PROSE, TOKENIZER, cached, debian, man_documents  # noqa: E402
 from regime import BASE, REGIME, default_store, require_converged  # noqa: E402
 from stats import difference, gap_cell, summary  # noqa: E402
 
@@ -70,16 +69,7 @@ ARMS = ("ratio", "equal", "concatenation")
 
 def section_one(store: Store) -> Path:
     """The section-1 manual pages of SECTION_ONE as JSON lines (downloaded by name and unpacked once)."""
-    deb = store.root / "sources" / "deb-man1"
-    unpacked = deb / "x"
-    if not (unpacked / ".done").exists():
-        deb.mkdir(parents=True, exist_ok=True)
-        missing = [n for n in SECTION_ONE if not list(deb.glob(f"{n}_*.deb"))]
-        if missing:
-            subprocess.run(["apt-get", "download", *missing], cwd=deb, check=True)
-        for path in sorted(deb.glob("*.deb")):
-            subprocess.run(["dpkg", "-x", str(path), str(unpacked)], check=True)
-        (unpacked / ".done").touch()
+    unpacked = debian(store.root / "sources", SECTION_ONE, "deb-man1")
     return cached(store.root / "sources" / "man1-utf8.jsonl", lambda: man_documents(unpacked / "usr/share/man", ("1",)))
 
 

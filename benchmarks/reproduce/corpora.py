@@ -150,13 +150,13 @@ def man_documents(root: Path, sections: tuple[str, ...]) -> list[str]:
     return docs
 
 
-def debian(sources: Path) -> Path:
-    """The Debian packages, unpacked once into sources/deb/x."""
-    deb, unpacked = sources / "deb", sources / "deb" / "x"
+def debian(sources: Path, packages: tuple[str, ...] = DEBS, folder: str = "deb") -> Path:
+    """The Debian `packages`, downloaded by name into sources/FOLDER and unpacked once into sources/FOLDER/x."""
+    deb, unpacked = sources / folder, sources / folder / "x"
     if (unpacked / ".done").exists():
         return unpacked
     deb.mkdir(parents=True, exist_ok=True)
-    missing = [name for name in DEBS if not list(deb.glob(f"{name}_*.deb"))]
+    missing = [name for name in packages if not list(deb.glob(f"{name}_*.deb"))]
     if missing:
         subprocess.run(["apt-get", "download", *missing], cwd=deb, check=True)
     for path in sorted(deb.glob("*.deb")):
