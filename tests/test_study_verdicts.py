@@ -1,17 +1,24 @@
-"""The converged-regime studies decide their claims from intervals as their docstrings say (benchmarks/reproduce/c4_reuse.py,
-c5_soups.py), and the soup study's validation and test windows never overlap."""
+"""The converged-regime studies decide their claims from intervals as their docstrings say (benchmarks/reproduce/c2_schedules.py,
+c4_reuse.py, c5_soups.py), the soup study's validation and test windows never overlap, and every study's JSON records
+what the regime asks of it (regime.py's Study)."""
 
+import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce"))
 
+import c2_schedules  # noqa: E402
 import c4_reuse  # noqa: E402
 import c5_soups  # noqa: E402
+import regime  # noqa: E402
 
 from renewlm.eval.heldout import heldout_windows  # noqa: E402
+from renewlm.store import Store  # noqa: E402
 
 
 class Tokens:
@@ -63,3 +70,38 @@ def test_the_reuse_study_needs_five_best_and_two_and_fifty_worse_beyond_the_inte
     close = {**score, "2": [2.89, 2.93, 2.93]}  # start/2 not worse than start/5 beyond the interval
     assert c4_reuse.verdict(close)["checks"]["2_worse_than_five"] is False
     assert c4_reuse.verdict({k: v[:1] for k, v in score.items()})["reproduced"] is None
+
+
+def _after(forgetting: dict[str, list[float]], adaptation: dict[str, list[float]]) -> dict:
+    """c2's per-arm rows after the last task: only the cells its verdict reads."""
+    a = c2_schedules.PROSE
+    return {arm: [{"forgetting": {a: {"values": forgetting[arm]}}, "adaptation": {"values": adaptation[arm]}}] for arm in forgetting}
+
+
+def test_the_schedule_study_reads_forgetting_and_adaptation_against_cosine():
+    tasks = [c2_schedules.PROSE, "weak", "strong"]
+    paper = _after({"infinite": [1.0, 1.1, 1.05], "cosine": [1.5, 1.6, 1.52], "constant": [0.2, 0.25, 0.22]},
+                   {"infinite": [2.00, 2.01, 2.02], "cosine": [2.00, 2.005, 2.01], "constant": [2.6, 2.7, 2.65]})
+    v = c2_schedules.verdicts(paper, tasks, converged=True)
+    assert v["decided"] and all(v["reproduced"].values())
+    assert not c2_schedules.verdicts(paper, tasks, converged=False)["decided"]  # an unconverged task 1 decides nothing
+    assert set(c2_schedules.verdicts(paper, tasks, converged=False)["reproduced"].values()) == {None}
+    # infinite adapts 0.05 worse than cosine: beyond the 0.02 margin
+    late = _after({"infinite": [1.0, 1.1, 1.05], "cosine": [1.5, 1.6, 1.52], "constant": [0.2, 0.25, 0.22]},
+                  {"infinite": [2.05, 2.06, 2.07], "cosine": [2.00, 2.005, 2.01], "constant": [2.6, 2.7, 2.65]})
+    assert c2_schedules.verdicts(late, tasks, converged=True)["checks"]["infinite_adapts_as_well"] is False
+    one = {arm: [{"forgetting": {tasks[0]: {"values": r[0]["forgetting"][tasks[0]]["values"][:1]}},
+                  "adaptation": {"values": r[0]["adaptation"]["values"][:1]}}] for arm, r in paper.items()}
+    assert c2_schedules.verdicts(one, tasks, converged=True)["decided"] is False  # one seed: no interval
+
+
+def test_a_study_records_the_regime_its_check_and_its_versions_training_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(regime, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(regime, "ROOT", tmp_path)
+    store = Store(tmp_path / "store")
+    study = regime.Study("c09_probe", argparse.Namespace(seeds=[0, 1, 2]), store, {"gain": 0.01, "converged": True}, time.perf_counter())
+    out = json.loads(study.write({"verdict": {"decided": False}}).read_text())
+    assert out["study"] == "c09_probe" and out["seeds"] == [0, 1, 2] and out["base"] == regime.BASE
+    assert out["regime"]["base_steps"] == regime.REGIME.base_steps and out["convergence"]["converged"] is True
+    assert out["verdict"] == {"decided": False} and out["training_seconds"] == 0  # an empty store: no version trained
+    assert len(out["load_average_end"]) == 3 and out["wall_seconds"] >= 0

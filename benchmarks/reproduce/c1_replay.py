@@ -25,16 +25,14 @@ Resumable: a finished run is never run again. Each update is 600 steps (9.8M tok
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import ensure, heldout, say, write_results  # noqa: E402
+from common import ensure, heldout, say  # noqa: E402
 from corpora import CODE, MAN, PROSE  # noqa: E402
-from regime import BASE, REGIME, base, default_store, require_converged, shifts  # noqa: E402
+from regime import BASE, REGIME, base, begin, shifts  # noqa: E402
 from stats import at_most, difference, gap_cell, summary, within  # noqa: E402
 
 from renewlm.updates.request import UpdateRequest  # noqa: E402
@@ -110,15 +108,13 @@ def verdict(result: dict) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--shifts", nargs="+", choices=["weak", "strong"], default=["weak", "strong"])
-    p.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS)
-    p.add_argument("--no-union", action="store_true", help="train and report the updates only")
-    args = p.parse_args()
-    started = time.perf_counter()
-    store = default_store()
-    check = require_converged(store)
+    def options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--shifts", nargs="+", choices=["weak", "strong"], default=["weak", "strong"])
+        p.add_argument("--fractions", type=float, nargs="+", default=FRACTIONS)
+        p.add_argument("--no-union", action="store_true", help="train and report the updates only")
+
+    study = begin(STUDY, __doc__, options)
+    store, args = study.store, study.args
     SHIFTS.update(measured_shifts(store))
     results = {}
     for shift in args.shifts:
@@ -142,14 +138,7 @@ def main() -> None:
             say(f"{shift}: {RECOMMENDED[shift]:.0%} replay minus union {gap_cell(v['gap_to_union'], 4)}, 0% minus union "
                 f"{gap_cell(v['zero_gap_to_union'], 4)}; {'reproduced' if v['reproduced'] else 'not reproduced' if v['decided'] else 'not decided'} ({v['checks']})")
 
-    class Args:  # what write_results reads
-        size_name, seeds, size = "converged-tiny", args.seeds, REGIME
-
-    Args.store = store
-
-    write_results(STUDY, Args, {"convergence": check, "regime": REGIME.__dict__, "shifts": results,
-                                "load_average_end": os.getloadavg()}, started)
-
+    study.write({"fractions": args.fractions, "steps": {"update": REGIME.update_steps}, "shifts": results})
 
 if __name__ == "__main__":
     main()

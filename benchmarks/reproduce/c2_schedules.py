@@ -30,21 +30,18 @@ Resumable: a finished run is never run again. Writes docs/results/c02_schedules.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from c1_replay import measured_shifts  # noqa: E402
-from common import RESULTS, ROOT, ensure, heldout, machine, say  # noqa: E402
+from common import ensure, heldout, say  # noqa: E402
 from corpora import PROSE, TOKENIZER  # noqa: E402
-from regime import CONVERGED, REGIME, default_store, require_converged  # noqa: E402
+from regime import CONVERGED, REGIME, begin  # noqa: E402
 from stats import at_most, difference, gap_cell, summary  # noqa: E402
 
-from renewlm.store import Store, write_json  # noqa: E402
+from renewlm.store import Store  # noqa: E402
 from renewlm.train.config import RunConfig, validate_run  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.switch import branch_config  # noqa: E402
@@ -146,12 +143,8 @@ def verdicts(after: dict, tasks: list[str], converged: bool) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = p.parse_args()
-    started = time.perf_counter()
-    store = default_store()
-    base_check = require_converged(store)  # the shifts are measured on cv-base
+    study = begin(STUDY, __doc__)  # the shifts are measured on cv-base
+    store, args = study.store, study.args
     shifts = measured_shifts(store)
     tasks = [PROSE, shifts["weak"], shifts["strong"]]
     check = task_one(store)
@@ -179,16 +172,9 @@ def main() -> None:
         v = verdict[pair]
         say(f"{pair.replace('_', ' ')}: forgetting of A {gap_cell(v['forgetting'], 4)}, adaptation {gap_cell(v['adaptation'], 4)}")
     say(f"checks: {verdict['checks']}; " + ("decided" if verdict["decided"] else "not decided (one seed, or task 1 not converged)"))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {
-        "study": STUDY, "regime": REGIME.__dict__, "convergence": base_check, "task_one_check": check, "seeds": args.seeds,
-        "tasks": tasks, "lr": {"peak": PEAK, "const": CONST, "floor": FLOOR}, "anneal_share": ANNEAL_SHARE,
-        "after_task": after, "verdict": verdict, "machine": machine(),
-        "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
-    }
-    path = RESULTS / f"{STUDY}.json"
-    write_json(path, out)
-    say(f"wrote {path.relative_to(ROOT)}")
+    study.write({"task_one_check": check, "tasks": tasks, "lr": {"peak": PEAK, "const": CONST, "floor": FLOOR},
+                 "anneal_share": ANNEAL_SHARE, "steps": {"task_one": REGIME.base_steps, "per_task": REGIME.update_steps},
+                 "after_task": after, "verdict": verdict})
 
 
 if __name__ == "__main__":

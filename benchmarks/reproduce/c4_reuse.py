@@ -24,21 +24,17 @@ three seeds about 2.5 hours. Writes docs/results/c04_reuse.json.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from c1_replay import measured_shifts  # noqa: E402
-from common import RESULTS, ROOT, ensure, heldout, machine, say  # noqa: E402
+from common import ensure, heldout, say  # noqa: E402
 from corpora import GERMAN, PROSE  # noqa: E402
-from regime import BASE, REGIME, default_store, require_converged  # noqa: E402
+from regime import BASE, REGIME, begin  # noqa: E402
 from stats import difference, gap_cell, summary  # noqa: E402
 
-from renewlm.store import write_json  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
 from renewlm.versions import read_version  # noqa: E402
@@ -86,12 +82,8 @@ def verdict(score: dict[str, list[float]]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = p.parse_args()
-    started = time.perf_counter()
-    store = default_store()
-    check = require_converged(store)
+    study = begin(STUDY, __doc__)
+    store, args = study.store, study.args
     weak = measured_shifts(store)["weak"]
     corpora = [PROSE, weak, ADDED]
     general, second = blends(weak)
@@ -108,15 +100,8 @@ def main() -> None:
         diff = "" if a == "5" else f"; − start/5 {gap_cell(result['minus_five'][a], 4)}"
         say(f"{label:>22}: average {results[a]['average']['mean']:.4f}, {ADDED} {results[a]['loss'][ADDED]['mean']:.4f}{diff}")
     say(f"best: {result['best']}; checks: {result['checks']}; " + ("decided" if result["decided"] else "not decided (one seed)"))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{STUDY}.json"
-    write_json(path, {
-        "study": STUDY, "regime": REGIME.__dict__, "convergence": check, "seeds": args.seeds, "base": BASE, "corpora": corpora,
-        "general_blend": general, "second_blend": second, "added": ADDED, "ratios": RATIOS, "runs": runs,
-        "losses": losses, "results": results, "verdict": result, "machine": machine(),
-        "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
-    })
-    say(f"wrote {path.relative_to(ROOT)}")
+    study.write({"corpora": corpora, "general_blend": general, "second_blend": second, "added": ADDED, "ratios": RATIOS,
+                 "steps": REGIME.update_steps, "runs": runs, "losses": losses, "results": results, "verdict": result})
 
 
 if __name__ == "__main__":

@@ -24,8 +24,6 @@ measured again on every call (about 40 s per seed). Writes docs/results/c05_soup
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -34,9 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from c1_replay import measured_shifts  # noqa: E402
-from common import RESULTS, ROOT, ensure, machine, say  # noqa: E402
+from common import ensure, say  # noqa: E402
 from corpora import GERMAN, PROSE  # noqa: E402
-from regime import BASE, REGIME, default_store, require_converged  # noqa: E402
+from regime import BASE, REGIME, begin  # noqa: E402
 from stats import cell, difference, gap_cell, summary  # noqa: E402
 
 from renewlm.data.corpus import Corpus  # noqa: E402
@@ -45,7 +43,7 @@ from renewlm.eval.heldout import heldout_loss  # noqa: E402
 from renewlm.merge import methods  # noqa: E402
 from renewlm.merge.search import build_model  # noqa: E402
 from renewlm.merge.soup import Recipe, check_weights, load_into, open_parent  # noqa: E402
-from renewlm.store import Store, write_json  # noqa: E402
+from renewlm.store import Store  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.update import update_config  # noqa: E402
 from renewlm.versions import read_version  # noqa: E402
@@ -124,12 +122,8 @@ def verdict(by_seed: dict[int, dict], picks: dict[int, float]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = p.parse_args()
-    started = time.perf_counter()
-    store = default_store()
-    check = require_converged(store)
+    study = begin(STUDY, __doc__)
+    store, args = study.store, study.args
     corpus = measured_shifts(store)["strong"]
     corpora = [PROSE, corpus, TARGET]
     by_seed = {}
@@ -148,18 +142,12 @@ def main() -> None:
     for c, g in result["soup_minus_update"].items():
         say(f"chosen soup − update on {c}: {gap_cell(g, 4)}")
     say(f"checks: {result['checks']}; " + ("decided" if result["decided"] else "not decided (one seed)"))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{STUDY}.json"
-    write_json(path, {
-        "study": STUDY, "regime": REGIME.__dict__, "convergence": check, "seeds": args.seeds, "base": BASE, "update_corpus": corpus,
-        "old": PROSE, "target": TARGET, "alphas": ALPHAS, "steps": REGIME.update_steps,
+    study.write({
+        "update_corpus": corpus, "old": PROSE, "target": TARGET, "alphas": ALPHAS, "steps": REGIME.update_steps,
         "windows": {c: {part: h.count for part, h in halves(Corpus.open(store, c).val, REGIME.seq_len).items()} for c in corpora},
         "losses": {str(s): {str(a): rows[a] for a in ALPHAS} for s, rows in by_seed.items()}, "chosen": {str(s): a for s, a in picks.items()},
         "table": table, "verdict": result, "updates": {update_name(s): read_version(store, update_name(s)).seconds for s in args.seeds},
-        "machine": machine(),
-        "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg(),
     })
-    say(f"wrote {path.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

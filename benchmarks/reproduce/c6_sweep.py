@@ -30,25 +30,22 @@ about 1.8 hours idle on 2 cores. Writes docs/results/c06_sweep.json.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, ensure, heldout, machine, say, write_jsonl  # noqa: E402
+from common import ensure, heldout, say, write_jsonl  # noqa: E402
 from corpora import MAN, PROSE, TOKENIZER, cached, debian, man_documents  # noqa: E402
-from regime import BASE, REGIME, default_store, require_converged  # noqa: E402
+from regime import BASE, REGIME, begin  # noqa: E402
 from stats import difference, gap_cell, summary  # noqa: E402
 
 from renewlm.data.prepare import prepare  # noqa: E402
 from renewlm.data.tokenizer import load_tokenizer  # noqa: E402
-from renewlm.store import Store, write_json  # noqa: E402
+from renewlm.store import Store  # noqa: E402
 from renewlm.sweep import resolve_settings, run_sweep  # noqa: E402
 from renewlm.train.config import validate_run  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
@@ -135,18 +132,14 @@ def verdict(record: dict, target: dict[str, list[float]]) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    args = p.parse_args()
-    started = time.perf_counter()
-    store = default_store()
-    check = require_converged(store)
+    study = begin(STUDY, __doc__)
+    store, args = study.store, study.args
     build_corpora(store)
     record = sweep(store)
     for corpus, e in record["corpora"].items():
         say(f"{corpus} ({ROLE[corpus]}): best LR {e['best_lr']:g}, best {e['best_tokens']:,} tokens, spread {e['spread']:.4f}; "
             f"{'kept' if e['in_mixture'] else 'left out'}: {e['reason']}")
-    out = {"study": STUDY, "regime": REGIME.__dict__, "convergence": check, "seeds": args.seeds, "base": BASE, "target": TARGET,
+    out = {"target": TARGET,
            "roles": ROLE, "sweep": {k: record[k] for k in ("settings", "corpora", "suggested_mixture", "cost", "target_losses")}}
     kept = [c for c, e in record["corpora"].items() if e["in_mixture"]]
     if len(kept) < 2:
@@ -166,10 +159,7 @@ def main() -> None:
         out.update(mixtures=mixtures, lr=lr, arms={a: {"versions": names[a], "target": summary(target[a]),
                                                        "losses": {c: summary([losses[n][c] for n in names[a]]) for c in losses[BASE]}}
                                                    for a in ARMS}, base_losses=losses[BASE], verdict=result)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{STUDY}.json"
-    write_json(path, {**out, "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1), "load_average_end": os.getloadavg()})
-    say(f"wrote {path.relative_to(ROOT)}")
+    study.write(out)
 
 
 if __name__ == "__main__":

@@ -16,15 +16,17 @@ study says so. The shift table gives the base's loss gap on each candidate shift
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, ensure, heldout, machine, say  # noqa: E402
+from common import RESULTS, ROOT, ensure, heldout, machine, say, training_seconds  # noqa: E402
 from corpora import CODE, MAN, PROSE, TOKENIZER, VOCAB, build  # noqa: E402
 
 from renewlm.model.presets import PRESETS, padded_vocab  # noqa: E402
@@ -116,9 +118,47 @@ def require_converged(store: Store, regime: Regime = REGIME) -> dict:
     return check
 
 
-def main() -> None:
-    import argparse
+@dataclass
+class Study:
+    """One invocation of a study in this regime: its arguments, the store, the base's check and the clock."""
 
+    name: str  # cNN_what: the JSON's name; its versions are named cN-...
+    args: argparse.Namespace
+    store: Store
+    convergence: dict
+    started: float
+
+    def write(self, payload: dict) -> Path:
+        """docs/results/NAME.json: `payload` beside what every study records (regime, check, seeds, machine, time)."""
+        out = {
+            "study": self.name, "regime": REGIME.__dict__, "base": BASE, "convergence": self.convergence, "seeds": self.args.seeds,
+            **payload, "machine": machine(),
+            # this invocation's time (a rerun that trains nothing only evaluates) and, whatever the reruns, the
+            # seconds the study's versions spent in training steps, from their records
+            "wall_seconds": round(time.perf_counter() - self.started, 1),
+            "training_seconds": training_seconds(self.store, self.name), "load_average_end": os.getloadavg(),
+        }
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path = RESULTS / f"{self.name}.json"
+        write_json(path, out)
+        say(f"wrote {path.relative_to(ROOT)}")
+        return path
+
+
+def begin(name: str, doc: str, options: Callable[[argparse.ArgumentParser], None] | None = None) -> Study:
+    """A study's start: its command line (`--seeds`, default 0 1 2, and `options`), the store, and the base's
+    convergence check said aloud before anything is trained."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    if options:
+        options(p)
+    args = p.parse_args()
+    started = time.perf_counter()
+    store = default_store()
+    return Study(name, args, store, require_converged(store), started)
+
+
+def main() -> None:
     import torch
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
