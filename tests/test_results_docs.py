@@ -1,6 +1,7 @@
 """The docs' result tables are rendered from the studies' JSON (benchmarks/reproduce/render.py), and the
 statistics they print (benchmarks/reproduce/stats.py) are the textbook ones."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -64,3 +65,23 @@ def test_welch_interval():
 
     assert d["high"] - d["mean"] == pytest.approx(t.ppf(0.975, df) * se) and d["verdict"] == "tie"
     assert stats.gap_cell(d).startswith("+2.000 [")
+
+
+def test_the_schedule_study_renders_from_its_json(tmp_path, monkeypatch):
+    import c2_schedules
+
+    tasks = ["cv-prose", "cv-man", "cv-code"]
+    rise = {"infinite": 1.0, "cosine": 1.5, "constant": 0.2}
+    after = {arm: [{"task": t, "adaptation": stats.summary([2.0 + k + 0.01 * s for s in range(3)]),
+                    "loss": {c: stats.summary([3.0 + r * k + 0.01 * s for s in range(3)]) for c in tasks},
+                    "forgetting": {tasks[j]: stats.summary([r * (k - j) + 0.01 * s for s in range(3)]) for j in range(k)}}
+                   for k, t in enumerate(tasks)] for arm, r in rise.items()}
+    verdict = c2_schedules.verdicts({arm: rows for arm, rows in after.items()}, tasks, converged=True)
+    (tmp_path / "c02_schedules.json").write_text(json.dumps({
+        "tasks": tasks, "seeds": [0, 1, 2], "after_task": after, "verdict": verdict, "training_seconds": 7200.0,
+        "task_one_check": {"gain": 0.0232, "converged": True}, "steps": {"task_one": 4200, "per_task": 600}}))
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render.c02_schedules()
+    assert "| infinite | 3 (`cv-code`) |" in text and "forgetting of `cv-man`" in text
+    assert "infinite forgets less of `cv-prose` than cosine re-warm: yes" in text
+    assert "infinite adapts as well" in text and "7,200 s of training" in text and "converged" in text

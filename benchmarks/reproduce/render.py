@@ -192,11 +192,47 @@ def c05_soups() -> str:
             f"Seeds {', '.join(map(str, data['seeds']))}: {reading}.\n")
 
 
+def _reading(value: bool | None) -> str:
+    return "yes" if value is True else "no" if value is False else "not decided"
+
+
+C02_CHECKS = {
+    "infinite_forgets_less": "infinite forgets less of `{a}` than cosine re-warm",
+    "infinite_adapts_as_well": "infinite adapts as well as cosine (the interval at most {margin} above it)",
+    "constant_forgets_least": "no re-warm forgets least (below cosine and infinite)",
+    "constant_adapts_worst": "no re-warm adapts worst (above cosine and infinite)",
+}
+
+
+def c02_schedules() -> str:
+    data = _json("c02_schedules")
+    tasks, v, one = data["tasks"], data["verdict"], data["task_one_check"]
+    a = tasks[0]
+    rows = []
+    for arm, after in data["after_task"].items():
+        for t, r in enumerate(after[1:], start=2):
+            rows.append([arm, f"{t} (`{r['task']}`)", cell(r["adaptation"], 4), cell(r["loss"][a], 4), cell(r["forgetting"][a], 4),
+                         cell(r["forgetting"][tasks[1]], 4) if t > 2 else ""])
+    table = _table(["arm", "after task", "that task's held-out loss", f"`{a}` loss", f"forgetting of `{a}`", f"forgetting of `{tasks[1]}`"],
+                   rows, right=2)
+    pairs = "".join(f"- {pair.replace('_minus_', ' − ')}: forgetting of `{a}` {gap_cell(v[pair]['forgetting'], 4)}, "
+                    f"adaptation {gap_cell(v[pair]['adaptation'], 4)}\n"
+                    for pair in ("infinite_minus_cosine", "constant_minus_cosine", "constant_minus_infinite"))
+    checks = "".join(f"- {C02_CHECKS[k].format(a=a, margin=v['margin'])}: {_reading(value)}\n" for k, value in v["checks"].items())
+    first = (f"The task-1 release `c2-inf-a` gains {one['gain']:.4f} when continued on its data (limit 0.03): "
+             f"{'converged' if one['converged'] else 'NOT converged, so nothing below is read'}. ")
+    cost = (f"Task 1 {data['steps']['task_one']:,} steps, each later task {data['steps']['per_task']:,}; "
+            f"seeds {', '.join(map(str, data['seeds']))}; {data['training_seconds']:,.0f} s of training in all.")
+    verdict = "reproduced" if v["decided"] and all(v["checks"].values()) else "not reproduced" if v["decided"] else "not decided"
+    return (table + "\n" + first + cost + "\n\nAfter the last task, paired by seed (95% interval):\n\n" + pairs
+            + f"\nThe paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
-    "predict-parent": predict_parent, "predict-grid": predict_grid, "c05-soups": c05_soups,
+    "predict-parent": predict_parent, "predict-grid": predict_grid, "c02-schedules": c02_schedules, "c05-soups": c05_soups,
 }
 
 
