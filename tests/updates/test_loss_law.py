@@ -68,7 +68,8 @@ def test_the_update_law_fitted_on_a_probe_predicts_the_whole_update():
     parent = AnnealingLaw(2.5, 0.8, 0.6, 0.3)
     update = _lrs({"name": "cosine", "peak_lr": 2e-3, "warmup_fraction": 0.05}, 600)  # re-warm, re-decay
     probe = [2e-3] * 60  # a tenth of the update, at its peak
-    for truth in (UpdateLaw(parent, 4.1, 2.6, 0.05, 0.02), UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0)):  # new data, old data levelled off
+    # new data; old data levelled off; old data still forgetting (a rise that slows)
+    for truth in (UpdateLaw(parent, 4.1, 2.6, 0.05, 0.02), UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0), UpdateLaw(parent, 3.4, 3.9, -0.03, 0.02)):
         observed = truth.curve(history, probe, warmup_steps=42)
         steps = list(range(6, 61, 6))
         law = fit_update(parent, truth.start, steps, [observed[s - 1] for s in steps], history, probe, warmup_steps=42)

@@ -114,9 +114,10 @@ class UpdateLaw:
 
     S1u is the update's own forward area and S2 the annealing area carried on over the lineage (a re-warm
     raises the loss, a re-decay lowers it); α and C are the parent's law's (how the loss answers the LR);
-    L∞, A ≥ 0 and s0 > 0 (the area the corpus's curve has, in effect, behind it at the update's start) are
-    fitted per corpus on a probe. On the new data the curve falls; on an old corpus whose loss rises and
-    levels off, A goes to 0 and L∞ is the level the probe reached."""
+    L∞, A and s0 > 0 (the area the corpus's curve has, in effect, behind it at the update's start) are
+    fitted per corpus on a probe. On the new data the curve falls (A > 0) to L∞; on an old corpus whose loss
+    is still rising A < 0, and the curve rises towards L∞ at the pace the parent's exponent gives (the
+    forgetting still to come); a level curve has A near 0."""
 
     parent: AnnealingLaw
     start: float  # the parent's loss on this corpus: the update's step-0 evaluation
@@ -167,12 +168,15 @@ def fit_update(parent: AnnealingLaw, start: float, steps: Sequence[int], losses:
     def residual(x: np.ndarray) -> np.ndarray:
         return _update_curve(parent, x, moved, annealed) - y
 
-    best = None
+    best, span = None, max(float(y.max() - y.min()), 1e-3)
     for s0 in (0.1 * first_area, first_area, 10 * first_area):
-        guess = [y.min() * 0.9, max(y[0] - y.min() * 0.9, 1e-3) * s0**parent.alpha, s0]
-        result = least_squares(residual, guess, bounds=([0.0, 0.0, 1e-12], [y.max(), np.inf, np.inf]), x_scale="jac", max_nfev=5000)
-        if result.success and np.all(np.isfinite(result.x)) and (best is None or result.cost < best.cost):
-            best = result
+        for sign in (1.0, -1.0):  # a falling curve (the new data's) and a rising one (forgetting)
+            level = y.min() - span if sign > 0 else y.max() + span
+            guess = [max(level, 0.0), sign * span * s0**parent.alpha, s0]
+            result = least_squares(residual, guess, bounds=([0.0, -np.inf, 1e-12], [2 * y.max(), np.inf, np.inf]), x_scale="jac",
+                                   max_nfev=5000)
+            if result.success and np.all(np.isfinite(result.x)) and (best is None or result.cost < best.cost):
+                best = result
     if best is None:
         raise FitError(f"the update's law did not converge on {what}; no prediction is made from it")
     return UpdateLaw(parent, start, *map(float, best.x), points=len(pts), rmse=float(np.sqrt(np.mean(best.fun**2))))
