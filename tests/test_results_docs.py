@@ -83,5 +83,5 @@ def test_the_schedule_study_renders_from_its_json(tmp_path, monkeypatch):
     monkeypatch.setattr(render, "RESULTS", tmp_path)
     text = render.c02_schedules()
     assert "| infinite | 3 (`cv-code`) |" in text and "forgetting of `cv-man`" in text
-    assert "infinite forgets less of `cv-prose` than cosine re-warm: yes" in text
+    assert "infinite forgets less of `cv-prose` than cosine re-warm: shown" in text
     assert "infinite adapts as well" in text and "7,200 s of training" in text and "converged" in text

@@ -193,7 +193,8 @@ def c05_soups() -> str:
 
 
 def _reading(value: bool | None) -> str:
-    return "yes" if value is True else "no" if value is False else "not decided"
+    """A check's verdict: shown by its interval, not shown (a tie, or the other way), or no interval to tell."""
+    return "shown" if value is True else "not shown" if value is False else "not decided (no interval)"
 
 
 C02_CHECKS = {
