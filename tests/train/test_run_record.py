@@ -41,6 +41,10 @@ def test_measured_speed_is_the_median_of_every_step_of_the_runs_picked(tmp_path)
     speed = measured_speed(store, lambda folder: folder.name in ("a", "b"))
     assert speed.tokens_per_second == 250 and speed.source == "measured: median of 5 steps in runs a, b"
     assert measured_speed(store, lambda folder: False) is None
+    for name in "defg":
+        write_run(store, name, {"preset": "tiny"}, [400])
+    many = measured_speed(store, lambda folder: folder.name != "c")
+    assert many.source == "measured: median of 9 steps in runs a, b, d and 3 more"  # a long list is cut short
 
 
 def test_train_estimates_from_runs_of_its_model_and_length_on_this_device(tmp_path):

@@ -74,4 +74,12 @@ def measured_speed(store: Store, match: Callable[[Path], bool]) -> Speed | None:
             used.append(name)
     if not speeds:
         return None
-    return Speed(statistics.median(speeds), f"measured: median of {len(speeds):,} steps in run{'s' * (len(used) > 1)} {', '.join(used)}")
+    return Speed(statistics.median(speeds), f"measured: median of {len(speeds):,} steps in {_runs(used)}")
+
+
+def _runs(names: list[str], shown: int = 3) -> str:
+    """'run a', 'runs a, b', or 'runs a, b, c and 37 more': a store with many runs keeps the plan line short."""
+    if len(names) == 1:
+        return f"run {names[0]}"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"runs {', '.join(names[:shown])}{more}"
