@@ -203,15 +203,20 @@ def mean_spread(values: list[float]) -> dict[str, float]:
 
 
 def write_results(study: str, args, payload: dict, started: float) -> Path:
-    """docs/results/STUDY.json: the study's numbers, its size, machine and wall time."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    """docs/results/STUDY.json of a first-attempt study: its numbers, its size, machine and wall time."""
+    fields = {"study": study, "size": args.size_name, "settings": asdict(args.size), "seeds": args.seeds, **payload}
+    return write_study(study, args.store, started, fields)
+
+
+def write_study(study: str, store: Store, started: float, fields: dict) -> Path:
+    """docs/results/STUDY.json: `fields` beside the machine, this invocation's wall time (a rerun that trains
+    nothing only evaluates) and, whatever the reruns, the seconds the study's versions spent in training steps,
+    from their records, and the load average at the end."""
     out = {
-        "study": study, "size": args.size_name, "settings": asdict(args.size), "seeds": args.seeds, "machine": machine(),
-        # This invocation's time (a rerun that trains nothing takes minutes) and, whatever the reruns, the
-        # time the study's versions spent in training steps, from their records.
-        "wall_seconds": round(time.perf_counter() - started, 1), "training_seconds": training_seconds(args.store, study),
-        **payload,
+        **fields, "machine": machine(), "wall_seconds": round(time.perf_counter() - started, 1),
+        "training_seconds": training_seconds(store, study), "load_average_end": os.getloadavg(),
     }
+    RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{study}.json"
     write_json(path, out)
     say(f"wrote {path.relative_to(ROOT)}")

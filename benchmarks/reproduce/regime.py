@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, ensure, heldout, machine, say, training_seconds  # noqa: E402
+from common import RESULTS, ROOT, ensure, heldout, machine, say, write_study  # noqa: E402
 from corpora import CODE, MAN, PROSE, TOKENIZER, VOCAB, build  # noqa: E402
 
 from renewlm.model.presets import PRESETS, padded_vocab  # noqa: E402
@@ -130,19 +130,8 @@ class Study:
 
     def write(self, payload: dict) -> Path:
         """docs/results/NAME.json: `payload` beside what every study records (regime, check, seeds, machine, time)."""
-        out = {
-            "study": self.name, "regime": REGIME.__dict__, "base": BASE, "convergence": self.convergence, "seeds": self.args.seeds,
-            **payload, "machine": machine(),
-            # this invocation's time (a rerun that trains nothing only evaluates) and, whatever the reruns, the
-            # seconds the study's versions spent in training steps, from their records
-            "wall_seconds": round(time.perf_counter() - self.started, 1),
-            "training_seconds": training_seconds(self.store, self.name), "load_average_end": os.getloadavg(),
-        }
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        path = RESULTS / f"{self.name}.json"
-        write_json(path, out)
-        say(f"wrote {path.relative_to(ROOT)}")
-        return path
+        head = {"study": self.name, "regime": REGIME.__dict__, "base": BASE, "convergence": self.convergence, "seeds": self.args.seeds}
+        return write_study(self.name, self.store, self.started, {**head, **payload})
 
 
 def begin(name: str, doc: str, options: Callable[[argparse.ArgumentParser], None] | None = None) -> Study:
