@@ -85,3 +85,35 @@ def test_the_schedule_study_renders_from_its_json(tmp_path, monkeypatch):
     assert "| infinite | 3 (`cv-code`) |" in text and "forgetting of `cv-man`" in text
     assert "infinite forgets less of `cv-prose` than cosine re-warm: shown" in text
     assert "infinite adapts as well" in text and "7,200 s of training" in text and "converged" in text
+
+
+def test_the_sweep_study_renders_from_its_json(tmp_path, monkeypatch):
+    import c6_sweep
+
+    durations = [d * 16384 for d in c6_sweep.DURATION_STEPS]
+    shape = {"cv-man": (1.0, 3), "cv-man1": (0.5, 1), "cv-man1-shuffled": (0.25, 0)}  # best LR multiple, best duration index
+    corpora = {}
+    for c, (lr, best) in shape.items():
+        losses = [3.0 - 0.1 * min(i, best) + 0.05 * max(0, i - best) for i in range(len(durations))]
+        corpora[c] = {"best_lr": lr * 1e-3, "spread": 0.004, "best_tokens": durations[best], "in_mixture": c != "cv-man1-shuffled",
+                      "reason": "it helps cv-man" if c != "cv-man1-shuffled" else "it hurts cv-man",
+                      "durations": [{"tokens": t, "target": x} for t, x in zip(durations, losses)]}
+    record = {"corpora": corpora, "suggested_mixture": {
+        "phases": [{"corpora": {"cv-man": durations[3], "cv-man1": durations[1]}, "end": 1.0}],
+        "replay": {"fraction": 0.25, "corpora": {"cv-prose": 1.0}}}}
+    mixtures = c6_sweep.arms(record)
+    target = {"ratio": [2.50, 2.51, 2.52], "equal": [2.60, 2.62, 2.61], "concatenation": [2.52, 2.50, 2.53]}
+    verdict = c6_sweep.verdict(record, target)
+    assert verdict["checks"] == {"best_tokens_differ": True, "ratio_beats_equal": True, "ratio_beats_concatenation": False}
+    assert verdict["decided"] and verdict["reproduced"] is False
+    (tmp_path / "c06_sweep.json").write_text(json.dumps({
+        "target": "cv-man", "roles": c6_sweep.ROLE, "base": "cv-base", "regime": {"batch_tokens": 16384}, "seeds": [0, 1, 2],
+        "training_seconds": 6000.0, "sweep": {**record, "settings": {"durations": durations, "replay": 0.25}},
+        "mixtures": mixtures, "lr": 1e-3, "verdict": verdict,
+        "arms": {a: {"target": stats.summary(v), "losses": {"cv-prose": stats.summary([3.2] * 3)}} for a, v in target.items()}}))
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render.c06_sweep()
+    assert "| `cv-man` (large, helpful) | 0.001 | 3.0000 | 2.9000 | 2.8000 | 2.7000 | 2.7500 | 0.0040 | 3,276,800 | kept: it helps cv-man |" in text
+    assert "| `equal` | `cv-man` 0.5, `cv-man1` 0.5 |" in text and "| `concatenation` | `cv-man1` 0.5, `cv-man` 0.5 |" in text
+    assert "| `ratio` | `cv-man` 0.8, `cv-man1` 0.2 |" in text  # 200 and 50 steps' tokens
+    assert "the ratio mixture beats their concatenation on the target: not shown" in text and "(not reproduced as a whole)" in text

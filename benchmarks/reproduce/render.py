@@ -229,11 +229,58 @@ def c02_schedules() -> str:
             + f"\nThe paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
 
 
+C06_CHECKS = {
+    "best_tokens_differ": "the kept corpora's best token counts differ",
+    "ratio_beats_equal": "the ratio mixture beats the kept corpora 1:1 on the target",
+    "ratio_beats_concatenation": "the ratio mixture beats their concatenation on the target",
+}
+
+
+def c06_sweep() -> str:
+    data = _json("c06_sweep")
+    sweep, target, tokens = data["sweep"], data["target"], data["regime"]["batch_tokens"]
+    steps = [round(t / tokens) for t in sweep["settings"]["durations"]]
+    rows = []
+    for corpus, e in sweep["corpora"].items():
+        by_tokens = {d["tokens"]: d["target"] for d in e["durations"]}
+        rows.append([f"`{corpus}` ({data['roles'][corpus]})", f"{e['best_lr']:g}",
+                     *(f"{by_tokens[t]:.4f}" if by_tokens.get(t) is not None else "" for t in sweep["settings"]["durations"]),
+                     f"{e['spread']:.4f}", f"{e['best_tokens']:,}", ("kept" if e["in_mixture"] else "left out") + f": {e['reason']}"])
+    table = _table(["candidate", "best LR", *(f"{n} steps" for n in steps), "spread", "best tokens", "mixture"], rows)
+    v = data["verdict"]
+    head = (f"The target is `{target}`'s held-out loss, measured at every point of the sweep; each duration decays "
+            f"its last 20%. Seeds {', '.join(map(str, data['seeds']))}; {data['training_seconds']:,.0f} s of training in all.\n")
+    if "arms" not in data:
+        return table + "\n" + head + f"\nNot decided: {v['why']}.\n"
+    arms = [[f"`{a}`", ", ".join(f"`{c}` {w:g}" for c, w in _weights(data["mixtures"][a]).items()), cell(r["target"], 4),
+             cell(r["losses"][c], 4) if (c := "cv-prose") in r["losses"] else "",
+             "" if a == "ratio" else gap_cell(v["ratio_minus"][a], 4)] for a, r in data["arms"].items()]
+    arm_table = _table(["arm", "corpora", f"`{target}` (target)", "`cv-prose` (old)", "ratio − arm (95% interval)"], arms, right=2)
+    checks = "".join(f"- {C06_CHECKS[k]}: {_reading(value)}\n" for k, value in v["checks"].items())
+    verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+    return (table + "\n" + head + f"\nThe mixtures, each from `{data['base']}` at LR {data['lr']:g}, replaying "
+            f"{sweep['settings']['replay']:.0%} of `cv-prose`:\n\n" + arm_table
+            + f"\nThe paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
+
+
+def _weights(mixture: dict) -> dict[str, float]:
+    """A mixture's corpora and their share of its tokens (a concatenation: each phase's length)."""
+    phases, start, out = mixture["phases"], 0.0, {}
+    for phase in phases:
+        end = phase.get("end", 1.0)
+        total = sum(phase["corpora"].values())
+        for c, w in phase["corpora"].items():
+            out[c] = out.get(c, 0.0) + round((end - start) * w / total, 3)
+        start = end
+    return out
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
     "predict-parent": predict_parent, "predict-grid": predict_grid, "c02-schedules": c02_schedules, "c05-soups": c05_soups,
+    "c06-sweep": c06_sweep,
 }
 
 
