@@ -117,3 +117,24 @@ def test_the_sweep_study_renders_from_its_json(tmp_path, monkeypatch):
     assert "| `equal` | `cv-man` 0.5, `cv-man1` 0.5 |" in text and "| `concatenation` | `cv-man1` 0.5, `cv-man` 0.5 |" in text
     assert "| `ratio` | `cv-man` 0.8, `cv-man1` 0.2 |" in text  # 200 and 50 steps' tokens
     assert "the ratio mixture beats their concatenation on the target: not shown" in text and "(not reproduced as a whole)" in text
+
+
+def test_the_reuse_study_renders_from_its_json(tmp_path, monkeypatch):
+    import c4_reuse
+
+    corpora = ["cv-prose", "cv-man", "cv-de"]
+    base = {"never": 3.30, "2": 3.25, "5": 3.20, "10": 3.21, "50": 3.28}
+    score = {a: [x + 0.01 * s for s in range(3)] for a, x in base.items()}
+    verdict = c4_reuse.verdict(score)
+    assert verdict["best"] == "5" and verdict["checks"] == {"five_best_or_tied": True, "2_worse_than_five": True, "50_worse_than_five": True}
+    results = {a: {"switch_step": None if a == "never" else 100 + int(a), "average": stats.summary(v),
+                   "loss": {c: stats.summary(v) for c in corpora}} for a, v in score.items()}
+    (tmp_path / "c04_reuse.json").write_text(json.dumps({
+        "corpora": corpora, "added": "cv-de", "general_blend": {"cv-prose": 0.5, "cv-man": 0.5},
+        "second_blend": {"cv-prose": 0.45, "cv-man": 0.45, "cv-de": 0.1}, "steps": 600, "base": "cv-base", "seeds": [0, 1, 2],
+        "training_seconds": 9000.0, "results": results, "verdict": verdict}))
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render.c04_reuse()
+    assert "| start/5 (step 105) | 3.2100 ± 0.0100 |" in text and "| no switch | 3.3100 ± 0.0100 |" in text
+    assert "`cv-de` (added)" in text and "then from the switch the second (`cv-prose` 0.45, `cv-man` 0.45, `cv-de` 0.1)" in text
+    assert "start/50 is worse than start/5: shown" in text and "(reproduced as a whole)" in text

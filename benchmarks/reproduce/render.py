@@ -229,6 +229,31 @@ def c02_schedules() -> str:
             + f"\nThe paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
 
 
+C04_CHECKS = {
+    "five_best_or_tied": "start/5 is best or ties the best",
+    "2_worse_than_five": "start/2 is worse than start/5",
+    "50_worse_than_five": "start/50 is worse than start/5",
+}
+
+
+def c04_reuse() -> str:
+    data = _json("c04_reuse")
+    corpora, v = data["corpora"], data["verdict"]
+    rows = [["no switch" if a == "never" else f"start/{a} (step {r['switch_step']})", cell(r["average"], 4),
+             *(cell(r["loss"][c], 4) for c in corpora), "" if a == "5" else gap_cell(v["minus_five"][a], 4)]
+            for a, r in data["results"].items()]
+    labels = [f"`{c}`" + (" (added)" if c == data["added"] else "") for c in corpora]
+    table = _table(["arm", "average", *labels, "arm − start/5 (95% interval)"], rows)
+    blend = ", ".join(f"`{c}` {w:g}" for c, w in data["general_blend"].items())
+    second = ", ".join(f"`{c}` {w:g}" for c, w in data["second_blend"].items())
+    checks = "".join(f"- {C04_CHECKS[k]}: {_reading(value)}\n" for k, value in v["checks"].items())
+    verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+    return (table + f"\nEach arm {data['steps']:,} steps from `{data['base']}`: the general blend ({blend}), then from the "
+            f"switch the second ({second}). The average is over the three corpora. Seeds {', '.join(map(str, data['seeds']))}; "
+            f"{data['training_seconds']:,.0f} s of training in all; best arm: {v['best']}.\n\n"
+            f"The paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
+
+
 C06_CHECKS = {
     "best_tokens_differ": "the kept corpora's best token counts differ",
     "ratio_beats_equal": "the ratio mixture beats the kept corpora 1:1 on the target",
@@ -280,7 +305,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
     "predict-parent": predict_parent, "predict-grid": predict_grid, "c02-schedules": c02_schedules, "c05-soups": c05_soups,
-    "c06-sweep": c06_sweep,
+    "c04-reuse": c04_reuse, "c06-sweep": c06_sweep,
 }
 
 
