@@ -36,13 +36,13 @@ def test_a_rewarm_is_a_negative_annealing_but_the_first_warmup_is_none():
 
 def test_the_fit_finds_the_law_a_curve_was_drawn_from_and_predicts_another_schedule():
     cosine = _lrs({"name": "cosine", "peak_lr": 2e-3}, 4200)
-    true = AnnealingLaw(2.5, 0.8, 0.6, 0.3)
+    true = AnnealingLaw(2.5, 0.8, 0.6, 30.0)  # a decay to 0.1·peak worth 0.5 nats at λ = 0.9
     curve = true.curve(cosine, warmup_steps=42)
     steps = list(range(200, 4201, 200))
     noise = np.random.default_rng(0).normal(0, 0.003, len(steps))
     law = fit(steps, [curve[s - 1] + e for s, e in zip(steps, noise)], cosine, warmup_steps=42)
     assert law.points == 21 and law.rmse < 0.004
-    assert (law.alpha, law.C) == pytest.approx((0.6, 0.3), rel=0.1)
+    assert (law.alpha, law.C) == pytest.approx((0.6, 30.0), rel=0.1)
     wsd = _lrs({"name": "wsd", "peak_lr": 2e-3}, 4200)  # stable, then a 1−sqrt cooldown: a curve no fit saw
     assert law.curve(wsd, warmup_steps=42)[-1] == pytest.approx(true.curve(wsd, warmup_steps=42)[-1], abs=0.01)
 
@@ -65,20 +65,29 @@ def test_a_fit_that_does_not_converge_gives_no_number(monkeypatch):
 
 def test_the_update_law_fitted_on_a_probe_predicts_the_whole_update():
     history = _lrs({"name": "cosine", "peak_lr": 2e-3}, 4200)
-    parent = AnnealingLaw(2.5, 0.8, 0.6, 0.3)
+    parent = AnnealingLaw(2.5, 0.8, 0.6, 30.0)
     update = _lrs({"name": "cosine", "peak_lr": 2e-3, "warmup_fraction": 0.05}, 600)  # re-warm, re-decay
-    probe = [2e-3] * 60  # a tenth of the update, at its peak
-    # new data; old data levelled off; old data still forgetting (a rise that slows)
-    for truth in (UpdateLaw(parent, 4.1, 2.6, 0.05, 0.02), UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0), UpdateLaw(parent, 3.4, 3.9, -0.03, 0.02)):
+    # a tenth of the update, at its peak, then decayed to the update's floor over its last third (predict.probe_config)
+    probe = _lrs({"name": "wsd", "peak_lr": 2e-3, "min_lr": 2e-4, "warmup_fraction": 0.0, "decay_fraction": 1 / 3,
+                  "decay_shape": "linear"}, 60)
+    # new data, annealing worth more than on the parent's; old data levelled off; old data still forgetting
+    truths = (UpdateLaw(parent, 4.1, 2.6, 0.05, 0.02, 45.0), UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0, 10.0),
+              UpdateLaw(parent, 3.4, 3.9, -0.03, 0.02, 20.0))
+    steps = list(range(6, 61, 6))
+    for truth in truths:
         observed = truth.curve(history, probe, warmup_steps=42)
-        steps = list(range(6, 61, 6))
         law = fit_update(parent, truth.start, steps, [observed[s - 1] for s in steps], history, probe, warmup_steps=42)
         assert law.rmse < 1e-4 and law.points == 8  # steps 6 and 12 are the optimizer's restart (the first quarter)
+        assert law.C == pytest.approx(truth.C, rel=0.05)  # each corpus's own annealing gain, read off the probe's decay
         assert law.curve(history, update, warmup_steps=42)[-1] == pytest.approx(truth.curve(history, update, warmup_steps=42)[-1], abs=0.01)
-    # the re-decay lowers the loss by the parent's annealing term, which a probe at a held LR never shows
+    # the re-decay lowers the loss by the corpus's annealing term
     s1, s2 = areas(np.concatenate([history, update]), warmup_steps=42)
-    level = UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0).curve(history, update, warmup_steps=42)
-    assert level[-1] == pytest.approx(3.3 - 0.3 * (s2[-1] - s2[len(history) - 1]))
-    with pytest.raises(FitError, match=r"^the probe has 3 held-out point\(s\) after its first 25% of steps \(the optimizer's "
-                                       r"restart\); the update's law needs at least 4"):
-        fit_update(parent, 3.2, [0, 5, 10, 20, 30, 40], [3.2, 3.5, 3.3, 3.35, 3.37, 3.38], history, probe)
+    level = truths[1].curve(history, update, warmup_steps=42)
+    assert level[-1] == pytest.approx(3.3 - 10.0 * (s2[-1] - s2[len(history) - 1]))
+    # a probe at one LR shows no annealing: C is the parent's
+    held = [2e-3] * 60
+    flat = UpdateLaw(parent, 3.4, 3.3, 0.0, 1.0, parent.C).curve(history, held, warmup_steps=42)
+    assert fit_update(parent, 3.4, steps, [flat[s - 1] for s in steps], history, held, warmup_steps=42).C == parent.C
+    with pytest.raises(FitError, match=r"^the probe has 4 held-out point\(s\) after its first 25% of steps \(the optimizer's "
+                                       r"restart\); the update's law needs at least 5"):
+        fit_update(parent, 3.2, [0, 5, 10, 20, 30, 40, 50], [3.2, 3.5, 3.3, 3.35, 3.37, 3.38, 3.3], history, probe)

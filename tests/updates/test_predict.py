@@ -3,7 +3,6 @@ trained once and reused, a predicted loss per corpus; refused in one sentence wh
 
 import json
 import re
-from dataclasses import replace
 
 import pytest
 
@@ -13,7 +12,7 @@ from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
 from renewlm.train.run import config_changes
 from renewlm.updates.loss_law import FitError
-from renewlm.updates.predict import AUTO_REPLAYS, PROBE_EVALS, predict, predict_request, probe_config
+from renewlm.updates.predict import AUTO_REPLAYS, PROBE_DECAY, PROBE_EVALS, predict, predict_request, probe_config
 from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import update_config
 from renewlm.versions import read_version
@@ -46,7 +45,8 @@ def test_a_probe_per_candidate_is_trained_once_and_gives_a_loss_per_corpus(paren
     first = predict(parent, candidates, run_probe)
     assert [c.total_steps for c in trained] == [8, 8]  # 10% of one 160-step update, shared by the two
     assert [c.name for c in trained] == [probe_config(c, 8).name for c in candidates.values()]
-    assert all(c.schedule.name == "constant" and c.eval_every == 1 for c in trained)
+    assert all(c.schedule.name == "wsd" and c.schedule.decay_fraction == PROBE_DECAY and c.eval_every == 1 for c in trained)
+    assert all(c.schedule.peak == cfg.schedule.peak and c.schedule.floor == cfg.schedule.floor for c, cfg in zip(trained, candidates.values()))
     for p in first:
         assert set(p.final) == {"code", "prose"} and all(loss > 0 for loss in p.final.values())
         own = next(r for r in read_metrics(parent.path("runs", p.probe) / "metrics.jsonl") if "eval" in r)
@@ -166,7 +166,7 @@ def test_a_fit_that_predicts_a_loss_no_model_reaches_is_refused(parent, monkeypa
     from renewlm.updates.loss_law import UpdateLaw
 
     # a curve whose annealing term, run over the whole update, takes it below 0
-    monkeypatch.setattr(module, "fit_update", lambda law, start, *a, **k: UpdateLaw(replace(law, C=1e6), start, L_inf=0.5, A=0.0, s0=1.0))
+    monkeypatch.setattr(module, "fit_update", lambda law, start, *a, **k: UpdateLaw(law, start, L_inf=0.5, A=0.0, s0=1.0, C=1e6))
     with pytest.raises(FitError, match=r"^the loss law fitted to probe pred-base\.probe-\w+ on \w+ predicts a held-out loss of "
                                        r"-[\d.e+]+ within the update's 160 steps, which no model reaches; no prediction is made from it"):
         predict(parent, {"r0": _candidate(parent, 0.0)}, lambda cfg: train(cfg, parent, fresh=True))

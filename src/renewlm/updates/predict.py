@@ -3,11 +3,12 @@
 1. The loss law (loss_law.py) is fitted to the parent's own held-out curve (its lineage's history, one clock):
    how the loss answers the LR, apart from any change of data.
 2. A probe per candidate: the update itself (same data, replay share, peak LR, seed), shortened to its share
-   of the probe budget (all probes together: `PROBE_SHARE` of one update's tokens) at a constant LR, its
-   held-out loss on every corpus logged `PROBE_EVALS` times. A probe is a run and a version in the store,
+   of the probe budget (all probes together: `PROBE_SHARE` of one update's tokens) at its peak LR held, then
+   decayed to its floor over the last `PROBE_DECAY` of its steps (where the update decays), its held-out loss on
+   every corpus logged `PROBE_EVALS` times. A probe is a run and a version in the store,
    named after what it measured (`PARENT.probe-HASH`), so the next prediction reuses it.
-3. Per corpus, the update's law (`UpdateLaw`: the parent's exponent and annealing coefficient, a level and a
-   scale of its own) is fitted to the probe's curve after the optimizer's restart; the candidate's own schedule,
+3. Per corpus, the update's law (`UpdateLaw`: the parent's exponent; a level, a scale and an annealing
+   coefficient of its own, the last read off the probe's decay) is fitted to the probe's curve after the optimizer's restart; the candidate's own schedule,
    run through it, gives its predicted loss at every step, and at its end.
 
 `predict_request` does it for `renewlm update --predict` and `--replay auto`: one candidate (the request as it
@@ -36,6 +37,7 @@ from renewlm.versions.record import PredictionRecord
 
 PROBE_SHARE = 0.10  # of one update's tokens, every probe together
 PROBE_EVALS = 8  # held-out evaluations per probe, after its step 0
+PROBE_DECAY = 1 / 3  # of a probe's steps: its decay to the update's floor, where each corpus's annealing gain is measured
 PROBE_SUFFIX = ".probe-"
 AUTO_REPLAYS = (0.0, 0.05, 0.25, 0.5)  # the shares `--replay auto` predicts: the issue's grid, none to half of every batch
 
@@ -85,10 +87,13 @@ def probe_steps(update: RunConfig, candidates: int) -> int:
 
 
 def probe_config(update: RunConfig, steps: int) -> RunConfig:
-    """The probe of `update`: its run, `steps` long at its peak LR held, evaluated `PROBE_EVALS` times."""
-    peak = update.schedule.peak
+    """The probe of `update`: its run, `steps` long at its peak LR held and, where the update decays, decayed to
+    the update's floor over the last `PROBE_DECAY` of them; evaluated `PROBE_EVALS` times."""
+    peak, floor = update.schedule.peak, update.schedule.floor
+    schedule = {"name": "constant", "lr": peak} if floor >= peak else {
+        "name": "wsd", "peak_lr": peak, "min_lr": floor, "warmup_fraction": 0.0, "decay_fraction": PROBE_DECAY, "decay_shape": "linear"}
     run = {
-        **update.model_dump(mode="json"), "steps": steps, "tokens": None, "schedule": {"name": "constant", "lr": peak},
+        **update.model_dump(mode="json"), "steps": steps, "tokens": None, "schedule": schedule,
         "eval_every": max(1, steps // PROBE_EVALS), "evaluations": [], "average": None, "ema": None, "kind": "release",
         "generation_flops": 0.0, "prediction": None,  # a sampled replay corpus is paid for by the update that trains on it
     }
