@@ -4,12 +4,13 @@
    how the loss answers the LR, apart from any change of data.
 2. A probe per candidate: the update itself (same data, replay share, peak LR, seed), shortened to its share
    of the probe budget (all probes together: `PROBE_SHARE` of one update's tokens) at its peak LR held, then
-   decayed to its floor over the last `PROBE_DECAY` of its steps (where the update decays), its held-out loss on
-   every corpus logged `PROBE_EVALS` times. A probe is a run and a version in the store,
-   named after what it measured (`PARENT.probe-HASH`), so the next prediction reuses it.
+   decayed to its floor over the last `PROBE_DECAY` of its steps (where the update decays), its held-out loss
+   on every corpus logged `PROBE_EVALS` times. A probe is a run and a version in the store, named after what it
+   measured (`PARENT.probe-HASH`), so the next prediction reuses it.
 3. Per corpus, the update's law (`UpdateLaw`: the parent's exponent; a level, a scale and an annealing
-   coefficient of its own, the last read off the probe's decay) is fitted to the probe's curve after the optimizer's restart; the candidate's own schedule,
-   run through it, gives its predicted loss at every step, and at its end.
+   coefficient of its own, the last read off the probe's decay) is fitted to the probe's curve after the
+   optimizer's restart; the candidate's own schedule, run through it, gives its predicted loss at every step,
+   and at its end.
 
 `predict_request` does it for `renewlm update --predict` and `--replay auto`: one candidate (the request as it
 is) or one per share of `AUTO_REPLAYS`, the smallest share whose predicted forgetting is within the budget
