@@ -138,3 +138,23 @@ def test_the_reuse_study_renders_from_its_json(tmp_path, monkeypatch):
     assert "| start/5 (step 105) | 3.2100 ± 0.0100 |" in text and "| no switch | 3.3100 ± 0.0100 |" in text
     assert "`cv-de` (added)" in text and "then from the switch the second (`cv-prose` 0.45, `cv-man` 0.45, `cv-de` 0.1)" in text
     assert "start/50 is worse than start/5: shown" in text and "(reproduced as a whole)" in text
+
+
+def test_the_replay_study_renders_from_its_json(tmp_path, monkeypatch):
+    import c1_replay
+
+    def row(old, new, **extra):
+        return {"old": stats.summary([old + 0.01 * s for s in range(3)]), "new": stats.summary([new + 0.002 * s for s in range(3)]),
+                "avg": stats.summary([(old + new) / 2 + 0.006 * s for s in range(3)]), **extra}
+
+    result = {"corpus": "cv-code", "recommended": 0.05, "union": row(3.10, 3.00),
+              "updates": [row(3.60, 3.00, replay=0.0), row(3.11, 3.005, replay=0.05)]}
+    result["verdict"] = c1_replay.verdict(result)
+    assert result["verdict"]["checks"] == {"within_tolerance": True, "zero_gap_three_times": True, "new_data_rise_at_most_0.01": True}
+    (tmp_path / "c01_replay.json").write_text(json.dumps({
+        "shifts": {"weak": result}, "seeds": [0, 1, 2], "steps": {"update": 600}, "training_seconds": 50000.0}))
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render.c01_replay()
+    assert "**Weak shift, `cv-code`**" in text and "| 5% (recommended) | 3.1200 ± 0.0100 |" in text and "| union retrain |" in text
+    assert "as good as the union (its gap inside ±0.031): shown" in text and "(reproduced as a whole)" in text
+    assert "50,000 s of training" in text

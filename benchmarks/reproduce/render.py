@@ -192,6 +192,36 @@ def c05_soups() -> str:
             f"Seeds {', '.join(map(str, data['seeds']))}: {reading}.\n")
 
 
+C01_CHECKS = {
+    "within_tolerance": "the recommended share is as good as the union (its gap inside ±{tolerance:.3f})",
+    "zero_gap_three_times": "without replay the gap is at least three times the recommended share's",
+    "new_data_rise_at_most_0.01": "the recommended share costs the new data at most 0.01",
+}
+
+
+def c01_replay() -> str:
+    data = _json("c01_replay")
+    out = []
+    for shift, r in data["shifts"].items():
+        rows = [[f"{u['replay']:.0%}" + (" (recommended)" if u["replay"] == r["recommended"] else ""),
+                 cell(u["old"], 4), cell(u["new"], 4), cell(u["avg"], 4)] for u in r["updates"]]
+        if r["union"] is not None:
+            rows.append(["union retrain", cell(r["union"]["old"], 4), cell(r["union"]["new"], 4), cell(r["union"]["avg"], 4)])
+        out.append(f"**{shift.capitalize()} shift, `{r['corpus']}`**\n\n"
+                   + _table(["replay of `cv-prose`", "`cv-prose` (old)", f"`{r['corpus']}` (new)", "average"], rows))
+        v = r["verdict"]
+        if not v["tested"]:
+            out.append(f"\nNot tested: {v['why']}.\n")
+            continue
+        verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+        checks = "".join(f"- {C01_CHECKS[k].format(tolerance=v['tolerance'])}: {_reading(value)}\n" for k, value in v["checks"].items())
+        out.append(f"\nPaired by seed (95% interval): {r['recommended']:.0%} replay − union {gap_cell(v['gap_to_union'], 4)}; "
+                   f"0% − union {gap_cell(v['zero_gap_to_union'], 4)}; the share's cost to the new data "
+                   f"{gap_cell(v['new_data_cost'], 4)}. The paper's claims ({verdict} as a whole):\n\n" + checks)
+    seeds = ", ".join(map(str, data["seeds"]))
+    return "\n".join(out) + f"\nSeeds {seeds}; {data['steps']['update']:,} steps an update; {data['training_seconds']:,.0f} s of training in all.\n"
+
+
 def _reading(value: bool | None) -> str:
     """A check's verdict: shown by its interval, not shown (a tie, or the other way), or no interval to tell."""
     return "shown" if value is True else "not shown" if value is False else "not decided (no interval)"
@@ -305,7 +335,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
     "predict-parent": predict_parent, "predict-grid": predict_grid, "c02-schedules": c02_schedules, "c05-soups": c05_soups,
-    "c04-reuse": c04_reuse, "c06-sweep": c06_sweep,
+    "c01-replay": c01_replay, "c04-reuse": c04_reuse, "c06-sweep": c06_sweep,
 }
 
 
