@@ -158,3 +158,27 @@ def test_the_replay_study_renders_from_its_json(tmp_path, monkeypatch):
     assert "**Weak shift, `cv-code`**" in text and "| 5% (recommended) | 3.1200 ± 0.0100 |" in text and "| union retrain |" in text
     assert "as good as the union (its gap inside ±0.031): shown" in text and "(reproduced as a whole)" in text
     assert "50,000 s of training" in text
+
+
+def test_the_soup_study_renders_from_its_json(tmp_path, monkeypatch):
+    import c5_soups
+
+    corpora = ["cv-prose", "cv-man", "cv-de"]
+
+    def losses(alpha, seed):  # the old data and the target best at α = 0.3; the update's own data falls with α
+        bowl = 3.0 + (alpha - 0.3) ** 2 + 0.01 * seed
+        return {part: {"cv-prose": bowl, "cv-man": 4.0 - alpha, "cv-de": bowl + 0.5} for part in c5_soups.PARTS}
+
+    by_seed = {s: {a: losses(a, s) for a in c5_soups.ALPHAS} for s in range(3)}
+    picks = {s: c5_soups.chosen(rows) for s, rows in by_seed.items()}
+    assert picks == {0: 0.3, 1: 0.3, 2: 0.3}
+    verdict = c5_soups.verdict(by_seed, picks)
+    table = [{"alpha": a, "test": {c: stats.summary([by_seed[s][a]["test"][c] for s in range(3)]) for c in corpora}} for a in c5_soups.ALPHAS]
+    (tmp_path / "c05_soups.json").write_text(json.dumps({
+        "old": "cv-prose", "update_corpus": "cv-man", "target": "cv-de", "table": table, "verdict": verdict, "steps": 600,
+        "chosen": {str(s): a for s, a in picks.items()}, "seeds": [0, 1, 2], "training_seconds": 3600.0}))
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render.c05_soups()
+    assert "| 0.3 | 3.0100 ± 0.0100 | 3.7000 ± 0.0000 | 3.5100 ± 0.0100 |" in text and "| 1 (the update) |" in text
+    assert "seed 0: 0.3, seed 1: 0.3, seed 2: 0.3" in text and "on `cv-de` -0.4900" in text
+    assert "the chosen soup is below the update on `cv-de`: shown" in text and "(reproduced as a whole)" in text
