@@ -18,8 +18,8 @@ seed there are no intervals and the verdict is "not decided".
 
     python benchmarks/reproduce/c5_soups.py [--seeds 0 1 2]
 
-Resumable: a finished update is never trained again (each about 10 minutes idle on 2 cores); the soups are
-measured again on every call (about 40 s per seed). Writes docs/results/c05_soups.json.
+Resumable: a finished update is never trained again (each about 12 minutes idle on 2 cores); the soups are
+measured again on every call (about 170 s per seed: 11 soups on three corpora). Writes docs/results/c05_soups.json.
 """
 
 from __future__ import annotations
