@@ -176,9 +176,11 @@ def test_the_soup_study_renders_from_its_json(tmp_path, monkeypatch):
     table = [{"alpha": a, "test": {c: stats.summary([by_seed[s][a]["test"][c] for s in range(3)]) for c in corpora}} for a in c5_soups.ALPHAS]
     (tmp_path / "c05_soups.json").write_text(json.dumps({
         "old": "cv-prose", "update_corpus": "cv-man", "target": "cv-de", "table": table, "verdict": verdict, "steps": 600,
-        "chosen": {str(s): a for s, a in picks.items()}, "seeds": [0, 1, 2], "training_seconds": 3600.0}))
+        "chosen": {str(s): a for s, a in picks.items()}, "seeds": [0, 1, 2], "training_seconds": 3600.0,
+        "losses": {str(s): {str(a): rows[a] for a in c5_soups.ALPHAS} for s, rows in by_seed.items()}}))
     monkeypatch.setattr(render, "RESULTS", tmp_path)
     text = render.c05_soups()
+    assert "below the update on every corpus" not in text  # its own data's loss falls all the way to α = 1
     assert "| 0.3 | 3.0100 ± 0.0100 | 3.7000 ± 0.0000 | 3.5100 ± 0.0100 |" in text and "| 1 (the update) |" in text
     assert "seed 0: 0.3, seed 1: 0.3, seed 2: 0.3" in text and "on `cv-de` -0.4900" in text
     assert "the chosen soup is below the update on `cv-de`: shown" in text and "(reproduced as a whole)" in text

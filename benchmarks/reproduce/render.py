@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stats import cell, gap_cell  # noqa: E402
+from stats import cell, difference, gap_cell  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
@@ -193,9 +193,25 @@ def c05_soups() -> str:
     checks = "".join(f"- {claims[k]}: {_reading(value)}\n" for k, value in v["checks"].items())
     verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
     return (table + f"\nα chosen on the validation windows: {chosen}. The chosen soup minus the update, on the test windows, "
-            f"paired by seed (95% interval): {gaps}. Each update {data['steps']:,} steps; seeds {', '.join(map(str, data['seeds']))}; "
-            f"{data['training_seconds']:,.0f} s of training in all.\n\nThe paper's claim, from its intervals ({verdict} as a whole):\n\n"
-            + checks)
+            f"paired by seed (95% interval): {gaps}. {_below_everywhere(data, corpora)}Each update {data['steps']:,} steps; seeds "
+            f"{', '.join(map(str, data['seeds']))}; {data['training_seconds']:,.0f} s of training in all.\n\n"
+            f"The paper's claim, from its intervals ({verdict} as a whole):\n\n" + checks)
+
+
+def _below_everywhere(data: dict, corpora: list[str]) -> str:
+    """The largest α < 1 whose soup is below the update on every corpus, the update's own data too (each interval
+    below 0, paired by seed), as a sentence; empty where there is none or no interval."""
+    seeds = [str(s) for s in data["seeds"]]
+
+    def minus_update(alpha: str, c: str) -> dict:
+        return difference([data["losses"][s][alpha]["test"][c] for s in seeds], [data["losses"][s]["1.0"]["test"][c] for s in seeds], paired=True)
+
+    for alpha in sorted((a for a in data["losses"][seeds[0]] if float(a) < 1), key=float, reverse=True):
+        gaps = {c: minus_update(alpha, c) for c in corpora}
+        if all(g["high"] is not None and g["high"] < 0 for g in gaps.values()):
+            return (f"The largest α below the update on every corpus, the one it trained on too: {float(alpha):g} ("
+                    + "; ".join(f"`{c}` {gap_cell(g, 4)}" for c, g in gaps.items()) + "). ")
+    return ""
 
 
 C01_CHECKS = {
