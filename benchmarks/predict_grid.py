@@ -116,21 +116,23 @@ def scores(rows: list[dict]) -> dict:
 
 
 def choices(rows: list[dict], old: str) -> list[dict]:
-    """Per shift and budget, the share --replay auto would pick from the grid's cosine 150-step predictions."""
+    """Per shift and budget, the share --replay auto would pick from the grid's cosine 150-step predictions; where
+    one share's prediction is refused, `--replay auto` refuses the whole choice (`refused`), as the product does."""
     out = []
     for shift in dict.fromkeys(r["shift"] for r in rows):
-        ladder = sorted((r for r in rows if r["shift"] == shift and r["recipe"] == "cosine" and r["steps"] == 150
-                         and r["predicted"] is not None), key=lambda r: r["replay"])
-        rise = {r["replay"]: (r["predicted"][old] - r["start"][old], r["measured"][old] - r["start"][old]) for r in ladder}
+        ladder = sorted((r for r in rows if r["shift"] == shift and r["recipe"] == "cosine" and r["steps"] == 150), key=lambda r: r["replay"])
+        refused = [r["replay"] for r in ladder if r["predicted"] is None]
+        rise = {r["replay"]: (None if r["predicted"] is None else r["predicted"][old] - r["start"][old], r["measured"][old] - r["start"][old])
+                for r in ladder}
         for budget in BUDGETS:
-            within = [share for share, (predicted, _) in rise.items() if predicted <= budget]
+            within = [share for share, (predicted, _) in rise.items() if predicted is not None and predicted <= budget]
             met = [share for share, (_, measured) in rise.items() if measured <= budget]
-            chosen = within[0] if within else None
-            out.append({"shift": shift, "budget": budget, "chosen": chosen,
+            chosen = within[0] if within and not refused else None
+            out.append({"shift": shift, "budget": budget, "chosen": chosen, "refused": refused,
                         "predicted_rise": None if chosen is None else rise[chosen][0],
                         "measured_rise": None if chosen is None else rise[chosen][1],
                         "smallest_that_met_it": met[0] if met else None, "rises": {str(k): v for k, v in rise.items()}})
-            say(f"{shift}, budget {budget}: chosen {chosen}, measured rise "
+            say(f"{shift}, budget {budget}: " + (f"refused (the prediction at {refused} was)" if refused else f"chosen {chosen}") + ", measured rise "
                 f"{'-' if chosen is None else f'{rise[chosen][1]:+.4f}'}; smallest share that met it: {met[0] if met else None}")
     return out
 

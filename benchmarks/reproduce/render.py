@@ -171,7 +171,9 @@ def predict_grid() -> str:
                for c in (r["corpus"], "cv-prose")]] for r in data["rows"]]
     runs_table = _table(["set", "update", "recipe", "steps", "replay", "new data: predicted / measured / naive",
                          "`cv-prose`: predicted / measured / naive"], runs, right=3)
-    auto = [[a["shift"], f"{a['budget']:g}", _share(a["chosen"]), "" if a["chosen"] is None else f"{a['predicted_rise']:+.4f}",
+    auto = [[a["shift"], f"{a['budget']:g}",
+             "refused (the fit at " + ", ".join(map(_share, a["refused"])) + ")" if a.get("refused") else _share(a["chosen"]),
+             "" if a["chosen"] is None else f"{a['predicted_rise']:+.4f}",
              "" if a["chosen"] is None else f"{a['measured_rise']:+.4f}", _share(a["smallest_that_met_it"])] for a in data["auto"]]
     auto_table = _table(["shift", "budget", "share chosen", "predicted rise", "measured rise", "smallest share that met it"], auto)
     return head + "\n" + runs_table + "\n" + auto_table

@@ -91,3 +91,15 @@ def test_the_update_law_fitted_on_a_probe_predicts_the_whole_update():
     with pytest.raises(FitError, match=r"^the probe has 4 held-out point\(s\) after its first 25% of steps \(the optimizer's "
                                        r"restart\); the update's law needs at least 5"):
         fit_update(parent, 3.2, [0, 5, 10, 20, 30, 40, 50], [3.2, 3.5, 3.3, 3.35, 3.37, 3.38, 3.3], history, probe)
+
+
+def test_a_probe_whose_fit_falls_towards_zero_gives_no_number():
+    history = _lrs({"name": "cosine", "peak_lr": 2e-3}, 4200)
+    parent = AnnealingLaw(2.5, 0.8, 0.6, 30.0)
+    probe = [2e-3] * 60
+    # a curve still falling steeply at the probe's end, with no sign of a level: the best fit puts L∞ at 0
+    falling = UpdateLaw(parent, 4.0, 0.0, 1.5, 0.05, parent.C).curve(history, probe, warmup_steps=42)
+    steps = list(range(6, 61, 6))
+    with pytest.raises(FitError, match=r"^the update's law fitted to the probe falls towards a held-out loss of 0, which no model "
+                                       r"reaches: the probe does not pin its level down"):
+        fit_update(parent, 4.0, steps, [falling[s - 1] for s in steps], history, probe, warmup_steps=42)

@@ -33,6 +33,7 @@ from renewlm.errors import InputError
 DECAY = 0.9
 FEWEST_POINTS = 5  # four parameters and at least one point to spare
 _ALPHAS = (0.2, 0.5, 1.0)  # starting exponents: the fit is run from each and the best kept
+LEVEL_FLOOR = 1e-3  # nats: an update's fitted level at its bound of 0 is no level (text's loss never falls to 0)
 RESTART_SHARE = 0.25  # of a probe's steps: a fresh optimizer's transient at the peak LR, left out of the update's fit
 
 
@@ -190,5 +191,8 @@ def fit_update(parent: AnnealingLaw, start: float, steps: Sequence[int], losses:
                 best = result
     if best is None:
         raise FitError(f"the update's law did not converge on {what}; no prediction is made from it")
+    if best.x[0] <= LEVEL_FLOOR:
+        raise FitError(f"the update's law fitted to {what} falls towards a held-out loss of 0, which no model reaches: the probe "
+                       "does not pin its level down, and no prediction is made from it (predict a longer update, so its probe is longer)")
     x = [*map(float, best.x), *([] if anneals else [parent.C])]
     return UpdateLaw(parent, start, *x, points=len(pts), rmse=float(np.sqrt(np.mean(best.fun**2))))
