@@ -7,8 +7,8 @@ Tissue et al. 2024 ("Scaling law with learning rate annealing", arXiv:2408.11029
 with S1 the forward area (the sum of the LR over the steps taken: how far the weights have moved) and S2
 the annealing area: the sum of m_i = λ·m_(i−1) + (η_(i−1) − η_i), each step's LR drop carried on with
 momentum λ (0.999 in the paper; `DECAY` here), so a decay keeps lowering the loss for a while after the LR
-has settled and a re-warm (a negative drop) raises it. The warmup from random weights is not an annealing: its rises
-count in S1 only (the paper leaves the warmup out of S2). Four numbers fitted on one curve predict the
+has settled and a re-warm (a negative drop) raises it. The warmup from random weights is not an annealing: its
+rises count in S1 only (the paper leaves the warmup out of S2). Four numbers fitted on one curve predict the
 curve of another schedule over the same data; `predict` says what they give for a schedule not yet run.
 
 An update changes the data as well: `UpdateLaw` is the update's own curve on one corpus, the parent's exponent
@@ -28,7 +28,7 @@ from scipy.signal import lfilter
 from renewlm.errors import InputError
 
 # λ. The paper's 0.999 carries a decay's gain over a thousand steps; the converged base's own curve fits 0.99, 0.95
-# and 0.9 alike and better (0.0035 nats root mean square, 0.0086 at 0.999: docs/prediction.md), and of those the
+# and 0.9 alike and better (0.0035–0.0036 nats root mean square, 0.0086 at 0.999: docs/prediction.md); of those the
 # shortest memory is the one a probe's few decay steps can measure and a short update's re-decay can realise.
 DECAY = 0.9
 FEWEST_POINTS = 5  # four parameters and at least one point to spare
