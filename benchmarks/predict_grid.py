@@ -10,14 +10,14 @@ a held-out point every 200), twelve updates, six per shift (the weak one, `cv-co
 
 Each is predicted as `renewlm plan --from cv-base --data C --replay F --predict` predicts it, one candidate at
 a time: the law fitted to the base's curve, and the candidate's probe (10% of its steps at its peak LR, the last
-third decayed to its floor, its held-out loss on every corpus logged 8 times), nothing else. Then the update is trained in full, and its last
-held-out evaluation (the same evaluator as the probe's) is the measured loss. Per corpus: the mean and worst
+third decayed to its floor, its held-out loss on every corpus logged 8 times), nothing else. Then the update is
+trained in full, and its last held-out evaluation (the same evaluator as the probe's) is the measured loss. Per corpus: the mean and worst
 error (nats and % of the loss) and the rank correlation (Spearman) of predicted against measured over the
 grid; beside it the naive prediction, the probe's own last loss. No fit sees an update's own curve.
 
 The law was changed after the grid's first reading, and again after the validation set's (docs/prediction.md
-says how), so neither set is unseen; the validation set (`VALIDATION`: `cosine` 225 steps at 10% replay, `wsd` 300 at 0% and at 50%, on
-each shift) was trained after that change, and is scored on its own.
+says how), so neither set is unseen; the validation set (`VALIDATION`: `cosine` 225 steps at 10% replay, `wsd`
+300 at 0% and at 50%, on each shift) was trained after the first change, and is scored on its own.
 
 Then the choice `--replay auto` makes, per shift and forgetting budget (0.01, 0.02, 0.05 nats): the smallest
 of the grid's four `cosine` 150-step shares whose predicted rise of `cv-prose` is within the budget, its
