@@ -192,8 +192,8 @@ def c05_soups() -> str:
     gaps = "; ".join(f"on `{c}` {gap_cell(g, 4)}" for c, g in v["soup_minus_update"].items())
     claims = {"alpha_below_one": "every seed's chosen α is below 1",
               **{f"beats_update_on_{c}": f"the chosen soup is below the update on `{c}`" for c in (old, target)}}
-    checks = "".join(f"- {claims[k]}: {_reading(value)}\n" for k, value in v["checks"].items())
-    verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+    checks = _checks(v, claims)
+    verdict = _verdict(v)
     return (table + f"\nα chosen on the validation windows: {chosen}. The chosen soup minus the update, on the test windows, "
             f"paired by seed (95% interval): {gaps}. {_below_everywhere(data, corpora)}Each update {data['steps']:,} steps; seeds "
             f"{', '.join(map(str, data['seeds']))}; {data['training_seconds']:,.0f} s of training in all.\n\n"
@@ -237,13 +237,23 @@ def c01_replay() -> str:
         if not v["tested"]:
             out.append(f"\nNot tested: {v['why']}.\n")
             continue
-        verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
-        checks = "".join(f"- {C01_CHECKS[k].format(tolerance=v['tolerance'])}: {_reading(value)}\n" for k, value in v["checks"].items())
+        verdict = _verdict(v)
+        checks = _checks(v, C01_CHECKS, tolerance=v["tolerance"])
         out.append(f"\nPaired by seed (95% interval): {r['recommended']:.0%} replay − union {gap_cell(v['gap_to_union'], 4)}; "
                    f"0% − union {gap_cell(v['zero_gap_to_union'], 4)}; the share's cost to the new data "
                    f"{gap_cell(v['new_data_cost'], 4)}. The paper's claims ({verdict} as a whole):\n\n" + checks)
     seeds = ", ".join(map(str, data["seeds"]))
     return "\n".join(out) + f"\nSeeds {seeds}; {data['steps']['update']:,} steps an update; {data['training_seconds']:,.0f} s of training in all.\n"
+
+
+def _verdict(v: dict) -> str:
+    """A study's verdict as a whole: reproduced, not reproduced, or not decided (some check had no interval)."""
+    return "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+
+
+def _checks(v: dict, claims: dict[str, str], **values) -> str:
+    """One line per check of the verdict: its claim (formatted with `values`) and what its interval shows."""
+    return "".join(f"- {claims[k].format(**values)}: {_reading(value)}\n" for k, value in v["checks"].items())
 
 
 def _reading(value: bool | None) -> str:
@@ -273,7 +283,7 @@ def c02_schedules() -> str:
     pairs = "".join(f"- {pair.replace('_minus_', ' − ')}: forgetting of `{a}` {gap_cell(v[pair]['forgetting'], 4)}, "
                     f"adaptation {gap_cell(v[pair]['adaptation'], 4)}\n"
                     for pair in ("infinite_minus_cosine", "constant_minus_cosine", "constant_minus_infinite"))
-    checks = "".join(f"- {C02_CHECKS[k].format(a=a, margin=v['margin'])}: {_reading(value)}\n" for k, value in v["checks"].items())
+    checks = _checks(v, C02_CHECKS, a=a, margin=v["margin"])
     first = (f"The task-1 release `c2-inf-a` gains {one['gain']:.4f} when continued on its data (limit 0.03): "
              f"{'converged' if one['converged'] else 'NOT converged, so nothing below is read'}. ")
     cost = (f"Task 1 {data['steps']['task_one']:,} steps, each later task {data['steps']['per_task']:,}; "
@@ -300,8 +310,8 @@ def c04_reuse() -> str:
     table = _table(["arm", "average", *labels, "arm − start/5 (95% interval)"], rows)
     blend = ", ".join(f"`{c}` {w:g}" for c, w in data["general_blend"].items())
     second = ", ".join(f"`{c}` {w:g}" for c, w in data["second_blend"].items())
-    checks = "".join(f"- {C04_CHECKS[k]}: {_reading(value)}\n" for k, value in v["checks"].items())
-    verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+    checks = _checks(v, C04_CHECKS)
+    verdict = _verdict(v)
     return (table + f"\nEach arm {data['steps']:,} steps from `{data['base']}`: the general blend ({blend}), then from the "
             f"switch the second ({second}). The average is over the three corpora. Seeds {', '.join(map(str, data['seeds']))}; "
             f"{data['training_seconds']:,.0f} s of training in all; best arm: {v['best']}.\n\n"
@@ -335,8 +345,8 @@ def c06_sweep() -> str:
              cell(r["losses"][c], 4) if (c := "cv-prose") in r["losses"] else "",
              "" if a == "ratio" else gap_cell(v["ratio_minus"][a], 4)] for a, r in data["arms"].items()]
     arm_table = _table(["arm", "corpora", f"`{target}` (target)", "`cv-prose` (old)", "ratio − arm (95% interval)"], arms, right=2)
-    checks = "".join(f"- {C06_CHECKS[k]}: {_reading(value)}\n" for k, value in v["checks"].items())
-    verdict = "reproduced" if v["reproduced"] else "not reproduced" if v["decided"] else "not decided"
+    checks = _checks(v, C06_CHECKS)
+    verdict = _verdict(v)
     return (table + "\n" + head + f"\nThe mixtures, each from `{data['base']}` at LR {data['lr']:g}, replaying "
             f"{sweep['settings']['replay']:.0%} of `cv-prose`:\n\n" + arm_table
             + f"\nThe paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
