@@ -184,3 +184,35 @@ def test_the_soup_study_renders_from_its_json(tmp_path, monkeypatch):
     assert "| 0.3 | 3.0100 ± 0.0100 | 3.7000 ± 0.0000 | 3.5100 ± 0.0100 |" in text and "| 1 (the update) |" in text
     assert "seed 0: 0.3, seed 1: 0.3, seed 2: 0.3" in text and "on `cv-de` -0.4900" in text
     assert "the chosen soup is below the update on `cv-de`: shown" in text and "(reproduced as a whole)" in text
+
+
+def test_the_switch_study_renders_from_its_json(tmp_path, monkeypatch):
+    import c3_switch
+
+    corpora = ["cv-prose", "cv-code", "cv-man", "cv-de"]
+    names = {p: [[c3_switch.RELEASE1] + [f"{p}{k}-s{s}" for k in range(2, 5)] for s in range(3)] for p in c3_switch.PARADIGMS}
+    behind = {"retrain": 0.0, "switch": 0.002, "continue": 0.03}  # continue's gap grows by 0.03 a release, switch's stays small
+    losses, flops = {c3_switch.RELEASE1: dict.fromkeys(corpora, 3.0)}, {c3_switch.RELEASE1: 100.0}
+    for p, by_seed in names.items():
+        for s, series in enumerate(by_seed):
+            for k, v in enumerate(series[1:], start=1):
+                losses[v] = dict.fromkeys(corpora, 3.0 + behind[p] * k + 0.01 * s + (0.001 * s * k if p == "continue" else 0))
+                flops[v] = {"retrain": 100.0 * (k + 1) * (1 + 0.1 * k), "switch": 100.0 + 12 * k, "continue": 100.0 + 10 * k}[p]
+    table = c3_switch.rows(names, losses, flops, corpora)
+    assert table["retrain"][3]["series_flops"]["mean"] == 100.0 * 4 * 1.3
+    verdict = c3_switch.verdict(table)
+    assert verdict["checks"] == {"switch_as_good_as_retrain": True, "switch_cost_at_most_60pct": True, "continue_falls_further_behind": True}
+    flat = {**{p: [dict(r) for r in rows] for p, rows in table.items()}}
+    flat["switch"][3]["series_flops"] = stats.summary([0.7 * 520.0] * 3)  # switch dearer than 60% of the retrain series
+    assert c3_switch.verdict(flat)["checks"]["switch_cost_at_most_60pct"] is False
+    plan = {"series": {p: [1.0, 0.5, 0.4, 0.3] for p in c3_switch.PARADIGMS}, "equal": {"0.1": 0.44, "0.45": 0.58}}
+    (tmp_path / "c03_switch.json").write_text(json.dumps({
+        "table": table, "verdict": verdict, "corpora": corpora, "plan": plan, "seeds": [0, 1, 2], "training_seconds": 50000.0,
+        "release_one_check": {"gain": 0.012, "converged": True}, "increment_steps": 270, "replay": 0.05, "decay_fraction": 0.1,
+        "cosine_retrain": {"version": "c3-rtc4-s0", "mean_loss": 3.05, "series_flops": 600.0}}))
+    monkeypatch.setattr(render, "RESULTS", tmp_path)
+    text = render.c03_switch()
+    assert "| continue | 4 (`cv-de`) | 3.1030 ± 0.0130 | +0.0930 [+0.0855, +0.1005] (+3.1%) | 130 | 25% | 30% |" in text
+    assert "| retrain | 1 (`cv-prose`) | 3.0000 ± 0.0000 |  | 100 | 100% | 100% |" in text
+    assert "costs at most 60% of the retrain series (26% measured): shown" in text and "(reproduced as a whole)" in text
+    assert "`c3-rtc4-s0`, one seed): 3.0500" in text and "4 releases of equal increments and no replay would cost 44% of retraining" in text

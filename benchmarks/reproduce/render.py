@@ -293,6 +293,47 @@ def c02_schedules() -> str:
             + f"\nThe paper's claims, each from its interval ({verdict} as a whole):\n\n" + checks)
 
 
+C03_CHECKS = {
+    "switch_as_good_as_retrain": "switch is as good as retraining at the last release (the interval inside ±{tolerance:.3f})",
+    "switch_cost_at_most_60pct": "switch's series costs at most {limit:.0%} of the retrain series ({ratio:.0%} measured)",
+    "continue_falls_further_behind": "continue falls further behind retraining with every release",
+}
+
+
+def c03_switch() -> str:
+    data = _json("c03_switch")
+    table, v, corpora, plan = data["table"], data["verdict"], data["corpora"], data["plan"]["series"]
+    retrain = table["retrain"]
+    rows = []
+    for paradigm, releases in table.items():
+        for r in releases:
+            k = r["release"] - 1
+            gap = difference(r["mean_loss"]["values"], retrain[k]["mean_loss"]["values"], paired=True)
+            share = r["series_flops"]["mean"] / retrain[k]["series_flops"]["mean"]
+            rows.append([paradigm, f"{r['release']} (`{r['corpus']}`)", cell(r["mean_loss"], 4),
+                         "" if paradigm == "retrain" or k == 0 else gap_cell(gap, 4), f"{r['series_flops']['mean']:.3g}",
+                         f"{share:.0%}", f"{plan[paradigm][k]:.0%}"])
+    out = _table(["paradigm", "release (its new corpus)", "mean held-out loss, corpora so far", "− retrain (95% interval)",
+                  "series FLOPs (ledger)", "of retraining", "planned"], rows, right=2)
+    one = data["release_one_check"]
+    growth = ", ".join(f"release {k} {gap_cell(g, 4, relative=k == '2')}" for k, g in v["continue_gap_growth"].items())
+    text = (f"\nRelease 1 (`c3-r1`, shared) gains {one['gain']:.4f} when continued on its data (limit 0.03): "
+            f"{'converged' if one['converged'] else 'NOT converged, so nothing below is read'}. Later releases add "
+            f"{data['increment_steps']} steps of new data each; switch and continue replay {data['replay']:.0%}, the branch "
+            f"decays over {data['decay_fraction']:.0%}. Seeds {', '.join(map(str, data['seeds']))}; "
+            f"{data['training_seconds']:,.0f} s of training in all.\n")
+    if "cosine_retrain" in data:
+        c = data["cosine_retrain"]
+        text += (f"\nThe cosine retrain at release {len(corpora)} (`{c['version']}`, one seed): {c['mean_loss']:.4f}, "
+                 f"{c['series_flops']:.3g} series FLOPs.\n")
+    equal = data["plan"]["equal"]
+    text += (f"\n{len(corpora)} releases of equal increments and no replay would cost {equal['0.1']:.0%} of retraining at "
+             f"the branch's decay of 10% and {equal['0.45']:.0%} at 45% (the paper's 58%), as `renewlm plan` prices them.\n")
+    checks = _checks(v, C03_CHECKS, tolerance=v["tolerance"], limit=v["cost_limit"], ratio=v["cost_ratio"])
+    return (out + text + f"\nContinue's gap to retrain, its growth per release (paired, 95% interval): {growth}. "
+            f"The paper's claims, each from its interval ({_verdict(v)} as a whole):\n\n" + checks)
+
+
 C04_CHECKS = {
     "five_best_or_tied": "start/5 is best or ties the best",
     "2_worse_than_five": "start/2 is worse than start/5",
@@ -369,7 +410,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
     "predict-parent": predict_parent, "predict-grid": predict_grid, "c02-schedules": c02_schedules, "c05-soups": c05_soups,
-    "c01-replay": c01_replay, "c04-reuse": c04_reuse, "c06-sweep": c06_sweep,
+    "c01-replay": c01_replay, "c03-switch": c03_switch, "c04-reuse": c04_reuse, "c06-sweep": c06_sweep,
 }
 
 

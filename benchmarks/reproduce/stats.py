@@ -66,9 +66,10 @@ def cell(s: dict, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f}" if s["sd"] is None else f"{s['mean']:.{digits}f} ± {s['sd']:.{digits}f}"
 
 
-def gap_cell(d: dict, digits: int = 3) -> str:
-    """A table cell of a difference: `+0.012 [−0.004, +0.028] (0.4%)`, its interval where it has one."""
+def gap_cell(d: dict, digits: int = 3, *, relative: bool = True) -> str:
+    """A table cell of a difference: `+0.012 [−0.004, +0.028] (0.4%)`, its interval where it has one, and its
+    size relative to b unless `relative` is False (a difference of two gaps, whose b may be near 0)."""
     head = f"{d['mean']:+.{digits}f}"
     if d["low"] is not None:
         head += f" [{d['low']:+.{digits}f}, {d['high']:+.{digits}f}]"
-    return f"{head} ({d['relative']:+.1%})"
+    return f"{head} ({d['relative']:+.1%})" if relative else head
