@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from c1_replay import measured_shifts  # noqa: E402
 from common import ensure, heldout, say  # noqa: E402
 from corpora import PROSE, TOKENIZER  # noqa: E402
-from regime import CONVERGED, REGIME, begin  # noqa: E402
+from regime import REGIME, begin, release_check  # noqa: E402
 from stats import at_most, difference, gap_cell, summary  # noqa: E402
 
 from renewlm.store import Store  # noqa: E402
@@ -80,14 +80,7 @@ def task_one(store: Store) -> dict:
     }, TRUNK1)
     ensure(store, trunk)
     ensure(store, anneal(RELEASE1, trunk, anneal_steps))
-    check = f"{RELEASE1}-check"
-    ensure(store, update_config(store, UpdateRequest(name=check, parent=RELEASE1, data=[PROSE], recipe="cosine", lr=PEAK,
-                                                     steps=REGIME.update_steps, seed=0, **REGIME.run_shape())))
-    losses = heldout(store, [RELEASE1, check], [PROSE])
-    gain = losses[RELEASE1][PROSE] - losses[check][PROSE]
-    say(f"{RELEASE1}: held-out {losses[RELEASE1][PROSE]:.4f}; continued on its data {losses[check][PROSE]:.4f} (gain {gain:+.4f}, "
-        f"limit {CONVERGED}): {'converged' if gain < CONVERGED else 'NOT converged: this study cannot be read'}")
-    return {"release_loss": losses[RELEASE1][PROSE], "continued_loss": losses[check][PROSE], "gain": gain, "converged": gain < CONVERGED}
+    return release_check(store, RELEASE1)
 
 
 def arm_sequence(store: Store, arm: str, tasks: list[str], seed: int) -> list[str]:

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from c1_replay import measured_shifts  # noqa: E402
 from common import ensure, heldout, say  # noqa: E402
 from corpora import GERMAN, PROSE, TOKENIZER  # noqa: E402
-from regime import CONVERGED, REGIME, begin  # noqa: E402
+from regime import REGIME, begin, release_check  # noqa: E402
 from stats import difference, gap_cell, summary, within  # noqa: E402
 
 from renewlm.store import Store  # noqa: E402
@@ -60,7 +60,6 @@ from renewlm.updates.paradigm import run_file, run_update  # noqa: E402
 from renewlm.updates.plan import make_plan  # noqa: E402
 from renewlm.updates.request import UpdateRequest  # noqa: E402
 from renewlm.updates.retrain import retrain_config  # noqa: E402
-from renewlm.updates.update import update_config  # noqa: E402
 from renewlm.versions.ledger import cost  # noqa: E402
 
 STUDY = "c03_switch"
@@ -84,14 +83,7 @@ def release_one(store: Store) -> dict:
             "steps": REGIME.base_steps, "seed": 0, **REGIME.run_shape(),
         }, RELEASE1)
         trained(lambda: run_file(cfg, store), RELEASE1)
-    check = f"{RELEASE1}-check"
-    ensure(store, update_config(store, UpdateRequest(name=check, parent=RELEASE1, data=[PROSE], recipe="cosine", lr=REGIME.peak_lr,
-                                                     steps=REGIME.update_steps, seed=0, **REGIME.run_shape())))
-    losses = heldout(store, [RELEASE1, check], [PROSE])
-    gain = losses[RELEASE1][PROSE] - losses[check][PROSE]
-    say(f"{RELEASE1}: held-out {losses[RELEASE1][PROSE]:.4f}; continued on its data {losses[check][PROSE]:.4f} (gain {gain:+.4f}, "
-        f"limit {CONVERGED}): {'converged' if gain < CONVERGED else 'NOT converged: this study cannot be read'}")
-    return {"release_loss": losses[RELEASE1][PROSE], "continued_loss": losses[check][PROSE], "gain": gain, "converged": gain < CONVERGED}
+    return release_check(store, RELEASE1)
 
 
 def trained(run, name: str) -> None:

@@ -109,6 +109,19 @@ def shifts(store: Store) -> dict:
     return {"loss": losses, "gap": {c: losses[c] - losses[PROSE] for c in (MAN, CODE)}}
 
 
+def release_check(store: Store, release: str, regime: Regime = REGIME) -> dict:
+    """A study's own first release (not `cv-base`) given the base's check: continued one update's length on
+    `cv-prose` (cosine from the peak) as `RELEASE-check`, how much its held-out loss still drops, said aloud."""
+    check = f"{release}-check"
+    ensure(store, update_config(store, UpdateRequest(name=check, parent=release, data=[PROSE], recipe="cosine", lr=regime.peak_lr,
+                                                     steps=regime.update_steps, seed=0, **regime.run_shape())))
+    losses = heldout(store, [release, check], [PROSE])
+    gain = losses[release][PROSE] - losses[check][PROSE]
+    say(f"{release}: held-out {losses[release][PROSE]:.4f}; continued on its data {losses[check][PROSE]:.4f} (gain {gain:+.4f}, "
+        f"limit {CONVERGED}): {'converged' if gain < CONVERGED else 'NOT converged: this study cannot be read'}")
+    return {"release_loss": losses[release][PROSE], "continued_loss": losses[check][PROSE], "gain": gain, "converged": gain < CONVERGED}
+
+
 def require_converged(store: Store, regime: Regime = REGIME) -> dict:
     """`convergence`, said aloud: every study calls it first and records it."""
     check = convergence(store, regime)
