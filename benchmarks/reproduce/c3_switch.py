@@ -16,8 +16,8 @@ weak shift, the strong one (regime.py's shift table, named by their measured gap
   decays off it over 10% of those (the default decay fraction);
 - continue: `renewlm update` (cosine re-warm and re-decay to 0.1·peak) from the last release, the same steps
   and replay;
-- retrain: `renewlm update --paradigm retrain` (random weights, the seed's; every corpus so far as many tokens as
-  the series read of it) with the releases' schedule family instead of its default cosine: wsd, 1% warmup, the
+- retrain: `renewlm update --paradigm retrain` (random weights, the seed's; every corpus so far for as many tokens
+  as it gave the series as new data: release 1's main path, then INCREMENT steps of each) with the releases' schedule family instead of its default cosine: wsd, 1% warmup, the
   peak held, a 1-sqrt decay to 0 over the last 10%. Each release's retrain continues the
   series from the one before (PTFS), so the ledger counts every one of them;
 - and beside it at release 4, for the first seed, the retrain as `--paradigm retrain` makes it (cosine to 0.1·peak).
@@ -35,9 +35,9 @@ retraining at decay fraction A = 0.45 in the cost model; with a large first rele
     python benchmarks/reproduce/c3_switch.py [--seeds 0 1 2]
 
 Resumable: a finished run is never run again. Release 1 is 4,620 steps (about 70 minutes idle on 2 cores) and
-its check 600; per seed the retrains are 4,890, 5,160 and 5,430 steps (about 3.9 hours), switch and continue
-about 1,800 together (27 minutes), and the cosine retrain 5,430 (82 minutes, first seed). Three seeds: about
-15 hours. Writes docs/results/c03_switch.json.
+its check 600; per seed the retrains are 4,470, 4,740 and 5,010 steps (about 3.6 hours), switch and continue
+about 1,800 together (27 minutes), and the cosine retrain 5,010 (76 minutes, first seed). Three seeds: about
+14.5 hours. Writes docs/results/c03_switch.json.
 """
 
 from __future__ import annotations
@@ -103,10 +103,7 @@ def retrain(store: Store, name: str, parent: str, corpus: str, seed: int, family
     run = cfg.model_dump(mode="json")
     if family == "wsd":
         run["schedule"] = {"name": "wsd", "peak_lr": cfg.schedule.peak_lr, "decay_fraction": DECAY}
-    # as many tokens of each corpus as the series read (the mixture's weights): the paradigm's own total counts
-    # release 1's branch, which read on in `cv-prose`, as seen data, and would read 9% less of every new corpus
-    steps = round(sum(cfg.mixture.phases[0].corpora.values()) / REGIME.batch_tokens)
-    ensure(store, validate_run({**run, "tokens": None, "steps": steps}, name))
+    ensure(store, validate_run(run, name))
 
 
 def update(store: Store, paradigm: str, name: str, parent: str, corpus: str, seed: int) -> None:

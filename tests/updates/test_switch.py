@@ -17,6 +17,7 @@ from renewlm.train.metrics import read_metrics
 from renewlm.train.run import prepare_run
 from renewlm.updates.paradigm import run_file, run_update
 from renewlm.updates.request import UpdateRequest
+from renewlm.updates.retrain import retrain_config
 from renewlm.versions import cost, read_version
 from renewlm.data.prepare import prepare
 from tests.conftest import write_jsonl
@@ -109,6 +110,15 @@ def test_the_ledger_counts_each_trunk_once_across_the_series(series):
     # Each trunk update read 1,024 tokens (3/4 new data, 1/4 replay), each release decayed over 512; the
     # base read 768. Retraining the releases would read 768, then 768 + 768, 3 × 768, 4 × 768 tokens.
     assert c["series_ratio"] == pytest.approx((768 + 3 * 1024 + 3 * 512) / (768 * (1 + 2 + 3 + 4)))
+
+
+def test_a_retrain_of_the_series_reads_each_corpus_for_the_new_data_it_gave(series):
+    store, _ = series
+    cfg = retrain_config(store, UpdateRequest(name="sw-retrain", parent="sw4", data=["code:1"], paradigm="retrain", steps=2))
+    # Each corpus gave 768 tokens where it was new; the trunks' replay and the releases' decays read old
+    # corpora again, which is not data: counting it would give prose the most and the new corpora less.
+    assert cfg.mixture.phases[0].corpora == {"prose": 768, "code": 768 + 512, "sw-c3": 768, "sw-c4": 768}
+    assert cfg.tokens == cost(store, "sw4")["data_tokens"] + 512 == 4 * 768 + 512
 
 
 def test_switch_refuses_a_trunk_and_names_the_release(series):

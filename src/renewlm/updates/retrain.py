@@ -2,11 +2,13 @@
 run, Wang et al.'s PTFS).
 
 A `retrain` update builds the parent's architecture with random weights and its tokenizer, and
-trains it on the union of every corpus its lineage trained on and the new data, each in proportion to
-the tokens it was (or is to be) trained on, for as many tokens as the lineage's data and the update
-together, with the cosine schedule of the lineage's pre-training. A series of retrains (PTFS: each
-release retrained from the one before) counts each corpus from the last retrain on: that run read
-everything before it from random weights, so the runs before it do not add to what the model saw.
+trains it on the union of every corpus its lineage trained on and the new data, each for as many tokens
+as the lineage read of it as new data (or the update is to read), with the cosine schedule of the
+lineage's pre-training. What a run read again of a corpus the lineage had trained on (replay, a
+release's decay branch, a corpus read once more) is not data a retrain must see: counting it would
+give the old corpora more than they gave, and the retrain would read more than its data.
+A series of retrains (PTFS: each release retrained from the one before) counts each corpus once, where
+it was new, so the oldest data does not gain share with every release.
 """
 
 from __future__ import annotations
@@ -16,20 +18,20 @@ from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import DEFAULT_PEAK_LR, resolve_data, update_shape
-from renewlm.versions import data_tokens, lineage, read_version
+from renewlm.versions import VersionRecord, lineage, read_version
 
 
-def trained_tokens(chain: list[dict]) -> dict[str, float]:
-    """Tokens each corpus gave the parent's weights: the runs of its lineage from the last retrain on.
-
-    Counting the runs before a retrain too would count its corpora twice (once where they were new,
-    again in the retrain's union), and the series' oldest data would grow its share with every release.
-    """
-    start = max((i for i, meta in enumerate(chain) if meta.paradigm == "retrain"), default=0)
-    tokens: dict[str, float] = {}
-    for meta in chain[start:]:
-        for corpus, count in (meta.corpus_tokens or {}).items():
-            tokens[corpus] = tokens.get(corpus, 0.0) + count
+def data_by_corpus(chain: list[VersionRecord]) -> dict[str, int]:
+    """Tokens of new data each corpus gave the lineage: what each run read of the corpora no run before it
+    had trained on (per corpus, the records' `data_tokens`)."""
+    seen: set[str] = set()
+    tokens: dict[str, int] = {}
+    for meta in chain:
+        read = meta.corpus_tokens or {}
+        for corpus, count in read.items():
+            if corpus not in seen:
+                tokens[corpus] = tokens.get(corpus, 0) + count
+        seen.update(read)
     return tokens
 
 
@@ -46,7 +48,7 @@ def retrain_config(store: Store, request: UpdateRequest) -> RunConfig:
             f"--paradigm retrain trains on all the data the lineage saw, but {imported[0]!r} was imported and its "
             f"pre-training data is not in the store; compare against a retrain with `renewlm train` and a run file instead"
         )
-    old = trained_tokens(chain)
+    old = data_by_corpus(chain)
     if not old:
         raise ConfigError(
             f"--paradigm retrain needs the data {parent!r}'s lineage trained on, but its records name no corpora "
@@ -69,7 +71,7 @@ def retrain_config(store: Store, request: UpdateRequest) -> RunConfig:
         "mixture": {"phases": [{"corpora": weights}]},
         "schedule": {"name": "cosine", "peak_lr": peak}, "document_mask": info.document_mask,
         "seq_len": shape["seq_len"], "batch_tokens": shape["batch_tokens"], "micro_batch": shape["micro_batch"],
-        "tokens": sum(data_tokens(m) for m in chain) + update_tokens,
+        "tokens": sum(old.values()) + update_tokens,
         "eval_every": request.eval_every, "checkpoint_every": request.checkpoint_every, "seed": request.seed,
     }
     return validate_run(run, f"retrain {request.name}")
