@@ -8,7 +8,8 @@ Here the base is the regime's `cv-base` (converged on `cv-prose`). The general b
 shift half each (the pre-training data beside new data of the same kind, still being learned); the second blend
 is that at 90% and the small, distinct set at 10%: `cv-de`, German manual pages, which neither the base nor the
 general blend has seen. Each arm is `renewlm update --recipe reuse --data GENERAL --then SECOND --switch-at R`
-for R = 2, 5, 10, 50, and one with no switch, one update's length (regime.py: 600 steps). The score is the
+for R = 2, 5, 10, 50, and one with no switch, each STEPS = 160 steps (2.6M tokens, 3.8% of the base's 68.8M, as
+the paper's 300B continuation was of its 8T pre-training; the regime's 600-step update would be 14%). The score is the
 average held-out loss over the three corpora, so the added set counts as one evaluation among three (as the
 paper's QA evaluations count beside its general ones), not the whole target; the added set's own loss is
 reported beside it. Seeds vary the data order; the base is shared.
@@ -18,8 +19,8 @@ interval containing 0), and start/2 and start/50 are each worse than start/5 (th
 
     python benchmarks/reproduce/c4_reuse.py [--seeds 0 1 2]
 
-Resumable: a finished run is never run again. Each arm is about 10 minutes idle on 2 cores, so the 15 runs of
-three seeds about 2.5 hours. Writes docs/results/c04_reuse.json.
+Resumable: a finished run is never run again. Each arm is about 3.5 minutes idle on 2 cores, so the 15 runs of
+three seeds under an hour. Writes docs/results/c04_reuse.json.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from renewlm.updates.update import update_config  # noqa: E402
 from renewlm.versions import read_version  # noqa: E402
 
 STUDY = "c04_reuse"
+STEPS = 160  # the paper's continuation against its pre-training: 300B of 8T tokens
 ADDED, ADDED_SHARE = GERMAN, 0.1  # Parmar et al.: the second blend is the general blend + 10% of the added data
 RATIOS = [2, 5, 10, 50]  # switch at LR = start/R; the paper's best is 5
 ARMS = ["never", *map(str, RATIOS)]
@@ -58,7 +60,7 @@ def items(blend: dict[str, float]) -> list[str]:
 def arm(store, general: dict, second: dict, ratio: str, seed: int) -> dict:
     name = f"c4-{ratio}-s{seed}"
     switch = {} if ratio == "never" else {"then": items(second), "switch_at": float(ratio)}
-    cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=items(general), recipe="reuse", steps=REGIME.update_steps,
+    cfg = update_config(store, UpdateRequest(name=name, parent=BASE, data=items(general), recipe="reuse", steps=STEPS,
                                              seed=seed, **switch, **REGIME.run_shape()))
     ensure(store, cfg)
     schedule = cfg.schedule.build(cfg.total_steps, cfg.batch_tokens)
@@ -101,7 +103,7 @@ def main() -> None:
         say(f"{label:>22}: average {results[a]['average']['mean']:.4f}, {ADDED} {results[a]['loss'][ADDED]['mean']:.4f}{diff}")
     say(f"best: {result['best']}; checks: {result['checks']}; " + ("decided" if result["decided"] else "not decided (one seed)"))
     study.write({"corpora": corpora, "general_blend": general, "second_blend": second, "added": ADDED, "ratios": RATIOS,
-                 "steps": REGIME.update_steps, "runs": runs, "losses": losses, "results": results, "verdict": result})
+                 "steps": STEPS, "runs": runs, "losses": losses, "results": results, "verdict": result})
 
 
 if __name__ == "__main__":
