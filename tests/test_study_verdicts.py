@@ -13,6 +13,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "reproduce"))
 
 import c2_schedules  # noqa: E402
+import common  # noqa: E402
 import c4_reuse  # noqa: E402
 import c5_soups  # noqa: E402
 import regime  # noqa: E402
@@ -96,11 +97,13 @@ def test_the_schedule_study_reads_forgetting_and_adaptation_against_cosine():
 
 
 def test_a_study_records_the_regime_its_check_and_its_versions_training_time(tmp_path, monkeypatch):
-    monkeypatch.setattr(regime, "RESULTS", tmp_path / "results")
-    monkeypatch.setattr(regime, "ROOT", tmp_path)
+    monkeypatch.setattr(common, "RESULTS", tmp_path / "results")  # write_study's, not the repository's docs/results
+    monkeypatch.setattr(common, "ROOT", tmp_path)
     store = Store(tmp_path / "store")
     study = regime.Study("c09_probe", argparse.Namespace(seeds=[0, 1, 2]), store, {"gain": 0.01, "converged": True}, time.perf_counter())
-    out = json.loads(study.write({"verdict": {"decided": False}}).read_text())
+    path = study.write({"verdict": {"decided": False}})
+    assert path == tmp_path / "results" / "c09_probe.json"
+    out = json.loads(path.read_text())
     assert out["study"] == "c09_probe" and out["seeds"] == [0, 1, 2] and out["base"] == regime.BASE
     assert out["regime"]["base_steps"] == regime.REGIME.base_steps and out["convergence"]["converged"] is True
     assert out["verdict"] == {"decided": False} and out["training_seconds"] == 0  # an empty store: no version trained
