@@ -17,8 +17,9 @@ weak shift, the strong one (regime.py's shift table, named by their measured gap
 - continue: `renewlm update` (cosine re-warm and re-decay to 0.1·peak) from the last release, the same steps
   and replay;
 - retrain: `renewlm update --paradigm retrain` (random weights, the seed's; every corpus so far for as many tokens
-  as it gave the series as new data: release 1's main path, then INCREMENT steps of each) with the releases' schedule family instead of its default cosine: wsd, 1% warmup, the
-  peak held, a 1-sqrt decay to 0 over the last 10%. Each release's retrain continues the
+  as it gave the series as new data: release 1's main path, then INCREMENT steps of each) with the releases'
+  schedule family instead of its default cosine: wsd, 1% warmup, the peak held, a 1-sqrt decay to 0 over the
+  last 10%. Each release's retrain continues the
   series from the one before (PTFS), so the ledger counts every one of them;
 - and beside it at release 4, for the first seed, the retrain as `--paradigm retrain` makes it (cosine to 0.1·peak).
 Score: the mean held-out loss over every corpus released so far. Cost: each release's series FLOPs from the

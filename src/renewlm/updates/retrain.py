@@ -6,7 +6,7 @@ trains it on the union of every corpus its lineage trained on and the new data, 
 as the lineage read of it as new data (or the update is to read), with the cosine schedule of the
 lineage's pre-training. What a run read again of a corpus the lineage had trained on (replay, a
 release's decay branch, a corpus read once more) is not data a retrain must see: counting it would
-give the old corpora more than they gave, and the retrain would read more than its data.
+give the old corpora a larger share than they gave as data, and the new corpora less than the series read.
 A series of retrains (PTFS: each release retrained from the one before) counts each corpus once, where
 it was new, so the oldest data does not gain share with every release.
 """
