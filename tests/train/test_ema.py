@@ -112,7 +112,9 @@ def test_two_gloo_processes_keep_the_average_one_process_keeps(train_store, tmp_
     a, b = weights(train_store, "e1-ema"), weights(train_store, "e2-ema")
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(b[key], a[key], atol=1e-5, rtol=0)
+        # gloo sums the gradients in another order than one process: after 6 steps one weight in 16,384 of the
+        # average differs by 1.14e-5 (torch 2.13 CPU, the packages of 2026-12-07); a wrong average differs everywhere
+        torch.testing.assert_close(b[key], a[key], atol=3e-5, rtol=0)
 
 
 def test_the_ema_of_a_release_branched_off_a_trunk_names_that_trunk(train_store):
