@@ -5,7 +5,7 @@ import json
 import pytest
 
 from renewlm.store import Store
-from renewlm.versions import cost, lineage, lineage_corpora, lineage_corpus_tokens, read_version
+from renewlm.versions import cost, lineage, lineage_corpora, lineage_corpus_tokens, lineage_new_data, read_version
 from renewlm.versions.lineage import display_parent
 
 
@@ -53,6 +53,10 @@ def test_lineage_follows_every_parent_once_parents_first(graph):
     assert [m.name for m in lineage(graph, "legacy")] == ["base", "legacy"]  # a record with `parent`
     assert lineage_corpora(graph, "soup") == ["a", "b", "c"]
     assert lineage_corpus_tokens(graph, "r3") == {"a": 116, "b": 95, "c": 99}
+    # New data only: each corpus where it was first read (a's replay and the branches' re-reads left out),
+    # which sums to the ledger's data tokens.
+    assert lineage_new_data(lineage(graph, "r3")) == {"a": 100, "b": 90, "c": 90}
+    assert sum(lineage_new_data(lineage(graph, "r3")).values()) == cost(graph, "r3")["data_tokens"]
 
 
 def test_ledger_counts_a_shared_trunk_once_and_sets_the_series_against_retraining(graph):

@@ -18,21 +18,7 @@ from renewlm.store import Store
 from renewlm.train.config import RunConfig, validate_run
 from renewlm.updates.request import UpdateRequest
 from renewlm.updates.update import DEFAULT_PEAK_LR, resolve_data, update_shape
-from renewlm.versions import VersionRecord, lineage, read_version
-
-
-def data_by_corpus(chain: list[VersionRecord]) -> dict[str, int]:
-    """Tokens of new data each corpus gave the lineage: what each run read of the corpora no run before it
-    had trained on (per corpus, the records' `data_tokens`)."""
-    seen: set[str] = set()
-    tokens: dict[str, int] = {}
-    for meta in chain:
-        read = meta.corpus_tokens or {}
-        for corpus, count in read.items():
-            if corpus not in seen:
-                tokens[corpus] = tokens.get(corpus, 0) + count
-        seen.update(read)
-    return tokens
+from renewlm.versions import lineage, lineage_new_data, read_version
 
 
 def retrain_config(store: Store, request: UpdateRequest) -> RunConfig:
@@ -48,7 +34,7 @@ def retrain_config(store: Store, request: UpdateRequest) -> RunConfig:
             f"--paradigm retrain trains on all the data the lineage saw, but {imported[0]!r} was imported and its "
             f"pre-training data is not in the store; compare against a retrain with `renewlm train` and a run file instead"
         )
-    old = data_by_corpus(chain)
+    old = lineage_new_data(chain)
     if not old:
         raise ConfigError(
             f"--paradigm retrain needs the data {parent!r}'s lineage trained on, but its records name no corpora "

@@ -76,6 +76,21 @@ def lineage_corpus_tokens(store: Store, name: str) -> dict[str, float]:
     return tokens
 
 
+def lineage_new_data(chain: list[VersionRecord]) -> dict[str, int]:
+    """Tokens of new data each corpus gave a lineage (`lineage`'s list, parents first): what each run read of the
+    corpora no run before it had trained on, per corpus, as the records' `data_tokens` count them. What a run
+    read again (replay, a release's decay branch) is left out: it is what a retrain on the data need not read."""
+    seen: set[str] = set()
+    tokens: dict[str, int] = {}
+    for meta in chain:
+        read = meta.corpus_tokens or {}
+        for corpus, count in read.items():
+            if corpus not in seen:
+                tokens[corpus] = tokens.get(corpus, 0) + count
+        seen.update(read)
+    return tokens
+
+
 def display_parent(meta: VersionRecord, metas: dict[str, VersionRecord]) -> str | None:
     """Where a version sits in the version tree (of the versions `metas`, by name).
 
