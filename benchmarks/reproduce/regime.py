@@ -49,6 +49,7 @@ class Regime:
     base_steps: int = 4200
     update_steps: int = 600
     peak_lr: float = 2e-3
+    base: str = BASE  # the base's version name (another regime's base sits beside this one in the store)
 
     def run_shape(self) -> dict:
         return {"seq_len": self.seq_len, "batch_tokens": self.batch_tokens, "micro_batch": self.batch_tokens // self.seq_len}
@@ -62,8 +63,8 @@ def default_store() -> Store:
 
 
 def base(store: Store, regime: Regime = REGIME, seed: int = 0):
-    """The shared base: the preset from random weights on cv-prose, cosine, `seed` 0."""
-    name = BASE if seed == 0 else f"{BASE}-s{seed}"
+    """The regime's shared base: the preset from random weights on cv-prose, cosine, `seed` 0."""
+    name = regime.base if seed == 0 else f"{regime.base}-s{seed}"
     return ensure(store, validate_run({
         "name": name, "preset": regime.preset, "tokenizer": TOKENIZER,
         "mixture": {"phases": [{"corpora": {PROSE: 1.0}}]},

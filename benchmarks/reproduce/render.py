@@ -152,8 +152,8 @@ def _rho(errors: dict) -> str:
     return "" if errors["spearman"] is None else f"{errors['spearman']:.2f}"
 
 
-def predict_grid() -> str:
-    data = _json("predict_grid")
+def predict_grid(name: str = "predict_grid") -> str:
+    data = _json(name)
     rows = []
     for part, corpora in data["per_set"].items():
         for corpus, c in corpora.items():
@@ -409,7 +409,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "corpora": corpora, "regime-check": regime_check, "regime-check-20tpp": lambda: regime_check("regime-20tpp"),
     "regime-shifts": regime_shifts,
     "generated-replay": generated_replay, "vocab-extension": vocab_extension, "averaging": averaging,
-    "predict-parent": predict_parent, "predict-grid": predict_grid, "c02-schedules": c02_schedules, "c05-soups": c05_soups,
+    "predict-parent": predict_parent, "predict-grid": predict_grid,
+    "predict-test": lambda: predict_grid("predict_test"), "c02-schedules": c02_schedules, "c05-soups": c05_soups,
     "c01-replay": c01_replay, "c03-switch": c03_switch, "c04-reuse": c04_reuse, "c06-sweep": c06_sweep,
 }
 
