@@ -12,6 +12,7 @@ from renewlm.train.loop import train
 from renewlm.train.metrics import read_metrics
 from renewlm.train.run import config_changes
 from renewlm.updates import loss_law
+from renewlm.updates.history import read_history
 from renewlm.updates.loss_law import FitError
 from renewlm.updates.predict import AUTO_REPLAYS, PROBE_DECAY, PROBE_EVALS, predict, predict_request, probe_config
 from renewlm.updates.request import UpdateRequest
@@ -94,8 +95,13 @@ def test_plan_predict_says_the_probes_cost_then_prints_the_losses(parent, level_
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     code, _, err = cli(*args, "--curve", tmp_path / "curves.svg")
     assert code == 2 and err == f"error: --curve {tmp_path / 'curves.svg'} should be a .png file\n"
-    assert [(row["candidate"], sorted(row["predicted"])) for row in json.loads(out)] == [
+    rows = json.loads(out)
+    assert [(row["candidate"], sorted(row["predicted"])) for row in rows] == [
         ("replay 0", ["code", "prose"]), ("replay 0.25", ["code", "prose"])]
+    # Beside the law's number, the probe's last measured loss: what its own run logged at its last evaluation.
+    for row in rows:
+        assert row["probe_end"] == {c: points[-1][1] for c, points in read_history(parent, row["probe"]).points.items()}
+    assert [c[6] for c in cells if c[1] == "code"] == [f"{row['probe_end']['code']:.4f}" for row in rows]
 
 
 def test_a_parent_without_a_curve_is_one_sentence(parent, cli):
