@@ -16,7 +16,8 @@ from renewlm.updates.plan import format_count
 NOTE = ("now: the parent's held-out loss (the probe's step 0); predicted by the loss law fitted to the parent's logged "
         "curve and the probe. Not yet accurate: on twelve full updates no choice of the law had seen, its mean error was "
         "0.08-0.23 nats per corpus (worst 0.53), and the probe's own last loss ranked them better (docs/prediction.md)")
-PROBE_NOTE = "probe's end: the probe's last measured loss, a measurement; compare candidates by it, not its level"
+PROBE_NOTE = ("probe's end: the probe's last measured loss, at the probe's end, not the update's; on updates no choice of the "
+              "law had seen it ranked the candidates better than the law")
 
 
 def losses_table(title: str, rows: list[tuple], new: set[str]) -> Table:
